@@ -1,0 +1,50 @@
+"""Checks and reductions shared by every loss in the registry."""
+import math
+
+import torch
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def check_non_negative(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_in_unit_interval(name, value):
+    """``value`` in [0, 1): the range of label_smoothing and of CB's beta."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_logits_and_targets(logits, targets, num_classes=None):
+    """Shapes (B, C) and (B,), integer targets in [0, C)."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+    if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}"
+        )
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
+    classes = logits.shape[1] if num_classes is None else num_classes
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
+        raise ValueError(
+            f"targets must be in [0, {classes}), got values from {int(targets.min())} to {int(targets.max())}"
+        )
+
+
+def reduce_loss(per_sample, reduction):
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample

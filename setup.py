@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="oltr-lt",
+    version="0.1.0",
+    description="Open Long-Tailed Recognition with a pluggable registry of long-tail losses",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["oltr", "oltr.*", "losses", "losses.*"]),
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "scikit-learn>=1.2",
+        "numpy>=1.23",
+        "pyyaml>=6.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "plot": ["matplotlib>=3.5"],
+        "tb": ["tensorboard>=2.10"],
+    },
+    entry_points={"console_scripts": ["oltr=oltr.cli:entry_point"]},
+)
