@@ -1,0 +1,232 @@
+"""Class-balanced losses: ``cb_softmax``, ``cb_sigmoid``, ``cb_focal``.
+
+Cui, Jia, Lin, Song, Belongie, "Class-Balanced Loss Based on Effective Number
+of Samples", CVPR 2019. The effective number of class c is
+``E_{n_c} = (1 - beta^{n_c}) / (1 - beta)`` (Eq. 3); each sample is weighted by
+``a_y = 1 / E_{n_y}``, normalised so that ``sum_c a_c = C``, and the weight
+multiplies softmax CE (Eq. 6), the per-class sigmoid BCE summed over classes
+(Eq. 7) or the sigmoid focal loss summed over classes (Eq. 8).
+
+This file also holds ``sigmoid_focal_per_sample``, the numerically stable,
+fused sigmoid focal kernel shared with EFL (``losses/equalized_focal.py``).
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._common import check_in_unit_interval, check_logits_and_targets, check_non_negative, check_reduction
+from .registry import register_loss
+
+
+def _as_counts(class_counts, num_classes):
+    """``class_counts`` as a float64 vector of positive finite counts, or ValueError naming it."""
+    if class_counts is None:
+        raise ValueError(
+            "class_counts is required for class-balanced losses: pass the per-class training counts "
+            "(the pipeline passes them as context)"
+        )
+    try:
+        counts = torch.as_tensor(class_counts, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"class_counts must be a sequence of numbers, got {class_counts!r}") from None
+    if counts.dim() != 1 or counts.numel() == 0:
+        raise ValueError(f"class_counts must be a non-empty 1-D sequence, got shape {tuple(counts.shape)}")
+    if not bool(torch.isfinite(counts).all()) or bool((counts <= 0).any()):
+        raise ValueError(f"class_counts must all be finite and > 0, got {counts.tolist()}")
+    if num_classes is not None and counts.numel() != num_classes:
+        raise ValueError(f"class_counts has {counts.numel()} entries but num_classes is {num_classes}")
+    return counts
+
+
+def class_balanced_weights(class_counts, beta):
+    """Per-class weights ``a_c = (1 - beta) / (1 - beta^{n_c})`` scaled to sum to C (float64).
+
+    Cui et al. 2019, Eq. 3 (effective number) and Sec. 3.2. beta = 0 gives uniform weights;
+    beta -> 1 approaches inverse class frequency.
+    """
+    beta = check_in_unit_interval("beta", beta)
+    counts = _as_counts(class_counts, None)
+    # 1 - beta^n = -expm1(n log beta): exact for beta near 1, and log(0) = -inf gives 1 for beta = 0.
+    one_minus_beta_n = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
+    weights = (1.0 - beta) / one_minus_beta_n
+    return weights * (counts.numel() / weights.sum())
+
+
+def _focal_parts(z, gamma, weight):
+    """For *non-target* entries: s = sigmoid(z), -log p_t = softplus(z), weighted modulator.
+
+    A non-target entry has p_t = 1 - sigmoid(z), so (1 - p_t)^gamma = sigmoid(z)^gamma and
+    -log p_t = softplus(z); a target entry is the same term at -z. sigmoid and softplus are
+    stable for any |z|: no log(0), no overflow. The modulator times ``weight`` is returned
+    (None when both are trivial); it never aliases s.
+    """
+    s = torch.sigmoid(z)
+    neg_log_p = F.softplus(z)
+    scalar_gamma = isinstance(gamma, (int, float))
+    if scalar_gamma and gamma == 0:
+        modulator = None
+    elif scalar_gamma and gamma == 1:
+        modulator = s
+    elif scalar_gamma and gamma == 2:
+        modulator = s * s  # integer powers as products: cheaper than pow
+    else:
+        modulator = s.pow(gamma)
+    if weight is not None:
+        modulator = weight if modulator is None else modulator * weight
+    return s, neg_log_p, modulator
+
+
+def _focal_grad(s, neg_log_p, modulator, gamma):
+    """d/dz of ``modulator * softplus(z)`` = modulator * (s + gamma * (1 - s) * softplus(z))."""
+    if isinstance(gamma, (int, float)) and gamma == 0:
+        return s if modulator is None else s.mul_(modulator)
+    one_minus_s = torch.rsub(s, 1.0)
+    if isinstance(gamma, (int, float)):
+        grad = torch.addcmul(s, one_minus_s, neg_log_p, value=gamma)
+    else:
+        grad = torch.addcmul(s, one_minus_s, neg_log_p * gamma)
+    return grad.mul_(modulator)
+
+
+def _weighted_row_sums(neg_log_p, modulator):
+    if modulator is None:
+        return neg_log_p.sum(dim=1)
+    if modulator.shape[0] == 1 and neg_log_p.shape[0] != 1:
+        return neg_log_p @ modulator.squeeze(0)
+    return torch.linalg.vecdot(modulator, neg_log_p)
+
+
+class _SigmoidFocalPerSample(torch.autograd.Function):
+    """Per-sample sums over classes of a weighted sigmoid focal loss, with an analytic backward.
+
+    The gradient is computed in the forward pass (it shares every intermediate) and only
+    scaled by the incoming gradient in backward: far fewer passes over the B x C logits than
+    autograd through the elementwise ops would take.
+    """
+
+    @staticmethod
+    def forward(ctx, z, targets, gamma, pos_weight, neg_weight):
+        rows = torch.arange(z.shape[0], device=z.device)
+        scalar_gamma = isinstance(gamma, (int, float))
+        gamma_neg = gamma if scalar_gamma else gamma.unsqueeze(0)
+        gamma_pos = gamma if scalar_gamma else gamma[targets].unsqueeze(1)
+        # Every entry as a non-target; the B target entries are then replaced.
+        s, neg_log_p, modulator = _focal_parts(z, gamma_neg, neg_weight)
+        grad = _focal_grad(s, neg_log_p, modulator, gamma_neg) if ctx.needs_input_grad[0] else None
+        neg_log_p[rows, targets] = 0.0  # zeroed rather than subtracted: no cancellation at large z_y
+        per_sample = _weighted_row_sums(neg_log_p, modulator)
+        # Target entries: the non-target term at -z_y, whose derivative in z changes sign.
+        z_pos = z[rows, targets].neg().unsqueeze(1)
+        weight_pos = None if pos_weight is None else pos_weight.unsqueeze(1)
+        s_pos, neg_log_p_pos, modulator_pos = _focal_parts(z_pos, gamma_pos, weight_pos)
+        loss_pos = neg_log_p_pos if modulator_pos is None else neg_log_p_pos * modulator_pos
+        per_sample = per_sample + loss_pos.squeeze(1)
+        if grad is not None:
+            grad[rows, targets] = _focal_grad(s_pos, neg_log_p_pos, modulator_pos, gamma_pos).squeeze(1).neg()
+            ctx.save_for_backward(grad)
+        return per_sample
+
+    @staticmethod
+    def backward(ctx, grad_per_sample):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_per_sample.unsqueeze(1), None, None, None, None
+
+
+def sigmoid_focal_per_sample(z, targets, gamma=0.0, pos_weight=None, neg_weight=None):
+    """``sum_j w_ij (1 - p_t)^gamma_j (-log p_t)`` for each sample i (float32 logits, shape (B,)).
+
+    ``p_t = sigmoid(z_ij)`` on the target entry and ``1 - sigmoid(z_ij)`` elsewhere (Lin et al.
+    2017, Eq. 5, one binary classifier per class). ``gamma``: a float, or a (C,) tensor (one per
+    class, used by EFL). ``pos_weight``: (B,) weight of each target entry or None; ``neg_weight``:
+    broadcastable to (B, C), weight of the non-target entries, or None. Weights and gamma are
+    constants for autograd. gamma = 0 gives the summed binary cross-entropy.
+    """
+    return _SigmoidFocalPerSample.apply(z, targets, gamma, pos_weight, neg_weight)
+
+
+class _ClassBalancedLoss(nn.Module):
+    """Shared set-up: validated hyper-parameters and the class weights as a buffer."""
+
+    def __init__(self, class_counts=None, beta=0.9999, num_classes=None, reduction="mean"):
+        super().__init__()
+        self.beta = check_in_unit_interval("beta", beta)
+        counts = _as_counts(class_counts, num_classes)
+        self.num_classes = counts.numel()
+        self.reduction = check_reduction(reduction)
+        # Derived from the constructor's arguments, so not saved in state_dict (persistent=False):
+        # a checkpoint cannot silently replace the weights the config asks for.
+        self.register_buffer("class_weights", class_balanced_weights(counts, self.beta).float(), persistent=False)
+
+    def _check(self, logits, targets):
+        check_logits_and_targets(logits, targets, self.num_classes)
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries"
+            )
+
+    def _sample_weights(self, logits, targets):
+        self._check(logits, targets)
+        return self.class_weights.to(logits.device)[targets]
+
+    def extra_repr(self):
+        return f"num_classes={self.num_classes}, beta={self.beta}, reduction={self.reduction!r}"
+
+
+@register_loss("cb_softmax")
+class ClassBalancedSoftmaxLoss(_ClassBalancedLoss):
+    """Class-balanced softmax cross-entropy, ``a_y * CE(z, y)`` (Cui et al. 2019, Eq. 6).
+
+    ``class_counts``: per-class training counts (required). ``beta`` in [0, 1), default 0.9999.
+    Reduction over the batch: mean (default), sum, or none (per-sample losses).
+    """
+
+    def forward(self, logits, targets):
+        self._check(logits, targets)
+        weight = self.class_weights.to(logits.device)
+        # CE's own class weights are exactly a_y per sample; its fused kernel keeps this at CE's
+        # speed. Its "mean" would divide by sum_i a_{y_i}, so the batch mean is taken by hand.
+        reduction = "sum" if self.reduction == "mean" else self.reduction
+        loss = F.cross_entropy(logits.float(), targets, weight=weight, reduction=reduction)
+        return loss / logits.shape[0] if self.reduction == "mean" else loss
+
+
+@register_loss("cb_sigmoid")
+class ClassBalancedSigmoidLoss(_ClassBalancedLoss):
+    """Class-balanced sigmoid loss, ``a_y * sum_i BCE(z_i, [i = y])`` (Cui et al. 2019, Eq. 7).
+
+    Sum over classes, then mean (default), sum or none over the batch.
+    """
+
+    def forward(self, logits, targets):
+        weights = self._sample_weights(logits, targets)
+        per_sample = sigmoid_focal_per_sample(logits.float(), targets) * weights
+        if self.reduction == "mean":
+            return per_sample.mean()
+        return per_sample.sum() if self.reduction == "sum" else per_sample
+
+
+@register_loss("cb_focal")
+class ClassBalancedFocalLoss(_ClassBalancedLoss):
+    """Class-balanced focal loss (Cui et al. 2019, Eq. 8).
+
+    ``a_y * sum_i (1 - p_i^t)^gamma * (-log p_i^t)`` with ``p_i^t = sigmoid(z_i)`` for i = y and
+    ``sigmoid(-z_i)`` otherwise. Sum over classes, mean over the batch (the official code divides
+    by the number of positives, which is B in single-label classification). ``gamma`` >= 0,
+    default 1.0; the modulator is evaluated as ``exp(-gamma * softplus(z^t))``, stable for any |z|.
+    """
+
+    def __init__(self, class_counts=None, beta=0.9999, gamma=1.0, num_classes=None, reduction="mean"):
+        super().__init__(class_counts=class_counts, beta=beta, num_classes=num_classes, reduction=reduction)
+        self.gamma = check_non_negative("gamma", gamma)
+
+    def forward(self, logits, targets):
+        weights = self._sample_weights(logits, targets)
+        per_sample = sigmoid_focal_per_sample(logits.float(), targets, self.gamma) * weights
+        if self.reduction == "mean":
+            return per_sample.mean()
+        return per_sample.sum() if self.reduction == "sum" else per_sample
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, gamma={self.gamma}"

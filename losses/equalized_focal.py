@@ -1,0 +1,113 @@
+"""Equalized focal loss: ``efl``.
+
+Li, Wang, Zhang, Yang, Zhu, Zhu, Song, Li, "Equalized Focal Loss for Dense Long-Tailed Object
+Detection", CVPR 2022, Eq. 4-7. One sigmoid classifier per class; class j gets its own
+focusing factor ``gamma_j = gamma_b + s * (1 - g_j)`` (Eq. 5) and weighting factor
+``w_j = gamma_j / gamma_b`` (Eq. 6), where g_j in [0, 1] is the accumulated ratio of the
+positive to the negative gradient magnitude class j has received (from EQLv2):
+
+    L = sum_ij alpha_t * w_j * (1 - p_t)^gamma_j * (-log p_t) / B           (Eq. 7)
+
+In classification every class is foreground (there is no background class).
+"""
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from ._common import check_logits_and_targets, check_non_negative, check_reduction
+from .class_balanced import sigmoid_focal_per_sample
+from .registry import register_loss
+
+
+@register_loss("efl")
+class EqualizedFocalLoss(nn.Module):
+    """Equalized focal loss (Li et al. 2022, Eq. 7) with EQLv2-style gradient collection.
+
+    Parameters: ``num_classes`` (required, pipeline context), ``gamma_b`` = 2.0 (> 0, the base
+    focusing factor), ``scale_factor`` = 8.0 (s >= 0), ``alpha`` = 0.25 (in [0, 1]; alpha < 0
+    disables the alpha_t balance), ``reduction``: "mean" (default) = sum over all entries / B,
+    "sum" = sum over all entries, "none" = per-sample sums over classes, shape (B,).
+
+    Gradient collection: in training mode, when the logits take part in autograd, forward
+    registers a hook that receives G = dObjective/dlogits for this call (so it includes the
+    loss's weight in the total objective, the 1/B of "mean" and any AMP loss scale: the ratio
+    pos/neg is unchanged by such constant factors, as in the original code) and adds
+    ``pos_grad_j += sum_i |G_ij| [y_i = j]``, ``neg_grad_j += sum_i |G_ij| [y_i != j]``. Under
+    torch.distributed the per-step sums are all-reduced first, so every rank holds the same g.
+    A step whose gradient is not finite (an AMP overflow step) is skipped.
+    ``g_j = clamp(pos_grad_j / (neg_grad_j + 1e-10), 0, 1)``, and 1 for a class that has not
+    received any gradient yet, so EFL starts as sigmoid focal loss with weight 1.
+    ``pos_grad`` and ``neg_grad`` are float64 buffers: they go into state_dict (checkpoints).
+    """
+
+    def __init__(self, num_classes=None, gamma_b=2.0, scale_factor=8.0, alpha=0.25, reduction="mean"):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f"num_classes must be a positive integer (the pipeline passes it as context), got {num_classes!r}"
+            )
+        if check_non_negative("gamma_b", gamma_b) == 0:
+            raise ValueError("gamma_b must be > 0 (the weighting factor divides by it), got 0")
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha > 1:
+            raise ValueError(f"alpha must be a number <= 1 (alpha < 0 disables it), got {alpha!r}")
+        self.num_classes = num_classes
+        self.gamma_b = float(gamma_b)
+        self.scale_factor = check_non_negative("scale_factor", scale_factor)
+        self.alpha = float(alpha)
+        self.reduction = check_reduction(reduction)
+        self.register_buffer("pos_grad", torch.zeros(num_classes, dtype=torch.float64))
+        self.register_buffer("neg_grad", torch.zeros(num_classes, dtype=torch.float64))
+
+    @property
+    def g(self):
+        """Per-class ratio g_j in [0, 1] (float64); 1 where no gradient has been collected yet."""
+        ratio = (self.pos_grad / (self.neg_grad + 1e-10)).clamp(0.0, 1.0)
+        untouched = (self.pos_grad == 0) & (self.neg_grad == 0)
+        return torch.where(untouched, torch.ones_like(ratio), ratio)
+
+    def forward(self, logits, targets):
+        check_logits_and_targets(logits, targets, self.num_classes)
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits have {logits.shape[1]} classes but num_classes is {self.num_classes}")
+        if self.training and logits.requires_grad and torch.is_grad_enabled():
+            # A fresh view per call: the hook fires once for this forward's backward, and a
+            # leaf tensor reused across steps does not pile up hooks.
+            logits = logits.view_as(logits)
+            logits.register_hook(self._gradient_collector(targets.detach()))
+        z = logits.float()
+        focusing = (self.gamma_b + self.scale_factor * (1.0 - self.g)).to(device=z.device, dtype=z.dtype)
+        weighting = focusing / self.gamma_b
+        if self.alpha >= 0:
+            pos_weight, neg_weight = self.alpha * weighting[targets], (1.0 - self.alpha) * weighting
+        else:
+            pos_weight, neg_weight = weighting[targets], weighting
+        per_sample = sigmoid_focal_per_sample(z, targets, focusing, pos_weight, neg_weight.unsqueeze(0))
+        if self.reduction == "mean":
+            return per_sample.mean()
+        return per_sample.sum() if self.reduction == "sum" else per_sample
+
+    def _gradient_collector(self, targets):
+        def collect(grad):
+            magnitude = grad.detach().abs()
+            rows = torch.arange(magnitude.shape[0], device=magnitude.device)
+            total = magnitude.sum(dim=0, dtype=torch.float64)
+            pos = torch.zeros_like(total).index_add_(0, targets, magnitude[rows, targets].double())
+            step = torch.stack([pos, total - pos])
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(step)  # same sums on every rank, so the same g
+            # Skipped on every rank alike (the check follows the all-reduce): an AMP overflow
+            # step must not poison the running sums with inf/nan.
+            if bool(torch.isfinite(step).all()):
+                step = step.to(self.pos_grad.device)
+                self.pos_grad += step[0]
+                self.neg_grad += step[1]
+
+        return collect
+
+    def extra_repr(self):
+        return (
+            f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, scale_factor={self.scale_factor}, "
+            f"alpha={self.alpha}, reduction={self.reduction!r}"
+        )
