@@ -1,0 +1,180 @@
+"""Digits-LT: the embedded default dataset, built from scikit-learn's handwritten digits.
+
+A fresh clone with no data and no network still runs the whole OLTR pipeline
+on it through the same split-file code path as ImageNet-LT. The build is
+deterministic (seed 0) and takes well under a second:
+
+* source: ``sklearn.datasets.load_digits`` (1,797 8x8 images, values 0-16,
+  174-183 per digit), written as 8x8 grayscale PNGs scaled to 0-255 under
+  ``images/<digit>/<index in load_digits>.png``;
+* open set: digits 8 and 9 are held out; 50 images of each (100) form the open
+  split with label -1;
+* known classes: digits 0-7, label = digit; per class a shuffled list gives
+  20 test images, then 10 val images, then the train images;
+* train counts follow the exponential profile from 140 (digit 0) to 5
+  (digit 7): 140, 86, 54, 33, 20, 12, 8, 5 (358 images, imbalance factor 28);
+* suggested shot thresholds for its configs (scaled to its size): many-shot
+  >= 50 training images (3 classes), few-shot <= 10 (2 classes), inclusive.
+
+``meta.json`` records all of this plus the train pixel mean/std; the marker
+file ``.complete`` holds the build version and a hash of the split files and
+meta, so a stale or edited build is noticed.
+"""
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from oltr.data.profiles import long_tail_counts
+from oltr.data.split_file import OPEN_LABEL, SPLITS, split_path, write_split
+from oltr.errors import DataError
+
+DATASET = "Digits_LT"
+VERSION = 1
+SEED = 0
+OPEN_DIGITS = (8, 9)
+KNOWN_DIGITS = (0, 1, 2, 3, 4, 5, 6, 7)
+MAX_COUNT, MIN_COUNT, PROFILE = 140, 5, "exponential"
+VAL_PER_CLASS, TEST_PER_CLASS, OPEN_PER_CLASS = 10, 20, 50
+SHOT_THRESHOLDS = {"many": 50, "few": 10, "inclusive": True}
+MARKER = ".complete"
+_HASHED_FILES = [f"{DATASET}_{split}.txt" for split in SPLITS] + ["meta.json"]
+
+
+def _content_hash(root):
+    digest = hashlib.sha256()
+    for name in _HASHED_FILES:
+        digest.update(name.encode())
+        digest.update((Path(root) / name).read_bytes())
+    return digest.hexdigest()
+
+
+def is_complete(root):
+    """True when ``root`` holds a finished build of this version with its files intact."""
+    root = Path(root)
+    try:
+        marker = json.loads((root / MARKER).read_text())
+        if marker.get("version") != VERSION or marker.get("hash") != _content_hash(root):
+            return False
+        for split in SPLITS:
+            for line in split_path(root, DATASET, split).read_text().splitlines():
+                if not (root / line.rsplit(None, 1)[0]).is_file():
+                    return False
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _save_png(pixels_0_to_16, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.rint(pixels_0_to_16 * (255.0 / 16.0)).astype(np.uint8)
+    Image.fromarray(pixels, mode="L").save(path, format="PNG")
+
+
+def _build_into(root):
+    """Write images, split files, meta.json and the marker into the empty directory ``root``."""
+    from sklearn.datasets import load_digits  # the heavy import only when building
+
+    digits = load_digits()
+    images, targets = digits.images, digits.target
+    rng = np.random.default_rng(SEED)
+    train_counts = long_tail_counts(len(KNOWN_DIGITS), MAX_COUNT, MIN_COUNT, PROFILE)
+    splits = {split: [] for split in SPLITS}
+    for label, digit in enumerate(KNOWN_DIGITS):
+        members = rng.permutation(np.flatnonzero(targets == digit))
+        cuts = np.cumsum([TEST_PER_CLASS, VAL_PER_CLASS, train_counts[label]])
+        if cuts[-1] > len(members):
+            raise AssertionError(f"digit {digit} has {len(members)} images, needs {cuts[-1]}")
+        for split, part in zip(("test", "val", "train"), np.split(members[: cuts[-1]], cuts[:-1])):
+            splits[split].extend((int(index), label) for index in sorted(part))
+    for digit in OPEN_DIGITS:
+        members = rng.permutation(np.flatnonzero(targets == digit))[:OPEN_PER_CLASS]
+        splits["open"].extend((int(index), OPEN_LABEL) for index in sorted(members))
+
+    relative = {}
+    for split, samples in splits.items():
+        lines = []
+        for index, label in samples:
+            path = relative.setdefault(index, f"images/{targets[index]}/{index}.png")
+            lines.append((path, label))
+        write_split(split_path(root, DATASET, split), lines)
+    for index, path in relative.items():
+        _save_png(images[index], root / path)
+
+    train_pixels = images[[index for index, _ in splits["train"]]] / 16.0
+    meta = {
+        "dataset": DATASET,
+        "version": VERSION,
+        "source": "sklearn.datasets.load_digits",
+        "seed": SEED,
+        "profile": PROFILE,
+        "num_classes": len(KNOWN_DIGITS),
+        "known_classes": list(KNOWN_DIGITS),
+        "open_classes": list(OPEN_DIGITS),
+        "train_counts": train_counts,
+        "val_per_class": VAL_PER_CLASS,
+        "test_per_class": TEST_PER_CLASS,
+        "open_per_class": OPEN_PER_CLASS,
+        "sizes": {split: len(samples) for split, samples in splits.items()},
+        "shot_thresholds": SHOT_THRESHOLDS,
+        "pixel_mean": round(float(train_pixels.mean()), 4),
+        "pixel_std": round(float(train_pixels.std()), 4),
+    }
+    (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (root / MARKER).write_text(json.dumps({"version": VERSION, "hash": _content_hash(root)}) + "\n")
+
+
+def _replace_stale(root):
+    """Move aside a previous build of ours (marker present but stale) or an empty directory."""
+    if not root.exists():
+        return
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+        return
+    if not (root / MARKER).exists():
+        raise DataError(
+            f"{root} exists but is not a Digits_LT build (no {MARKER} marker); "
+            f"remove it or pass another root."
+        )
+    trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+    try:
+        os.replace(root, trash / root.name)
+    except FileNotFoundError:  # another process moved it first
+        pass
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def ensure_digits_lt(root="data/Digits_LT"):
+    """Return ``root`` after making sure a complete Digits-LT build is there.
+
+    The build happens in a temporary sibling directory renamed into place, so
+    an interrupted build leaves nothing half-written, and two processes racing
+    both end up with the one complete copy.
+    """
+    root = Path(root)
+    if is_complete(root):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the dataset should be readable like any other
+    try:
+        _build_into(staging)
+        for _ in range(3):
+            if is_complete(root):
+                return root
+            _replace_stale(root)
+            try:
+                os.rename(staging, root)
+                return root
+            except OSError:  # root reappeared: another process finished first; re-check
+                continue
+        if is_complete(root):
+            return root
+        raise DataError(f"could not put the Digits_LT build in place at {root}; remove it and retry.")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
