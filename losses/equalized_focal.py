@@ -71,11 +71,9 @@ class EqualizedFocalLoss(nn.Module):
         check_logits_and_targets(logits, targets, self.num_classes)
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"logits have {logits.shape[1]} classes but num_classes is {self.num_classes}")
+        collect = None
         if self.training and logits.requires_grad and torch.is_grad_enabled():
-            # A fresh view per call: the hook fires once for this forward's backward, and a
-            # leaf tensor reused across steps does not pile up hooks.
-            logits = logits.view_as(logits)
-            logits.register_hook(self._gradient_collector(targets.detach()))
+            collect = self._accumulate_gradient_sums
         z = logits.float()
         focusing = (self.gamma_b + self.scale_factor * (1.0 - self.g)).to(device=z.device, dtype=z.dtype)
         weighting = focusing / self.gamma_b
@@ -83,28 +81,23 @@ class EqualizedFocalLoss(nn.Module):
             pos_weight, neg_weight = self.alpha * weighting[targets], (1.0 - self.alpha) * weighting
         else:
             pos_weight, neg_weight = weighting[targets], weighting
-        per_sample = sigmoid_focal_per_sample(z, targets, focusing, pos_weight, neg_weight.unsqueeze(0))
+        per_sample = sigmoid_focal_per_sample(z, targets, focusing, pos_weight, neg_weight.unsqueeze(0), collect)
         if self.reduction == "mean":
             return per_sample.mean()
         return per_sample.sum() if self.reduction == "sum" else per_sample
 
-    def _gradient_collector(self, targets):
-        def collect(grad):
-            magnitude = grad.detach().abs()
-            rows = torch.arange(magnitude.shape[0], device=magnitude.device)
-            total = magnitude.sum(dim=0, dtype=torch.float64)
-            pos = torch.zeros_like(total).index_add_(0, targets, magnitude[rows, targets].double())
-            step = torch.stack([pos, total - pos])
-            if dist.is_available() and dist.is_initialized():
-                dist.all_reduce(step)  # same sums on every rank, so the same g
-            # Skipped on every rank alike (the check follows the all-reduce): an AMP overflow
-            # step must not poison the running sums with inf/nan.
-            if bool(torch.isfinite(step).all()):
-                step = step.to(self.pos_grad.device)
-                self.pos_grad += step[0]
-                self.neg_grad += step[1]
-
-        return collect
+    def _accumulate_gradient_sums(self, targets, pos_abs, neg_abs_sums):
+        """Called in backward with |dObjective/dlogits|: at the targets (B,), off them per class (C,)."""
+        pos = torch.zeros_like(neg_abs_sums, dtype=torch.float64).index_add_(0, targets, pos_abs.double())
+        step = torch.stack([pos, neg_abs_sums.double()])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(step)  # same sums on every rank, so the same g
+        # Skipped on every rank alike (the check follows the all-reduce): an AMP overflow step
+        # must not poison the running sums with inf/nan.
+        if bool(torch.isfinite(step).all()):
+            step = step.to(self.pos_grad.device)
+            self.pos_grad += step[0]
+            self.neg_grad += step[1]
 
     def extra_repr(self):
         return (
