@@ -1,0 +1,284 @@
+"""Build a run's objects from a validated config: data, networks, losses, optimizers.
+
+Each function takes plain values and returns plain objects; nothing here trains.
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import losses as loss_registry
+
+from .data import (ClassAwareSampler, SplitDataset, build_transform, ensure_digits_lt, find_image_root, read_split,
+                   split_path)
+from .engine.checkpoint import load_checkpoint
+from .errors import CheckpointError, ConfigError
+from .models import build_classifier, build_feature_model
+
+FINAL_CHECKPOINT = "final_model_checkpoint.pth"
+LAST_CHECKPOINT = "last_checkpoint.pth"
+
+# Datasets that can be created on first use, when their split files are absent.
+_PREPARERS = {"Digits_LT": ensure_digits_lt}
+
+
+# ----------------------------------------------------------------------------- data
+
+def prepare_data(training_opt):
+    """Create a dataset that builds itself (the embedded default) if it is not there yet."""
+    preparer = _PREPARERS.get(training_opt["dataset"])
+    if preparer is not None:
+        preparer(training_opt["data_root"])
+
+
+def load_samples(training_opt, split):
+    """The (path, label) list of one split, checked line by line."""
+    split_dir, dataset = training_opt["split_dir"], training_opt["dataset"]
+    path = split_path(split_dir, dataset, split)
+    root = training_opt["data_root"]
+    if split == "open" and path.is_file():
+        # OLTR ships its open-set images beside the split files, not under the data root.
+        root = find_image_root(path, [root, Path(split_dir) / f"{dataset}_open", split_dir])
+    return read_split(path, root, training_opt["num_classes"], allow_open=(split == "open"))
+
+
+def class_counts_of(samples, num_classes):
+    labels = np.fromiter((label for _, label in samples), dtype=np.int64, count=len(samples))
+    return np.bincount(labels, minlength=num_classes).tolist()
+
+
+def build_dataset(training_opt, samples, train):
+    transform = build_transform(train, **training_opt["transforms"])
+    return SplitDataset(samples, transform)
+
+
+def seeded_generator(seed):
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def build_train_loader(training_opt, dataset, seed, ctx):
+    """The training loader: shuffled, class-aware, or distributed; reseeded per epoch via set_epoch."""
+    sampler_cfg = training_opt["sampler"]
+    if sampler_cfg is not None:
+        sampler = ClassAwareSampler(dataset.labels, num_samples_cls=sampler_cfg["num_samples_cls"],
+                                    seed=seed, rank=ctx.rank, world_size=ctx.world_size)
+    else:
+        sampler = EpochShuffleSampler(len(dataset), seed=seed, rank=ctx.rank, world_size=ctx.world_size)
+    batch_size = _per_rank_batch(training_opt["batch_size"], ctx)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=training_opt["num_workers"],
+        drop_last=True, pin_memory=ctx.device.type == "cuda",
+        # Workers are re-created every epoch from a reseeded generator, so a
+        # resumed run replays the same augmentations (persistent workers would not).
+        worker_init_fn=_seed_worker, generator=seeded_generator(seed),
+    )
+
+
+def build_eval_loader(training_opt, dataset, ctx):
+    """An in-order loader; under DDP each rank takes a strided share, gathered later."""
+    indices = list(range(ctx.rank, len(dataset), ctx.world_size))
+    subset = torch.utils.data.Subset(dataset, indices) if ctx.distributed else dataset
+    batch_size = training_opt["eval_batch_size"] or training_opt["batch_size"]
+    return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
+                                       num_workers=training_opt["num_workers"],
+                                       pin_memory=ctx.device.type == "cuda")
+
+
+def _per_rank_batch(batch_size, ctx):
+    if batch_size % ctx.world_size:
+        raise ConfigError(f"training_opt.batch_size ({batch_size}) must be divisible by the number of "
+                          f"processes ({ctx.world_size})")
+    return batch_size // ctx.world_size
+
+
+def _seed_worker(worker_id):
+    # Each worker's torch seed is already derived from the loader's generator;
+    # give NumPy and random the same so augmentations are reproducible.
+    import random
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class EpochShuffleSampler(torch.utils.data.Sampler):
+    """Plain shuffling whose order is a function of (seed, epoch), split across ranks.
+
+    Unlike RandomSampler, resuming at epoch k replays exactly the order an
+    uninterrupted run would have used.
+    """
+
+    def __init__(self, num_samples, seed=0, rank=0, world_size=1):
+        self.num_samples = num_samples
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return math.ceil(self.num_samples / self.world_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.num_samples, generator=seeded_generator(self.seed * 100003 + self.epoch))
+        total = len(self) * self.world_size
+        order = torch.cat([order, order[: total - self.num_samples]])  # pad so ranks get equal shares
+        return iter(order[self.rank::self.world_size].tolist())
+
+    def state_dict(self):
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.seed, self.epoch = state["seed"], state["epoch"]
+
+
+# ----------------------------------------------------------------------------- networks
+
+class OLTRNetwork(nn.Module):
+    """Feature model followed by classifier: images -> (logits, features)."""
+
+    def __init__(self, feat_model, classifier):
+        super().__init__()
+        self.feat_model = feat_model
+        self.classifier = classifier
+
+    def forward(self, images, centroids=None):
+        features, _ = self.feat_model(images)
+        logits, _ = self.classifier(features, centroids)
+        return logits, features
+
+
+def build_network(config, for_training=True):
+    """Feature model + classifier from ``config['networks']``.
+
+    ``for_training=False`` skips downloads of pretrained weights: a checkpoint
+    will overwrite them anyway.
+    """
+    networks, training_opt = config["networks"], config["training_opt"]
+    feat_cfg, cls_cfg = networks["feat_model"], networks["classifier"]
+    feat_params = dict(feat_cfg["params"])
+    feat_params.setdefault("input_size", training_opt["transforms"]["input_size"])
+    feat_params.setdefault("feature_dim", training_opt["feature_dim"])
+    if not for_training:
+        feat_params["pretrained"] = None
+    feat_model = build_feature_model(feat_cfg["type"], **feat_params)
+    if feat_model.feature_dim != training_opt["feature_dim"]:
+        raise ConfigError(
+            f"training_opt.feature_dim is {training_opt['feature_dim']} but the feature model "
+            f"{feat_cfg['type']!r} produces {feat_model.feature_dim}-d features; set them equal "
+            "(or use networks.feat_model.params.use_fc to project)"
+        )
+    cls_params = dict(cls_cfg["params"])
+    cls_params.setdefault("in_dim", feat_model.feature_dim)
+    cls_params.setdefault("num_classes", training_opt["num_classes"])
+    classifier = build_classifier(cls_cfg["type"], **cls_params)
+    return OLTRNetwork(feat_model, classifier)
+
+
+def load_stage1_weights(network, config):
+    """Copy stage-1 weights into the networks that ask for them; returns a short report."""
+    networks = config["networks"]
+    wanted = [name for name in ("feat_model", "classifier") if networks[name]["stage1_weights"]]
+    if not wanted:
+        return []
+    stage1_dir = config["training_opt"]["stage1_log_dir"]
+    if stage1_dir is None:
+        raise ConfigError(f"networks.{wanted[0]}.stage1_weights is true but training_opt.stage1_log_dir is "
+                          "not set; point it at the stage-1 run's log_dir")
+    path = Path(stage1_dir) / FINAL_CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"stage 2 needs the stage-1 checkpoint {path}, which does not exist; "
+                              "train stage 1 first (python main.py --config <its stage_1 config>)")
+    stage1 = load_checkpoint(path, what="stage-1 checkpoint")["networks"]
+    report = []
+    if "feat_model" in wanted:
+        report.append(_load_matching(network.feat_model, stage1["feat_model"], "feat_model"))
+    if "classifier" in wanted:
+        classifier = network.classifier
+        if hasattr(classifier, "init_from_stage1"):
+            classifier.init_from_stage1(stage1["classifier"])
+            report.append("classifier: stage-1 classifier copied into fc_hallucinator")
+        else:
+            report.append(_load_matching(classifier, stage1["classifier"], "classifier"))
+    return report
+
+
+def _load_matching(module, state, name):
+    """Load the tensors whose names and shapes match; layers new in stage 2 keep their init."""
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(usable, strict=False)
+    fresh = sorted({k.split(".")[0] for k in own if k not in usable})
+    return f"{name}: {len(usable)}/{len(own)} tensors from stage 1" + (f"; new: {', '.join(fresh)}" if fresh else "")
+
+
+def freeze_for_fix(feat_model):
+    """OLTR's ``fix``: train only the attention and the fc_add projection."""
+    trainable = getattr(feat_model, "TRAINABLE_WHEN_FIXED", ("modulatedatt", "fc_add"))
+    for name, param in feat_model.named_parameters():
+        if not any(part in name for part in trainable):
+            param.requires_grad_(False)
+
+
+# ----------------------------------------------------------------------------- losses
+
+def build_criterions(config, class_counts):
+    """{'PerformanceLoss': (module, weight), 'FeatureLoss': (module, weight)?} with pipeline context."""
+    training_opt = config["training_opt"]
+    context = {
+        "num_classes": training_opt["num_classes"],
+        "num_epochs": training_opt["num_epochs"],
+        "class_counts": list(class_counts),
+        "feat_dim": training_opt["feature_dim"],
+    }
+    criterions = {}
+    for key, cfg in config["criterions"].items():
+        if cfg is None:
+            continue
+        try:
+            module = loss_registry.build_loss(cfg["loss"], **cfg["loss_params"], **context)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"criterions.{key}: {e}") from None
+        criterions[key] = (module, cfg["weight"])
+    return criterions
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+def build_optimizers(network, criterions, config):
+    """One SGD per network (own lr), plus one for trainable loss parameters (the centroids)."""
+    optimizers = {}
+    for name in ("feat_model", "classifier"):
+        params = [p for p in getattr(network, name).parameters() if p.requires_grad]
+        if params:
+            optimizers[name] = _sgd(params, config["networks"][name]["optim_params"])
+    feature = config["criterions"].get("FeatureLoss")
+    if feature is not None and "FeatureLoss" in criterions:
+        params = [p for p in criterions["FeatureLoss"][0].parameters() if p.requires_grad]
+        if params:
+            optimizers["FeatureLoss"] = _sgd(params, feature["optim_params"])
+    return optimizers
+
+
+def _sgd(params, optim_params):
+    return torch.optim.SGD(params, lr=optim_params["lr"], momentum=optim_params["momentum"],
+                           weight_decay=optim_params["weight_decay"], nesterov=optim_params["nesterov"])
+
+
+def build_schedulers(optimizers, training_opt):
+    """Step or cosine decay for every optimizer, the centroids' included (as OLTR's criterion scheduler)."""
+    schedulers = {}
+    params = training_opt["scheduler_params"]
+    for name, optimizer in optimizers.items():
+        if training_opt["scheduler"] == "step":
+            schedulers[name] = torch.optim.lr_scheduler.StepLR(optimizer, step_size=params["step_size"],
+                                                               gamma=params["gamma"])
+        else:
+            schedulers[name] = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=training_opt["num_epochs"], eta_min=params["eta_min"])
+    return schedulers

@@ -1,0 +1,89 @@
+"""Command line: ``python main.py --config FILE [--test | --test_open] [--resume] [--opts K=V ...]``.
+
+The CLI only wires: config -> fit / evaluate. User errors print one line and
+exit 2 (``--debug`` shows the traceback instead).
+"""
+import argparse
+import sys
+
+from .errors import OltrError
+
+# The CFL fork's flags; each overrides the performance loss's parameter of the same name.
+LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Train (stage 1 or 2) or evaluate an OLTR run described by a config file.",
+        epilog="Other commands of the `oltr` script: `oltr report RESULTS_DIR...`, `oltr data {check,make-lt,digits,cifar-lt}`.",
+    )
+    parser.add_argument("--config", required=True, help="a .py (config = {...}) or .yaml config file")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--test", action="store_true", help="closed-set test of the trained run in training_opt.log_dir")
+    mode.add_argument("--test_open", action="store_true", help="open-set test (test + open splits)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue training from <log_dir>/last_checkpoint.pth (default: start over)")
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override config values by dotted key, e.g. training_opt.num_epochs=3 seed=1")
+    for flag in LOSS_FLAGS:
+        parser.add_argument(f"--{flag}", type=float, default=None,
+                            help=f"set criterions.PerformanceLoss.loss_params.{flag} (default: the config's)")
+    parser.add_argument("--device", default=None,
+                        help="torch device, e.g. cpu or cuda:0 (default: cuda if available, else cpu)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    return parser
+
+
+def overrides_from_args(args):
+    overrides = list(args.opts)
+    for flag in LOSS_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"criterions.PerformanceLoss.loss_params.{flag}={value}")
+    return overrides
+
+
+def run(args):
+    # Imported here so `--help` and config errors answer without loading torch.
+    from .config import load_config
+    from .engine.distributed import init_distributed, shutdown_distributed
+
+    config = load_config(args.config, overrides_from_args(args))
+    ctx = init_distributed(args.device)
+    try:
+        if args.test or args.test_open:
+            from .engine.evaluate import evaluate
+            evaluate(config, ctx, open_set=args.test_open)
+        else:
+            from .engine.trainer import fit
+            fit(config, ctx, resume=args.resume)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except OltrError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue from the last finished epoch", file=sys.stderr)
+        return 130
+    return 0
+
+
+def entry_point(argv=None):
+    """The `oltr` console script: `oltr report ...`, `oltr data ...`, or main.py's arguments."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "report":
+        from .report import main as report_main
+        return report_main(argv[1:])
+    if argv and argv[0] == "data":
+        from .data.__main__ import main as data_main
+        return data_main(argv[1:])
+    return main(argv)

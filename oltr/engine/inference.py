@@ -1,0 +1,61 @@
+"""Forward passes without gradients: logits for evaluation, class centroids for stage 2."""
+import contextlib
+
+import torch
+
+from .distributed import all_reduce_sum_, gather_rows
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device, amp):
+    """Autocast context for ``amp`` in {"off", "bf16", "fp16"}; bf16 works on CPUs too."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+def to_device(images, device, channels_last=False):
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return images.to(device, non_blocking=True, memory_format=memory_format)
+
+
+@torch.no_grad()
+def collect_logits(network, loader, centroids, ctx, amp="off", channels_last=False, progress=None):
+    """(logits float32, labels, dataset indices) over ``loader``, gathered from every rank in dataset order."""
+    network.eval()
+    all_logits, all_labels, all_indices = [], [], []
+    for images, labels, indices in (progress(loader) if progress else loader):
+        with autocast(ctx.device, amp):
+            logits, _ = network(to_device(images, ctx.device, channels_last), centroids)
+        all_logits.append(logits.float())
+        all_labels.append(labels.to(ctx.device))
+        all_indices.append(indices.to(ctx.device))
+    logits = gather_rows(torch.cat(all_logits), ctx)
+    labels = gather_rows(torch.cat(all_labels), ctx)
+    indices = gather_rows(torch.cat(all_indices), ctx)
+    order = torch.argsort(indices)
+    return logits[order].cpu(), labels[order].cpu(), indices[order].cpu()
+
+
+@torch.no_grad()
+def compute_centroids(feat_model, loader, num_classes, ctx, amp="off", channels_last=False, progress=None):
+    """Mean feature of every class in one vectorised pass (OLTR's centroids_cal).
+
+    Summed per class with index_add and reduced across ranks; a class with no
+    sample keeps a zero centroid.
+    """
+    feat_model.eval()
+    sums, counts = None, torch.zeros(num_classes, device=ctx.device, dtype=torch.float64)
+    for images, labels, _ in (progress(loader) if progress else loader):
+        with autocast(ctx.device, amp):
+            features, _ = feat_model(to_device(images, ctx.device, channels_last))
+        features = features.double()
+        labels = labels.to(ctx.device)
+        if sums is None:
+            sums = torch.zeros(num_classes, features.shape[1], device=ctx.device, dtype=torch.float64)
+        sums.index_add_(0, labels, features)
+        counts += torch.bincount(labels, minlength=num_classes).double()
+    all_reduce_sum_(sums, ctx)
+    all_reduce_sum_(counts, ctx)
+    return (sums / counts.clamp(min=1).unsqueeze(1)).float()
