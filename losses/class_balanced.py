@@ -54,7 +54,6 @@ def class_balanced_weights(class_counts, beta):
     return weights * (counts.numel() / weights.sum())
 
 
-_ONE = torch.ones(())
 _LOG2_E = 1.0 / math.log(2.0)
 
 
@@ -90,7 +89,7 @@ def _focal_grad_(s, neg_log_p, modulator, gamma):
     """
     if isinstance(gamma, (int, float)) and gamma == 0:
         return s if modulator is None else s.mul_(modulator)
-    grad = neg_log_p.mul_(gamma).lerp_(_ONE.to(s.device), s)
+    grad = neg_log_p.mul_(gamma).lerp_(s.new_ones(()), s)
     return grad.mul_(modulator)
 
 
@@ -114,6 +113,12 @@ class _SigmoidFocalPerSample(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums):
+        # float32 throughout: under autocast the row sums (matrix-vector products) would drop to fp16
+        with torch.autocast(z.device.type, enabled=False):
+            return _SigmoidFocalPerSample._forward(ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums)
+
+    @staticmethod
+    def _forward(ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums):
         index = targets.unsqueeze(1)
         scalar_gamma = isinstance(gamma, (int, float))
         gamma_neg = gamma if scalar_gamma else gamma.unsqueeze(0)
@@ -136,6 +141,11 @@ class _SigmoidFocalPerSample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_per_sample):
+        with torch.autocast(grad_per_sample.device.type, enabled=False):
+            return _SigmoidFocalPerSample._backward(ctx, grad_per_sample)
+
+    @staticmethod
+    def _backward(ctx, grad_per_sample):
         grad_neg, grad_pos, targets = ctx.saved_tensors
         upstream = grad_per_sample.unsqueeze(1)
         grad_pos = grad_pos * upstream
@@ -230,7 +240,8 @@ class ClassBalancedFocalLoss(_ClassBalancedLoss):
     ``a_y * sum_i (1 - p_i^t)^gamma * (-log p_i^t)`` with ``p_i^t = sigmoid(z_i)`` for i = y and
     ``sigmoid(-z_i)`` otherwise. Sum over classes, mean over the batch (the official code divides
     by the number of positives, which is B in single-label classification). ``gamma`` >= 0,
-    default 1.0; the modulator is evaluated as ``exp(-gamma * softplus(z^t))``, stable for any |z|.
+    default 1.0. Stable for any |z|: ``-log p^t = softplus(-z^t)`` and the modulator
+    ``(1 - p^t)^gamma = exp(-gamma * softplus(z^t))`` come from sigmoid and softplus, never log(0).
     """
 
     def __init__(self, class_counts=None, beta=0.9999, gamma=1.0, num_classes=None, reduction="mean"):

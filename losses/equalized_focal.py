@@ -30,13 +30,16 @@ class EqualizedFocalLoss(nn.Module):
     disables the alpha_t balance), ``reduction``: "mean" (default) = sum over all entries / B,
     "sum" = sum over all entries, "none" = per-sample sums over classes, shape (B,).
 
-    Gradient collection: in training mode, when the logits take part in autograd, forward
-    registers a hook that receives G = dObjective/dlogits for this call (so it includes the
-    loss's weight in the total objective, the 1/B of "mean" and any AMP loss scale: the ratio
-    pos/neg is unchanged by such constant factors, as in the original code) and adds
-    ``pos_grad_j += sum_i |G_ij| [y_i = j]``, ``neg_grad_j += sum_i |G_ij| [y_i != j]``. Under
-    torch.distributed the per-step sums are all-reduced first, so every rank holds the same g.
-    A step whose gradient is not finite (an AMP overflow step) is skipped.
+    Gradient collection (EQLv2's, as in the authors' code): in training mode, when the logits
+    take part in autograd, the backward pass of this loss sees G = dObjective/dlogits of this call,
+    i.e. what a hook on the logits sees of this loss: it includes the loss's weight in the total
+    objective, the 1/B of "mean" and any AMP loss scale (the ratio pos/neg is unchanged by such
+    constant factors, as in the original code); gradients that other losses send to the same
+    logits are not counted. It adds ``pos_grad_j += sum_i |G_ij| [y_i = j]`` and
+    ``neg_grad_j += sum_i |G_ij| [y_i != j]``. The sums are taken inside the fused kernel's
+    backward rather than by a tensor hook: the same numbers without an extra pass over B x C.
+    Under torch.distributed the per-step sums are all-reduced first, so every rank holds the same
+    g. A step whose gradient is not finite (an AMP overflow step) is skipped on every rank.
     ``g_j = clamp(pos_grad_j / (neg_grad_j + 1e-10), 0, 1)``, and 1 for a class that has not
     received any gradient yet, so EFL starts as sigmoid focal loss with weight 1.
     ``pos_grad`` and ``neg_grad`` are float64 buffers: they go into state_dict (checkpoints).
@@ -93,11 +96,10 @@ class EqualizedFocalLoss(nn.Module):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(step)  # same sums on every rank, so the same g
         # Skipped on every rank alike (the check follows the all-reduce): an AMP overflow step
-        # must not poison the running sums with inf/nan.
-        if bool(torch.isfinite(step).all()):
-            step = step.to(self.pos_grad.device)
-            self.pos_grad += step[0]
-            self.neg_grad += step[1]
+        # must not poison the running sums with inf/nan. torch.where: no host sync on a GPU.
+        step = torch.where(torch.isfinite(step).all(), step, torch.zeros_like(step)).to(self.pos_grad.device)
+        self.pos_grad += step[0]
+        self.neg_grad += step[1]
 
     def extra_repr(self):
         return (

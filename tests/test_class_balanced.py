@@ -189,3 +189,15 @@ def test_invalid_gamma_and_targets():
         loss_fn(torch.zeros(2, C), torch.tensor([0, C]))
     with pytest.raises(ValueError, match="class_counts"):
         loss_fn(torch.zeros(2, C + 1), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("name", ["cb_softmax", "cb_sigmoid", "cb_focal"])
+def test_autocast_keeps_float32(name):
+    loss_fn = build_loss(name, class_counts=COUNTS, gamma=0.5) if name == "cb_focal" else build_loss(
+        name, class_counts=COUNTS
+    )
+    z64, y = sample_batch(seed=6)
+    expected = loss_fn(z64.float(), y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss_fn(z64.float(), y)
+    assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=1e-6)

@@ -94,9 +94,11 @@ def test_values_and_gradients_with_class_dependent_factors(reduction, alpha):
     assert torch.allclose(z.grad.double(), z_ref.grad, rtol=1e-4, atol=1e-7)
 
 
-def test_gradient_statistics_match_hand_computation_and_accumulate():
+@pytest.mark.parametrize("weight", [0.7, -0.7])
+def test_gradient_statistics_match_hand_computation_and_accumulate(weight):
+    # the loss's weight in the objective reaches the statistics, as in the original's hook;
+    # a negative one checks that magnitudes |G| are summed
     loss_fn = EqualizedFocalLoss(num_classes=C)
-    weight = 0.7  # the loss's weight in the objective reaches the hook, as in the original
     z64, y = sample_batch(seed=2)
     z = z64.float().requires_grad_()
     (weight * loss_fn(z, y)).backward()
@@ -239,3 +241,34 @@ def test_distributed_ranks_share_statistics(tmp_path):
         assert torch.allclose(result["pos"], pos, rtol=1e-5) and torch.allclose(result["neg"], neg, rtol=1e-5)
         assert torch.allclose(result["g"], torch.clamp(pos / (neg + 1e-10), 0, 1), rtol=1e-5)
     assert torch.equal(results[0]["g"], results[1]["g"])
+
+
+def test_non_finite_step_is_skipped():
+    # An fp16 GradScaler overflow step sends inf through backward; it must not poison g.
+    loss_fn = EqualizedFocalLoss(num_classes=C)
+    z64, y = sample_batch(seed=9)
+    loss_fn(z64.float().requires_grad_(), y).backward()
+    before = loss_fn.pos_grad.clone(), loss_fn.neg_grad.clone()
+    (loss_fn(z64.float().requires_grad_(), y) * float("inf")).backward()
+    assert torch.equal(loss_fn.pos_grad, before[0]) and torch.equal(loss_fn.neg_grad, before[1])
+    assert torch.isfinite(loss_fn.g).all()
+
+
+def test_only_this_loss_gradient_is_collected():
+    # Another loss on the same logits changes dObjective/dlogits but not EFL's statistics.
+    z64, y = sample_batch(seed=10)
+    alone, shared = EqualizedFocalLoss(num_classes=C), EqualizedFocalLoss(num_classes=C)
+    alone(z64.float().requires_grad_(), y).backward()
+    z = z64.float().requires_grad_()
+    (shared(z, y) + 5.0 * F.cross_entropy(z, y)).backward()
+    assert torch.allclose(shared.pos_grad, alone.pos_grad) and torch.allclose(shared.neg_grad, alone.neg_grad)
+
+
+def test_autocast_keeps_float32():
+    z64, y = sample_batch(seed=11)
+    loss_fn = EqualizedFocalLoss(num_classes=C).eval()
+    set_g(loss_fn, [0.0, 0.3, 1.0, 0.05, 0.7])
+    expected = loss_fn(z64.float(), y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss_fn(z64.float(), y)
+    assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=1e-6)
