@@ -14,7 +14,7 @@ import losses as loss_registry
 from .data import (ClassAwareSampler, SplitDataset, build_transform, ensure_digits_lt, find_image_root, read_split,
                    split_path)
 from .engine.checkpoint import load_checkpoint
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError
 from .models import build_classifier, build_feature_model
 
 FINAL_CHECKPOINT = "final_model_checkpoint.pth"
@@ -37,6 +37,10 @@ def load_samples(training_opt, split):
     """The (path, label) list of one split, checked line by line."""
     split_dir, dataset = training_opt["split_dir"], training_opt["dataset"]
     path = split_path(split_dir, dataset, split)
+    if not path.is_file():  # say which config keys to fix, which read_split cannot know
+        raise DataError(f"split file {path} does not exist; set training_opt.split_dir (now {split_dir}) to the folder "
+                        f"holding {dataset}_{{train,val,test,open}}.txt and training_opt.data_root to the folder their "
+                        f"image paths start from ('python -m oltr.data check' verifies both)")
     root = training_opt["data_root"]
     if split == "open" and path.is_file():
         # OLTR ships its open-set images beside the split files, not under the data root.
