@@ -115,7 +115,9 @@ class _SigmoidFocalPerSample(torch.autograd.Function):
     def forward(ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums):
         # float32 throughout: under autocast the row sums (matrix-vector products) would drop to fp16
         with torch.autocast(z.device.type, enabled=False):
-            return _SigmoidFocalPerSample._forward(ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums)
+            return _SigmoidFocalPerSample._forward(
+                ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums
+            )
 
     @staticmethod
     def _forward(ctx, z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums):

@@ -102,7 +102,9 @@ class DiscCentroidsLoss(nn.Module):
         ):
             raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
         if reduction != "mean":
-            raise ValueError(f"reduction must be 'mean' for disc_centroids (it returns the batch mean), got {reduction!r}")
+            raise ValueError(
+                f"reduction must be 'mean' for disc_centroids (it returns the batch mean), got {reduction!r}"
+            )
         if not isinstance(scale_centroid_grad, bool):
             raise ValueError(f"scale_centroid_grad must be True or False, got {scale_centroid_grad!r}")
         self.num_classes = num_classes

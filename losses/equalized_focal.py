@@ -66,9 +66,9 @@ class EqualizedFocalLoss(nn.Module):
     @property
     def g(self):
         """Per-class ratio g_j in [0, 1] (float64); 1 where no gradient has been collected yet."""
-        ratio = (self.pos_grad / (self.neg_grad + 1e-10)).clamp(0.0, 1.0)
-        untouched = (self.pos_grad == 0) & (self.neg_grad == 0)
-        return torch.where(untouched, torch.ones_like(ratio), ratio)
+        ratio = (self.pos_grad / (self.neg_grad + 1e-10)).clamp_(0.0, 1.0)
+        # both sums are >= 0, so a zero total means no gradient yet
+        return ratio.masked_fill_((self.pos_grad + self.neg_grad) == 0, 1.0)
 
     def forward(self, logits, targets):
         check_logits_and_targets(logits, targets, self.num_classes)
@@ -79,12 +79,11 @@ class EqualizedFocalLoss(nn.Module):
             collect = self._accumulate_gradient_sums
         z = logits.float()
         focusing = (self.gamma_b + self.scale_factor * (1.0 - self.g)).to(device=z.device, dtype=z.dtype)
-        weighting = focusing / self.gamma_b
-        if self.alpha >= 0:
-            pos_weight, neg_weight = self.alpha * weighting[targets], (1.0 - self.alpha) * weighting
-        else:
-            pos_weight, neg_weight = weighting[targets], weighting
-        per_sample = sigmoid_focal_per_sample(z, targets, focusing, pos_weight, neg_weight.unsqueeze(0), collect)
+        # weighting factor w_j = gamma_j / gamma_b, times alpha_t
+        pos_alpha, neg_alpha = (self.alpha, 1.0 - self.alpha) if self.alpha >= 0 else (1.0, 1.0)
+        pos_weight = (focusing * (pos_alpha / self.gamma_b))[targets]
+        neg_weight = (focusing * (neg_alpha / self.gamma_b)).unsqueeze(0)
+        per_sample = sigmoid_focal_per_sample(z, targets, focusing, pos_weight, neg_weight, collect)
         if self.reduction == "mean":
             return per_sample.mean()
         return per_sample.sum() if self.reduction == "sum" else per_sample

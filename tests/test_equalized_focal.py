@@ -217,6 +217,7 @@ def test_invalid_inputs():
 
 
 def _distributed_worker(rank, world_size, init_file, out_dir):
+    torch.set_num_threads(1)  # a forked child must not enter the parent's OpenMP pool
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         loss_fn = EqualizedFocalLoss(num_classes=C)
@@ -229,8 +230,19 @@ def _distributed_worker(rank, world_size, init_file, out_dir):
 
 
 def test_distributed_ranks_share_statistics(tmp_path):
+    # Two gloo ranks in child processes; fork (where there is one) skips re-importing torch.
     world_size = 2
-    mp.spawn(_distributed_worker, args=(world_size, str(tmp_path / "store"), str(tmp_path)), nprocs=world_size)
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    context = mp.get_context(method)
+    workers = [
+        context.Process(target=_distributed_worker, args=(rank, world_size, str(tmp_path / "store"), str(tmp_path)))
+        for rank in range(world_size)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * world_size
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(world_size)]
     pos = neg = 0
     for rank in range(world_size):
