@@ -188,15 +188,13 @@ class _ClassBalancedLoss(nn.Module):
         self.register_buffer("class_weights", class_balanced_weights(counts, self.beta).float(), persistent=False)
 
     def _check(self, logits, targets):
+        """Validated targets as int64 (gather, scatter and cross_entropy need it)."""
         check_logits_and_targets(logits, targets, self.num_classes)
         if logits.shape[1] != self.num_classes:
             raise ValueError(
                 f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries"
             )
-
-    def _sample_weights(self, logits, targets):
-        self._check(logits, targets)
-        return self.class_weights.to(logits.device)[targets]
+        return targets.long()
 
     def extra_repr(self):
         return f"num_classes={self.num_classes}, beta={self.beta}, reduction={self.reduction!r}"
@@ -211,7 +209,7 @@ class ClassBalancedSoftmaxLoss(_ClassBalancedLoss):
     """
 
     def forward(self, logits, targets):
-        self._check(logits, targets)
+        targets = self._check(logits, targets)
         weight = self.class_weights.to(logits.device)
         # CE's own class weights are exactly a_y per sample; its fused kernel keeps this at CE's
         # speed. Its "mean" would divide by sum_i a_{y_i}, so the batch mean is taken by hand.
@@ -228,7 +226,8 @@ class ClassBalancedSigmoidLoss(_ClassBalancedLoss):
     """
 
     def forward(self, logits, targets):
-        weights = self._sample_weights(logits, targets)
+        targets = self._check(logits, targets)
+        weights = self.class_weights.to(logits.device)[targets]
         per_sample = sigmoid_focal_per_sample(logits.float(), targets) * weights
         if self.reduction == "mean":
             return per_sample.mean()
@@ -251,7 +250,8 @@ class ClassBalancedFocalLoss(_ClassBalancedLoss):
         self.gamma = check_non_negative("gamma", gamma)
 
     def forward(self, logits, targets):
-        weights = self._sample_weights(logits, targets)
+        targets = self._check(logits, targets)
+        weights = self.class_weights.to(logits.device)[targets]
         per_sample = sigmoid_focal_per_sample(logits.float(), targets, self.gamma) * weights
         if self.reduction == "mean":
             return per_sample.mean()

@@ -120,6 +120,7 @@ class DiscCentroidsLoss(nn.Module):
                 f"features must have shape (batch, {self.feat_dim}) to match feat_dim, got {tuple(features.shape)}"
             )
         check_logits_and_targets(features, targets, self.num_classes)
+        targets = targets.long()
         features = features.float()
         centroids = self.centroids.float()
         attract = _AttractCenterLoss.apply(features, targets, centroids, self.scale_centroid_grad)

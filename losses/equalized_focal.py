@@ -74,6 +74,7 @@ class EqualizedFocalLoss(nn.Module):
         check_logits_and_targets(logits, targets, self.num_classes)
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"logits have {logits.shape[1]} classes but num_classes is {self.num_classes}")
+        targets = targets.long()  # gather and scatter need int64
         collect = None
         if self.training and logits.requires_grad and torch.is_grad_enabled():
             collect = self._accumulate_gradient_sums

@@ -201,3 +201,10 @@ def test_autocast_keeps_float32(name):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = loss_fn(z64.float(), y)
     assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cb_softmax", "cb_sigmoid", "cb_focal"])
+def test_int32_targets(name):
+    loss_fn = build_loss(name, class_counts=COUNTS)
+    z64, y = sample_batch(seed=7)
+    assert torch.equal(loss_fn(z64.float(), y.int()), loss_fn(z64.float(), y))

@@ -156,3 +156,9 @@ def test_invalid_inputs():
         loss_fn(torch.zeros(2, D + 1), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="targets"):
         loss_fn(torch.zeros(2, D), torch.tensor([0, C]))
+
+
+def test_int32_targets():
+    features, centroids, targets = sample(seed=6)
+    loss_fn = module_with(centroids)
+    assert torch.equal(loss_fn(features.float(), targets.int()), loss_fn(features.float(), targets))

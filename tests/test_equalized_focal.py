@@ -284,3 +284,9 @@ def test_autocast_keeps_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = loss_fn(z64.float(), y)
     assert got.dtype == torch.float32 and torch.allclose(got, expected, rtol=1e-6)
+
+
+def test_int32_targets():
+    z64, y = sample_batch(seed=12)
+    loss_fn = EqualizedFocalLoss(num_classes=C).eval()
+    assert torch.equal(loss_fn(z64.float(), y.int()), loss_fn(z64.float(), y))
