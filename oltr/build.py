@@ -20,8 +20,37 @@ from .models import build_classifier, build_feature_model
 FINAL_CHECKPOINT = "final_model_checkpoint.pth"
 LAST_CHECKPOINT = "last_checkpoint.pth"
 
+
+def export_cifar_lt_once(data_root, which):
+    """CIFAR-{10,100}-LT (imbalance factor 100, exponential profile) exported into ``data_root`` on first use.
+
+    torchvision's archive is downloaded into ``<data_root>/../cifar`` (the default of
+    ``python -m oltr.data cifar-lt``). Split files already there (an export of your own) are kept.
+    """
+    from .data.cifar_lt import VARIANTS, export_cifar_lt, load_cifar
+    from .errors import DataError
+
+    _, dataset, _, _, archive, folder = VARIANTS[which]
+    data_root = Path(data_root)
+    if all((data_root / f"{dataset}_{split}.txt").is_file() for split in ("train", "val", "test")):
+        return data_root
+    archive_root = data_root.parent / "cifar"
+    try:
+        load_cifar(which, archive_root, train=True, download=True)
+    except DataError as error:
+        raise DataError(f"{dataset} is exported on first use from {archive}, which is not in {archive_root}/ and "
+                        f"could not be downloaded ({error.__context__}); download it into {archive_root}/ (or "
+                        f"extract it there as {archive_root / folder}/) and rerun (see data/README.md)") from None
+    export_cifar_lt(archive_root, data_root, which=which, imbalance_factor=100, download=False)
+    return data_root
+
+
 # Datasets that can be created on first use, when their split files are absent.
-_PREPARERS = {"Digits_LT": ensure_digits_lt}
+_PREPARERS = {
+    "Digits_LT": ensure_digits_lt,
+    "CIFAR10_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar10"),
+    "CIFAR100_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar100"),
+}
 
 
 # ----------------------------------------------------------------------------- data
