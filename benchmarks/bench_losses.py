@@ -1,0 +1,186 @@
+"""Forward+backward time of every registered loss relative to F.cross_entropy.
+
+    python benchmarks/bench_losses.py [--batch 512] [--classes 1000] [--repeats 40]
+
+All candidates run side by side in one process: each repetition times every
+candidate once (in a shuffled order, a few iterations each), and the table
+reports medians, so load on the machine hits all of them alike. Targets from
+design/losses.md: the focal family within 1.5x of ``F.cross_entropy``,
+class-balanced and equalized focal losses within 3x. Nothing here asserts;
+rows over target are flagged.
+
+For context the table also times a plain re-implementation, in the style of
+the published CFL code (one-hot built by scatter, B x C tensor-valued
+``torch.pow``), of its ASLSingleLabel and Cyclical_FocalLoss forward passes.
+"""
+import argparse
+import importlib
+import os
+import random
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from losses import available_losses, build_loss  # noqa: E402
+
+# Loss modules that register on import; ones not written yet are skipped.
+LOSS_MODULES = ("losses.focal_family", "losses.class_balanced", "losses.equalized_focal")
+# (registry name, target ratio to F.cross_entropy)
+ROWS = [
+    ("softmax", 1.5),
+    ("focal", 1.5),
+    ("asl", 1.5),
+    ("cfl", 1.5),
+    ("casl", 1.5),
+    ("cb_softmax", 3.0),
+    ("cb_sigmoid", 3.0),
+    ("cb_focal", 3.0),
+    ("efl", 3.0),
+]
+FOCAL_FAMILY = ("softmax", "focal", "asl", "cfl", "casl")
+# Progress at which cyclical losses are timed: xi = 0.6 for f = 4, so both terms are live.
+PROGRESS = 0.1
+
+
+def import_loss_modules():
+    for module in LOSS_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+
+
+def long_tail_counts(num_classes, largest=1000, smallest=5):
+    """Exponentially decaying class counts, as in ImageNet-LT-like splits."""
+    ratio = smallest / largest
+    return [max(1, int(round(largest * ratio ** (i / max(1, num_classes - 1))))) for i in range(num_classes)]
+
+
+def published_style_asl(logits, targets, gamma_pos=0.0, gamma_neg=4.0, eps=0.1):
+    """ASL single-label as the published code computes it: dense one-hot and tensor-valued pow."""
+    num_classes = logits.shape[-1]
+    log_p = torch.log_softmax(logits, dim=-1)
+    one_hot = torch.zeros_like(logits).scatter_(1, targets.unsqueeze(1), 1)
+    others = 1 - one_hot
+    p = torch.exp(log_p)
+    base = 1 - p * one_hot - (1 - p) * others
+    weighted_log_p = log_p * torch.pow(base, gamma_pos * one_hot + gamma_neg * others)
+    target_dist = one_hot.mul(1 - eps).add(eps / num_classes)
+    return -(target_dist * weighted_log_p).sum(dim=-1).mean()
+
+
+def published_style_cfl(logits, targets, xi, gamma_pos=0.0, gamma_neg=4.0, gamma_hc=2.0, eps=0.1):
+    """Cyclical focal loss in the published style: the ASL weights plus a dense (1 + p)^(gamma_hc one-hot)."""
+    num_classes = logits.shape[-1]
+    log_p = torch.log_softmax(logits, dim=-1)
+    one_hot = torch.zeros_like(logits).scatter_(1, targets.unsqueeze(1), 1)
+    others = 1 - one_hot
+    p = torch.exp(log_p)
+    p_target = p * one_hot
+    base = 1 - p_target - (1 - p) * others
+    low = torch.pow(base, gamma_pos * one_hot + gamma_neg * others)
+    high = torch.pow(1 + p_target, gamma_hc * one_hot)
+    weighted_log_p = log_p * ((1 - xi) * low + xi * high)
+    target_dist = one_hot.mul(1 - eps).add(eps / num_classes)
+    return -(target_dist * weighted_log_p).sum(dim=-1).mean()
+
+
+def build_candidates(num_classes):
+    """[(label, description, target or None, loss_fn)] with F.cross_entropy first."""
+    context = {
+        "num_classes": num_classes,
+        "num_epochs": 90,
+        "class_counts": long_tail_counts(num_classes),
+        "feat_dim": 512,
+    }
+    candidates = [("F.cross_entropy", "", None, F.cross_entropy)]
+    registered = set(available_losses())
+    skipped = []
+    for name, target in ROWS:
+        if name not in registered:
+            skipped.append(name)
+            continue
+        variants = [{}]
+        if name in FOCAL_FAMILY:
+            variants.append({"label_smoothing": 0.1})  # the paper's setting for FL/ASL/CFL/CASL
+        for params in variants:
+            loss = build_loss(name, **params, **context)
+            description = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+            if hasattr(loss, "set_progress"):
+                loss.set_progress(PROGRESS)
+                description += f", xi={loss.xi:.2g}"
+            candidates.append((name, description, target, loss))
+    xi = 0.6
+    candidates.append(("published-style ASL", "eps=0.1", None, published_style_asl))
+    candidates.append(
+        ("published-style CFL", f"eps=0.1, xi={xi}", None, lambda z, y: published_style_cfl(z, y, xi))
+    )
+    return candidates, skipped
+
+
+def time_candidates(candidates, logits, targets, repeats, inner, warmup=3):
+    def step(loss_fn):
+        loss = loss_fn(logits, targets)
+        torch.autograd.grad(loss, logits)
+
+    for _, _, _, loss_fn in candidates:
+        for _ in range(warmup):
+            step(loss_fn)
+    samples = [[] for _ in candidates]
+    shuffler = random.Random(0)
+    order = list(range(len(candidates)))
+    for _ in range(repeats):
+        shuffler.shuffle(order)
+        for index in order:
+            loss_fn = candidates[index][3]
+            start = time.perf_counter()
+            for _ in range(inner):
+                step(loss_fn)
+            samples[index].append((time.perf_counter() - start) / inner)
+    return [statistics.median(s) for s in samples]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=40, help="timed rounds over all candidates")
+    parser.add_argument("--inner", type=int, default=3, help="forward+backward passes per timing")
+    args = parser.parse_args(argv)
+
+    import_loss_modules()
+    torch.manual_seed(0)
+    logits = torch.randn(args.batch, args.classes, requires_grad=True)
+    targets = torch.randint(0, args.classes, (args.batch,))
+    candidates, skipped = build_candidates(args.classes)
+    medians = time_candidates(candidates, logits, targets, args.repeats, args.inner)
+    baseline = medians[0]
+
+    print(
+        f"B={args.batch} C={args.classes} float32, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats} x {args.inner} forward+backward"
+    )
+    header = f"| {'loss':<22} | {'parameters':<28} | {'ms':>7} | {'x CE':>6} | {'target':>6} | {'verdict':<12} |"
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    for (label, description, target, _), seconds in zip(candidates, medians):
+        ratio = seconds / baseline
+        if target is None:
+            target_text, verdict = "", ("baseline" if label == "F.cross_entropy" else "context")
+        else:
+            target_text, verdict = f"{target:.1f}x", ("PASS" if ratio <= target else "OVER TARGET")
+        print(
+            f"| {label:<22} | {description:<28} | {seconds * 1e3:7.3f} | {ratio:6.2f} | {target_text:>6} | {verdict:<12} |"
+        )
+    if skipped:
+        print(f"not registered (skipped): {', '.join(skipped)}")
+
+
+if __name__ == "__main__":
+    main()
