@@ -208,8 +208,8 @@ class _FocalFamilyFunction(torch.autograd.Function):
     delta = G_y - Gn_y. Then SG = sum_j Gn_j + delta with
         sum_j Gn_j = -u [(1 - xi)(A + gamma_neg S1) + xi C],  A = sum_j q_j, S1 = sum_j q_j s_j,
     and the gradient is, per row and scaled by the incoming g,
-        dz = q (K1 + K2 s) + K3 p + K0 + g delta e_y,
-        K1 = -g u (1 - xi),  K2 = gamma_neg K1,  K3 = -g SG,  K0 = -g u xi.
+        dz = K1 h + K3 p + K0 + g delta e_y,   h = q (1 + gamma_neg s),
+        K1 = -g u (1 - xi),  K3 = -g SG,  K0 = -g u xi.
     With gamma_neg = 0 or xi = 1 every non-target weight is 1: Gn_j = -u and
     dz = K3 p - g u + g delta e_y. The loss uses the same row sums:
         L = -t_y w_y s_y - u [(1 - xi)(S1 - q_y s_y) + xi (S0 - s_y)],  S0 = sum_j s_j.
@@ -258,25 +258,30 @@ class _FocalFamilyFunction(torch.autograd.Function):
                 total = torch.add(delta, q.sum(1), alpha=-low).add_(s1, alpha=-low * gamma_neg)
                 total.sub_(u * xi * num_classes)
             # Intermediates (neither inputs nor outputs) are kept as plain attributes.
-            ctx.s, ctx.p, ctx.q, ctx.index = s, p, q, index
-            ctx.delta, ctx.total = delta, total
-            ctx.u, ctx.xi, ctx.gamma_neg = u, xi, gamma_neg
+            ctx.index, ctx.delta, ctx.total, ctx.u, ctx.xi = index, delta, total, u, xi
+            # s is needed only to recompute p; q is turned in place into
+            # h = q (1 + gamma_neg s), the only B x C factor of the non-target gradient.
+            ctx.s = s if p is None else None
+            ctx.p = p
+            if uniform:
+                ctx.h = None
+            elif q is p:  # gamma_neg == 1: p itself must survive
+                ctx.h = torch.addcmul(q, q, s, value=gamma_neg)
+            else:
+                ctx.h = q.addcmul_(q, s, value=gamma_neg)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
         g = grad_loss
-        u, xi, q = ctx.u, ctx.xi, ctx.q
-        k3 = (-(g * ctx.total)).unsqueeze(1)
-        if q is None:  # uniform non-target weights
-            grad = _exp(ctx.s).mul_(k3)
+        u, xi = ctx.u, ctx.xi
+        k3 = (-(g * ctx.total)).unsqueeze(1)  # -g SG
+        grad = _exp(ctx.s).mul_(k3) if ctx.p is None else ctx.p * k3
+        if ctx.h is None:  # uniform non-target weights: Gn_j = -u
             grad.add_((-u * g).unsqueeze(1))
         else:
-            k1 = (-u * (1 - xi)) * g
-            grad = torch.mul(ctx.s, (ctx.gamma_neg * k1).unsqueeze(1))
-            grad.add_(k1.unsqueeze(1)).mul_(q)
-            grad.addcmul_(_exp(ctx.s) if ctx.p is None else ctx.p, k3)
+            grad.addcmul_(ctx.h, ((-u * (1 - xi)) * g).unsqueeze(1))
             if xi != 0:
                 grad.add_((-u * xi * g).unsqueeze(1))
         grad.scatter_add_(1, ctx.index, (g * ctx.delta).unsqueeze(1))
