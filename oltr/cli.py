@@ -4,9 +4,10 @@ The CLI only wires: config -> fit / evaluate. User errors print one line and
 exit 2 (``--debug`` shows the traceback instead).
 """
 import argparse
+import re
 import sys
 
-from .errors import OltrError
+from .errors import ConfigError, OltrError
 
 # The CFL fork's flags; each overrides the performance loss's parameter of the same name.
 LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
@@ -44,13 +45,32 @@ def overrides_from_args(args):
     return overrides
 
 
+def check_device(name):
+    """``--device``: a torch device this machine has; ConfigError naming it otherwise."""
+    if name is None:
+        return None
+    import torch
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a torch device; use e.g. cpu, cuda or cuda:1") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"numbered from 0")
+    return name
+
+
 def run(args):
     # Imported here so `--help` and config errors answer without loading torch.
     from .config import load_config
-    from .engine.distributed import init_distributed, shutdown_distributed
 
     config = load_config(args.config, overrides_from_args(args))
-    ctx = init_distributed(args.device)
+    from .engine.distributed import init_distributed, shutdown_distributed
+
+    ctx = init_distributed(check_device(args.device))
     try:
         if args.test or args.test_open:
             from .engine.evaluate import evaluate
@@ -62,6 +82,28 @@ def run(args):
         shutdown_distributed(ctx)
 
 
+# torch re-raises an exception from a DataLoader worker as a new exception of the same type
+# whose message is "Caught X in DataLoader worker process N." plus the worker's traceback.
+_WORKER_MESSAGE = re.compile(r"Caught \w+ in DataLoader worker process \d+\.")
+
+
+def one_line(error):
+    """The sentence of a user error, on one line, even when it crossed a DataLoader worker.
+
+    The worker's traceback ends with ``module.ErrorType: <the original sentence>``; that
+    last line is the message, the rest is noise to a user.
+    """
+    text = str(error).strip()
+    if _WORKER_MESSAGE.match(text):
+        last = text.splitlines()[-1].strip()
+        for name in (f"{type(error).__module__}.{type(error).__qualname__}", type(error).__qualname__):
+            if last.startswith(name + ": "):
+                last = last[len(name) + 2:]
+                break
+        text = last
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -69,7 +111,7 @@ def main(argv=None):
     except OltrError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue from the last finished epoch", file=sys.stderr)

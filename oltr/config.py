@@ -15,6 +15,8 @@ import copy
 import difflib
 import hashlib
 import json
+import math
+import re
 import runpy
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +179,22 @@ SCHEMA = Section({
 
 # ----------------------------------------------------------------------------- loading
 
+class _YamlLoader(yaml.SafeLoader):
+    """safe_load, but ``1e-3`` is a number as in YAML 1.2 (YAML 1.1 wants ``1.0e-3``), so
+    ``--opts networks.feat_model.optim_params.lr=1e-3`` does what it says."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(stream):
+    return yaml.load(stream, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def _read_file(path):
     """The raw dict of one config file (without its base merged in)."""
     if not path.is_file():
@@ -184,7 +202,7 @@ def _read_file(path):
     if path.suffix in (".yaml", ".yml"):
         try:
             with open(path, encoding="utf-8") as f:
-                raw = yaml.safe_load(f) or {}
+                raw = _yaml_load(f) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -200,6 +218,11 @@ def _read_file(path):
             namespace = runpy.run_path(str(path))
         except SyntaxError as e:
             raise ConfigError(f"{path}:{e.lineno}: Python syntax error in config ({e.msg})") from None
+        except ConfigError:
+            raise
+        except Exception as e:  # the config is code: a NameError, ImportError... is the file's fault
+            raise ConfigError(f"{path}:{_line_in_file(e, path)}: running the config raised "
+                              f"{type(e).__name__} ({e})") from None
         if "config" not in namespace or not isinstance(namespace["config"], dict):
             raise ConfigError(f"{path}: a Python config must define a dict named 'config'")
         raw = copy.deepcopy(namespace["config"])
@@ -207,6 +230,16 @@ def _read_file(path):
             raw["_base_"] = namespace["_base_"]
         return raw
     raise ConfigError(f"config file {path} must end in .py, .yaml or .yml")
+
+
+def _line_in_file(error, path):
+    """The line of ``path`` where ``error`` was raised (the innermost frame in that file), or '?'."""
+    line, frame = "?", error.__traceback__
+    while frame is not None:
+        if Path(frame.tb_frame.f_code.co_filename) == path:
+            line = frame.tb_lineno
+        frame = frame.tb_next
+    return line
 
 
 def deep_merge(base, override):
@@ -245,8 +278,8 @@ def parse_override(text):
     if not all(keys):
         raise ConfigError(f"--opts {text!r}: empty part in the dotted key {key!r}")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else ""
-    except yaml.YAMLError:
+        value = _yaml_load(value_text) if value_text.strip() else ""
+    except (yaml.YAMLError, ValueError):
         value = value_text
     return keys, value
 
@@ -292,6 +325,8 @@ def _check_field(field, value, dotted, where):
         ok = isinstance(value, ok_types)
     if not ok or (field.choices is not None and value not in field.choices):
         raise ConfigError(f"{where}: {dotted} must be {field.describe()}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {dotted} must be a finite number, got {value!r}")
     too_small = field.minimum is not None and value < field.minimum
     too_large = field.maximum is not None and value > field.maximum
     if too_small or too_large:

@@ -4,8 +4,7 @@ A checkpoint holds only tensors and plain Python containers, so the safe
 unpickler can read it; an interrupted write never replaces the last good file.
 """
 import os
-import pickle
-import zipfile
+import re
 from pathlib import Path
 
 import torch
@@ -38,14 +37,39 @@ def save_atomic(obj, path):
         os.close(fd)
 
 
-def load_checkpoint(path, what="checkpoint"):
-    """Read a checkpoint safely; missing or corrupt files are one-line CheckpointErrors."""
+def load_checkpoint(path, what="checkpoint", required=()):
+    """Read a checkpoint (a dict) safely; missing, corrupt or foreign files are one-line CheckpointErrors.
+
+    ``required`` names keys the caller needs, so a file of another kind is refused here
+    rather than failing later with a KeyError.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; train that run first (or check training_opt.log_dir)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch checkpoint ({reason[:200]}); "
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged file can fail anywhere in the unpickler (IndexError, KeyError, struct.error...)
+        raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch checkpoint ({_short_reason(e)}); "
                               "delete it and train again") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{what} {path} is not a checkpoint written by this project (it holds a "
+                              f"{type(checkpoint).__name__}, not a dict)")
+    missing = [key for key in required if key not in checkpoint]
+    if missing:
+        keys = ", ".join(sorted(map(str, checkpoint))[:8]) or "nothing"
+        raise CheckpointError(f"{what} {path} is not a checkpoint of the kind needed here (no {missing[0]!r} "
+                              f"entry; it holds {keys})")
+    return checkpoint
+
+
+def _short_reason(error):
+    """The first sentence of what torch said; its weights-only errors bury the cause after a long preamble."""
+    text = str(error)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    sentence = re.split(r"(?<=\.)\s", lines[0], maxsplit=1)[0]
+    return f"{type(error).__name__}: {sentence[:160]}"

@@ -21,13 +21,14 @@ def results_path(log_dir, open_set):
 def load_trained_network(config, ctx):
     """The best weights and centroids of the run in ``training_opt.log_dir``."""
     path = Path(config["training_opt"]["log_dir"]) / build.FINAL_CHECKPOINT
-    checkpoint = load_checkpoint(path, what="trained checkpoint")
+    checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     try:
         network = build.build_network(config, for_training=False)
         network.feat_model.load_state_dict(checkpoint["networks"]["feat_model"])
         network.classifier.load_state_dict(checkpoint["networks"]["classifier"])
     except (KeyError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0][:200]
+        # load_state_dict's first line only names the module; the next one names the first mismatch.
+        first = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:240]
         raise CheckpointError(f"{path} does not match the networks in this config ({first}); test with the "
                               "config that trained it") from None
     centroids = checkpoint.get("centroids")

@@ -1,0 +1,153 @@
+"""A NaN or inf loss stops training with one line naming the epoch, the step and the loss, and the
+last good checkpoint (the previous epoch's last_checkpoint.pth) stays byte-identical and resumable.
+
+Divergence is injected in-process by wrapping the performance loss (exact epoch and step), and
+also produced for real with an absurd learning rate.
+"""
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+
+from oltr import build
+from oltr.cli import main
+from oltr.data import ensure_digits_lt
+from oltr.engine import trainer
+from oltr.engine.checkpoint import load_checkpoint
+
+STAGE_1 = "config/Digits_LT/stage_1.py"
+PER_CLASS = {"train": 6, "val": 2, "test": 2, "open": 8}
+NUM_EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """Digits_LT images with "Tiny" split files: a few images per class, so an epoch takes a second."""
+    root = ensure_digits_lt(tmp_path_factory.mktemp("data") / "Digits_LT")
+    for split, per_class in PER_CLASS.items():
+        kept, taken = [], defaultdict(int)
+        for line in (root / f"Digits_LT_{split}.txt").read_text().splitlines():
+            label = line.rsplit(None, 1)[1]
+            if taken[label] < per_class:
+                taken[label] += 1
+                kept.append(line)
+        (root / f"Tiny_{split}.txt").write_text("\n".join(kept) + "\n")
+    return root
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny batches run several times faster on one thread, more so on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+def argv_for(data_root, log_dir, *extra_opts):
+    opts = ["training_opt.dataset=Tiny", f"training_opt.data_root={data_root}",
+            f"training_opt.split_dir={data_root}", f"training_opt.log_dir={log_dir}",
+            f"training_opt.num_epochs={NUM_EPOCHS}", "training_opt.batch_size=16", "training_opt.num_workers=0"]
+    return ["--config", STAGE_1, "--opts", *opts, *extra_opts]
+
+
+class BreaksAt(torch.nn.Module):
+    """The wrapped loss, times ``value`` (nan or inf) from 0-based ``epoch`` and 1-based ``step`` on.
+
+    It learns the epoch from ``set_progress(t)``, which the trainer calls at each epoch start with
+    t = epoch / (num_epochs - 1).
+    """
+
+    def __init__(self, loss, epoch, step, value):
+        super().__init__()
+        self.loss, self.epoch_to_break, self.step_to_break, self.value = loss, epoch, step, value
+        self.epoch, self.step = 0, 0
+
+    def set_progress(self, t):
+        self.epoch, self.step = round(t * (NUM_EPOCHS - 1)), 0
+
+    def forward(self, logits, targets):
+        self.step += 1
+        loss = self.loss(logits, targets)
+        if (self.epoch, self.step) >= (self.epoch_to_break, self.step_to_break):
+            loss = loss * self.value
+        return loss
+
+
+@pytest.fixture
+def diverge(monkeypatch):
+    """``diverge(epoch, step, value)`` makes the next run's loss non-finite from there on; it returns
+    the bytes of last_checkpoint.pth as each ``save_last`` left them."""
+    saved = []
+
+    def arm(epoch, step, value):
+        build_criterions, save_last = build.build_criterions, trainer.save_last
+
+        def breaking_criterions(config, class_counts):
+            criterions = build_criterions(config, class_counts)
+            loss, weight = criterions["PerformanceLoss"]
+            criterions["PerformanceLoss"] = (BreaksAt(loss, epoch, step, value), weight)
+            return criterions
+
+        def recording_save_last(run):
+            save_last(run)
+            saved.append((run.epoch, (Path(run.config["training_opt"]["log_dir"]) / build.LAST_CHECKPOINT).read_bytes()))
+
+        monkeypatch.setattr(build, "build_criterions", breaking_criterions)
+        monkeypatch.setattr(trainer, "save_last", recording_save_last)
+        return saved
+
+    return arm
+
+
+def test_nan_at_epoch_2_keeps_the_epoch_1_checkpoint(data_root, tmp_path, capsys, diverge):
+    saved = diverge(epoch=1, step=2, value=float("nan"))
+    code = main(argv_for(data_root, tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert err.startswith("error: loss became nan at epoch 2, step 2 (performance nan"), err
+    assert f"the last good checkpoint is kept in {tmp_path}" in err
+    # Exactly one epoch finished: its checkpoint is on disk unchanged, and it loads.
+    assert [epoch for epoch, _ in saved] == [0]
+    last = tmp_path / build.LAST_CHECKPOINT
+    assert last.read_bytes() == saved[0][1]
+    state = load_checkpoint(last)
+    assert state["epoch"] == 0 and len(state["history"]) == 1
+    assert all(torch.isfinite(t).all() for t in state["networks"]["feat_model"].values() if t.is_floating_point())
+    assert not (tmp_path / build.FINAL_CHECKPOINT).exists()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in records] == [1]
+
+
+def test_resume_after_divergence_finishes_from_the_kept_checkpoint(data_root, tmp_path, capsys, diverge, monkeypatch):
+    diverge(epoch=1, step=1, value=float("inf"))
+    assert main(argv_for(data_root, tmp_path)) == 2
+    assert "loss became inf at epoch 2, step 1" in capsys.readouterr().err
+    monkeypatch.undo()  # the loss is healthy again
+    assert main(["--resume", *argv_for(data_root, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"resumed from {tmp_path / build.LAST_CHECKPOINT} at epoch 2" in out
+    final = load_checkpoint(tmp_path / build.FINAL_CHECKPOINT)
+    assert [record["epoch"] for record in final["metrics"]["history"]] == [1, 2, 3]
+
+
+def test_non_finite_loss_with_debug_reraises(data_root, tmp_path, diverge):
+    diverge(epoch=0, step=1, value=float("nan"))
+    with pytest.raises(trainer.NonFiniteLossError, match="epoch 1, step 1"):
+        main(["--debug", *argv_for(data_root, tmp_path)])
+    assert not (tmp_path / build.LAST_CHECKPOINT).exists()
+
+
+def test_absurd_learning_rate_really_diverges(data_root, tmp_path, capsys):
+    lr = "1e12"  # scientific notation is a number in --opts
+    code = main(argv_for(data_root, tmp_path, f"networks.feat_model.optim_params.lr={lr}",
+                         f"networks.classifier.optim_params.lr={lr}"))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert re.match(r"error: loss became (nan|inf) at epoch \d+, step \d+ \(", err), err
+    assert "lower the learning rates" in err
+    assert not (tmp_path / build.FINAL_CHECKPOINT).exists()
