@@ -199,7 +199,7 @@ def build_network(config, for_training=True):
     feat_params.setdefault("feature_dim", training_opt["feature_dim"])
     if not for_training:
         feat_params["pretrained"] = None
-    feat_model = build_feature_model(feat_cfg["type"], **feat_params)
+    feat_model = _named_build("networks.feat_model", build_feature_model, feat_cfg["type"], feat_params)
     if feat_model.feature_dim != training_opt["feature_dim"]:
         raise ConfigError(
             f"training_opt.feature_dim is {training_opt['feature_dim']} but the feature model "
@@ -209,8 +209,16 @@ def build_network(config, for_training=True):
     cls_params = dict(cls_cfg["params"])
     cls_params.setdefault("in_dim", feat_model.feature_dim)
     cls_params.setdefault("num_classes", training_opt["num_classes"])
-    classifier = build_classifier(cls_cfg["type"], **cls_params)
+    classifier = _named_build("networks.classifier", build_classifier, cls_cfg["type"], cls_params)
     return OLTRNetwork(feat_model, classifier)
+
+
+def _named_build(key, builder, type_name, params):
+    """``builder(type_name, **params)``, its ConfigError prefixed with the config key it came from."""
+    try:
+        return builder(type_name, **params)
+    except ConfigError as error:
+        raise ConfigError(f"{key}: {error}") from None
 
 
 def load_stage1_weights(network, config):
@@ -227,7 +235,7 @@ def load_stage1_weights(network, config):
     if not path.is_file():
         raise CheckpointError(f"stage 2 needs the stage-1 checkpoint {path}, which does not exist; "
                               "train stage 1 first (python main.py --config <its stage_1 config>)")
-    stage1 = load_checkpoint(path, what="stage-1 checkpoint")["networks"]
+    stage1 = load_checkpoint(path, what="stage-1 checkpoint", required=("networks",))["networks"]
     report = []
     if "feat_model" in wanted:
         report.append(_load_matching(network.feat_model, stage1["feat_model"], "feat_model"))

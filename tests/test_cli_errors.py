@@ -370,11 +370,11 @@ def test_resume_with_a_checkpoint_of_another_config(capsys, trained, data_root):
     (["--opts", "criterions.PerformanceLoss.loss=focal", "criterions.PerformanceLoss.loss_params.gamma=-1"],
      ["criterions.PerformanceLoss", "gamma must be a finite number >= 0, got -1"]),
     (["--opts", "networks.feat_model.type=resnt10"],
-     ["unknown feature model type 'resnt10'", "did you mean 'resnet10'?"]),
+     ["networks.feat_model: unknown feature model type 'resnt10'", "did you mean 'resnet10'?"]),
     (["--opts", "networks.feat_model.params.use_fcc=true"],
-     ["unknown param 'use_fcc' for feature model 'resnet10'", "did you mean 'use_fc'?"]),
+     ["networks.feat_model: unknown param 'use_fcc' for feature model 'resnet10'", "did you mean 'use_fc'?"]),
     (["--opts", "networks.classifier.type=cosine"],
-     ["unknown classifier type 'cosine'", "did you mean 'cosine_norm'?"]),
+     ["networks.classifier: unknown classifier type 'cosine'", "did you mean 'cosine_norm'?"]),
 ])
 def test_bad_loss_or_network(capsys, trained, data_root, extra, culprits):
     argv = ["--config", STAGE_1, *extra]
