@@ -145,11 +145,12 @@ def sweep(args):
             print(step.text())
         print(" ".join(shlex.quote(part) for part in report))
         return 0
-    started = time.perf_counter()
+    started, skipped = time.perf_counter(), 0
     for number, step in enumerate(steps, 1):
         label = f"[{number}/{len(steps)}] {step.dataset} {step.loss} seed {step.seed} {step.phase}"
         if args.skip_done and step.done_marker.is_file():
             print(f"{label}: done already, skipped", flush=True)
+            skipped += 1
             continue
         ok, seconds, tail = run_step(step)
         if not ok:
@@ -157,7 +158,8 @@ def sweep(args):
                   f"{step.phase}.out), last lines:\n    " + "\n    ".join(tail), file=sys.stderr)
             return 1
         print(f"{label}: {seconds:.0f}s", flush=True)
-    print(f"all {len(steps)} steps finished in {time.perf_counter() - started:.0f}s; the report:", flush=True)
+    print(f"ran {len(steps) - skipped} of {len(steps)} steps in {time.perf_counter() - started:.0f}s"
+          + (f" ({skipped} done already)" if skipped else "") + "; the report:", flush=True)
     return subprocess.run(report).returncode
 
 
