@@ -65,16 +65,35 @@ def all_reduce_sum_(tensor, ctx):
     return tensor
 
 
+def broadcast_buffers_(module, ctx, src=0):
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank, in place.
+
+    DDP broadcasts buffers at the start of each forward, so after the last
+    training step every rank holds statistics updated by its own batch; this
+    makes evaluation use the weights rank 0 will save.
+    """
+    if ctx.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src)
+    return module
+
+
 def gather_rows(tensor, ctx):
-    """Concatenate every rank's rows (sizes may differ) on every rank."""
+    """Concatenate every rank's rows (sizes may differ, a rank may have none) on every rank.
+
+    A rank with no rows may pass any empty tensor of the right dtype: the
+    trailing shape is taken from the ranks that have rows.
+    """
     if not ctx.distributed:
         return tensor
-    size = torch.tensor([tensor.shape[0]], device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(ctx.world_size)]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
-    padded[: tensor.shape[0]] = tensor
+    shapes = [None] * ctx.world_size
+    dist.all_gather_object(shapes, tuple(tensor.shape))
+    rows = [shape[0] if shape and shape[0] else 0 for shape in shapes]
+    trailing = next((shape[1:] for shape, count in zip(shapes, rows) if count), tuple(tensor.shape[1:]))
+    longest = max(max(rows), 1)
+    padded = torch.zeros((longest, *trailing), dtype=tensor.dtype, device=tensor.device)
+    if rows[ctx.rank]:
+        padded[: rows[ctx.rank]] = tensor
     gathered = [torch.zeros_like(padded) for _ in range(ctx.world_size)]
     dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(s.item())] for g, s in zip(gathered, sizes)])
+    return torch.cat([part[:count] for part, count in zip(gathered, rows)])

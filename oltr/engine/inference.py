@@ -31,9 +31,10 @@ def collect_logits(network, loader, centroids, ctx, amp="off", channels_last=Fal
         all_logits.append(logits.float())
         all_labels.append(labels.to(ctx.device))
         all_indices.append(indices.to(ctx.device))
-    logits = gather_rows(torch.cat(all_logits), ctx)
-    labels = gather_rows(torch.cat(all_labels), ctx)
-    indices = gather_rows(torch.cat(all_indices), ctx)
+    # A rank whose share is empty (fewer images than ranks) still joins the gathers.
+    logits = gather_rows(_cat_or_empty(all_logits, torch.float32, ctx.device), ctx)
+    labels = gather_rows(_cat_or_empty(all_labels, torch.int64, ctx.device), ctx)
+    indices = gather_rows(_cat_or_empty(all_indices, torch.int64, ctx.device), ctx)
     order = torch.argsort(indices)
     return logits[order].cpu(), labels[order].cpu(), indices[order].cpu()
 
@@ -47,6 +48,9 @@ def compute_centroids(feat_model, loader, num_classes, ctx, amp="off", channels_
     """
     feat_model.eval()
     sums, counts = None, torch.zeros(num_classes, device=ctx.device, dtype=torch.float64)
+    if getattr(feat_model, "feature_dim", None) is not None:
+        # Allocated up front so a rank without a batch still joins the all-reduce with the right shape.
+        sums = torch.zeros(num_classes, feat_model.feature_dim, device=ctx.device, dtype=torch.float64)
     for images, labels, _ in (progress(loader) if progress else loader):
         with autocast(ctx.device, amp):
             features, _ = feat_model(to_device(images, ctx.device, channels_last))
@@ -59,3 +63,7 @@ def compute_centroids(feat_model, loader, num_classes, ctx, amp="off", channels_
     all_reduce_sum_(sums, ctx)
     all_reduce_sum_(counts, ctx)
     return (sums / counts.clamp(min=1).unsqueeze(1)).float()
+
+
+def _cat_or_empty(parts, dtype, device):
+    return torch.cat(parts) if parts else torch.empty(0, dtype=dtype, device=device)

@@ -3,8 +3,9 @@
     fit(config, ctx)  ->  <log_dir>/final_model_checkpoint.pth (best validation epoch)
                           <log_dir>/last_checkpoint.pth       (every epoch, for --resume)
 """
-import copy
+import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from .. import build
 from ..config import config_hash, dump_yaml
 from ..errors import CheckpointError, ConfigError, OltrError
 from .checkpoint import load_checkpoint, save_atomic
-from .distributed import all_reduce_mean_
+from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, compute_centroids, to_device
 from .run_log import RunLogger, progress_enabled
 
@@ -28,14 +29,19 @@ class NonFiniteLossError(OltrError):
 
 
 def seed_everything(seed):
+    """Seed Python, NumPy and torch (all devices); data-loader workers are seeded from the loader's generator."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def epoch_seed(seed, epoch):
-    """Every epoch starts from its own seed, so a resumed run replays the same randomness."""
-    return seed * 100003 + epoch
+def epoch_seed(seed, epoch, rank=0):
+    """Every epoch starts from its own seed, so a resumed run replays the same randomness.
+
+    Each rank gets its own seed too: with one seed for all, every rank would
+    draw the same crops and flips for its different images.
+    """
+    return (seed * 100003 + epoch) * 65536 + rank
 
 
 def training_progress(epoch, num_epochs, step=0, steps_per_epoch=1, granularity="epoch"):
@@ -124,7 +130,7 @@ def build_run(config, ctx, echo=True):
         loader = build.build_eval_loader(training_opt, plain_train, ctx)
         centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
                                       amp=training_opt["amp"], channels_last=training_opt["channels_last"],
-                                      progress=_bar("centroids"))
+                                      progress=_bar("centroids", ctx))
         criterions["FeatureLoss"][0].centroids.data.copy_(centroids)
         logger.info("centroids initialised from one pass over the training set")
 
@@ -146,16 +152,23 @@ def _wrap_for_training(network, config, ctx):
     model = network
     if ctx.distributed:
         if training_opt["sync_bn"]:
+            if ctx.device.type == "cpu":
+                raise ConfigError("training_opt.sync_bn is true but this run is on CPU, where torch's "
+                                  "SyncBatchNorm does not work; set it to false or train on GPUs")
+            # Replaces the BatchNorm layers of ``network`` itself, sharing their parameters and buffers.
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        # Gradients as views of the all-reduce buckets: less memory, and no stride-mismatch
+        # warnings for 1x1 convolutions whose gradients come back with unusual strides.
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
+                                                          gradient_as_bucket_view=True)
     if training_opt["compile"]:
         model = torch.compile(model)
     return model
 
 
-def _bar(description):
-    enabled = progress_enabled()
+def _bar(description, ctx):
+    enabled = progress_enabled() and ctx.is_main
     return lambda iterable: tqdm(iterable, desc=description, leave=False, disable=not enabled)
 
 
@@ -170,10 +183,11 @@ def train_one_epoch(run):
         module.train()
     sampler = run.train_loader.sampler
     sampler.set_epoch(run.epoch)
-    run.train_loader.generator.manual_seed(epoch_seed(config["seed"], run.epoch))
-    seed_everything(epoch_seed(config["seed"], run.epoch))
+    seed = epoch_seed(config["seed"], run.epoch, ctx.rank)
+    run.train_loader.generator.manual_seed(seed)  # the data-loader workers' seeds come from it
+    seed_everything(seed)
     totals = {"loss": 0.0, "performance": 0.0, "feature": 0.0}
-    bar = _bar(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}")
+    bar = _bar(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}", ctx)
     for step, (images, labels, _) in enumerate(bar(run.train_loader)):
         if step == run.steps_per_epoch:
             break
@@ -202,10 +216,14 @@ def train_step(run, images, labels, step):
     if run.feature_loss is not None:
         loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"][1]
         loss = loss + loss_feat
-    if not torch.isfinite(loss):
+    # The mean over ranks, before backward: every rank then sees the same values and stops
+    # together on a non-finite loss, instead of the others hanging in DDP's gradient all-reduce.
+    parts = torch.stack([part.detach().float() for part in (loss, loss_perf, loss_feat)])
+    total, performance, feature = all_reduce_mean_(parts, run.ctx).tolist()
+    if not math.isfinite(total):
         raise NonFiniteLossError(
-            f"loss became {loss.item()} at epoch {run.epoch + 1}, step {step + 1} (performance "
-            f"{loss_perf.item():.4g}, feature {loss_feat.item():.4g}); training stopped, the last good "
+            f"loss became {total} at epoch {run.epoch + 1}, step {step + 1} (performance "
+            f"{performance:.4g}, feature {feature:.4g}); training stopped, the last good "
             f"checkpoint is kept in {run.config['training_opt']['log_dir']}; lower the learning rates or "
             "turn amp off"
         )
@@ -220,15 +238,18 @@ def train_step(run, images, labels, step):
     for optimizer in run.optimizers.values():
         run.scaler.step(optimizer)
     run.scaler.update()
-    return {"loss": loss.item(), "performance": loss_perf.item(), "feature": loss_feat.item()}
+    return {"loss": total, "performance": performance, "feature": feature}
 
 
 def validate(run):
     """Closed-set top-1 on the validation split."""
     training_opt = run.config["training_opt"]
+    # Without SyncBatchNorm each rank's running statistics followed its own batches; evaluate
+    # (and later save) rank 0's, on every rank, so that all ranks agree on the best epoch.
+    broadcast_buffers_(run.network, run.ctx)
     logits, labels, _ = collect_logits(run.network, run.val_loader, run.centroids(), run.ctx,
                                        amp=training_opt["amp"], channels_last=training_opt["channels_last"],
-                                       progress=_bar("validate"))
+                                       progress=_bar("validate", run.ctx))
     return (logits.argmax(dim=1) == labels).double().mean().item()
 
 
@@ -243,11 +264,27 @@ def _network_state(run):
 
 
 def _rng_state():
+    """The global generators' full states, as tensors and plain lists (readable with weights_only)."""
+    _, numpy_keys, numpy_pos, has_gauss, cached_gauss = np.random.get_state()
+    version, python_internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": [int(x) for x in np.random.get_state()[1]],
-        "python": list(random.getstate()[1]),
+        "numpy": {"keys": [int(x) for x in numpy_keys], "pos": int(numpy_pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gauss)},
+        "python": {"version": version, "internal": list(python_internal), "gauss_next": gauss_next},
     }
+
+
+def _set_rng_state(state):
+    """Undo ``_rng_state``. Each epoch reseeds anyway; this keeps anything drawn between epochs exact too."""
+    if not isinstance(state, dict) or not isinstance(state.get("numpy"), dict):
+        return  # written by an older version; the per-epoch seeds still make the resumed epochs exact
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", np.asarray(numpy_state["keys"], dtype=np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
 
 
 def save_last(run):
@@ -288,6 +325,7 @@ def restore_last(run):
     run.scaler.load_state_dict(state["scaler"])
     run.train_loader.sampler.load_state_dict(state["sampler"])
     run.best, run.history = state["best"], state["history"]
+    _set_rng_state(state.get("rng"))
     run.epoch = state["epoch"] + 1
     return True
 
@@ -314,17 +352,19 @@ def fit(config, ctx, resume=False, echo=True):
     run = build_run(config, ctx, echo=echo)
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
-    if ctx.is_main:
-        (log_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
     if resume and restore_last(run):
         run.logger.info(f"resumed from {log_dir / build.LAST_CHECKPOINT} at epoch {run.epoch + 1}")
     elif resume:
         run.logger.info("nothing to resume; starting from the first epoch")
+    if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone
+        (log_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+        _rewrite_metrics_log(log_dir, run.history)
     for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
         run.epoch = scheduler_epoch
         _run_epoch(run)
     if ctx.is_main:
         save_final(run)
+    barrier(ctx)  # no rank leaves (for stage 2, or the test) before the final checkpoint is on disk
     run.logger.info(f"best epoch {run.best['epoch'] + 1}: val top-1 {run.best['top1']:.4f}; "
                     f"saved {log_dir / build.FINAL_CHECKPOINT}")
     return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
@@ -359,6 +399,19 @@ def _run_epoch(run):
         raise NonFiniteLossError(f"mean loss of epoch {run.epoch + 1} is not finite")
     if run.ctx.is_main:
         save_last(run)
+
+
+def _rewrite_metrics_log(log_dir, history):
+    """metrics.jsonl holds exactly the finished epochs of this run.
+
+    A fresh run must not append to an old run's records, and a run killed after
+    logging an epoch but before saving it repeats that epoch when resumed.
+    """
+    lines = "".join(json.dumps(record, default=float) + "\n" for record in history)
+    path = log_dir / "metrics.jsonl"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(lines, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _current_xi(run):
