@@ -114,6 +114,12 @@ class DiscCentroidsLoss(nn.Module):
         self.scale_centroid_grad = scale_centroid_grad
         self.centroids = nn.Parameter(torch.randn(num_classes, feat_dim))
 
+    @property
+    def ignores_loss_scale(self):
+        """True with OLTR's rule: the centroid update ignores the incoming gradient, so an fp16
+        GradScaler's unscaling would shrink it by the loss scale (trainers refuse that pairing)."""
+        return not self.scale_centroid_grad
+
     def forward(self, features, targets):
         if features.dim() != 2 or features.shape[1] != self.feat_dim:
             raise ValueError(

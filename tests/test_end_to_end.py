@@ -33,9 +33,9 @@ def test_stage_outputs(runs):
             assert (run / name).is_file(), run / name
     history = [json.loads(line) for line in (stage2 / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 8
-    xis = [record["xi"] for record in history]
-    assert xis[0] == pytest.approx(1.0) and xis[-1] == pytest.approx(1.0)  # cyclical: starts and ends at 1
-    assert min(xis) == pytest.approx(0.0, abs=0.1)
+    # Paper Eq. 8 with f = 2 on t = e / 7: 1 - 2t up to t = 1/2, then 2t - 1.
+    expected = [1 - 2 * e / 7 if 2 * e / 7 <= 1 else 2 * e / 7 - 1 for e in range(8)]
+    assert [record["xi"] for record in history] == pytest.approx(expected)
 
 
 def test_closed_set_results(runs):

@@ -110,7 +110,8 @@ def test_nan_at_epoch_2_keeps_the_epoch_1_checkpoint(data_root, tmp_path, capsys
     assert code == 2 and "Traceback" not in err
     assert err.count("\n") == 1
     assert err.startswith("error: loss became nan at epoch 2, step 2 (performance nan"), err
-    assert f"the last good checkpoint is kept in {tmp_path}" in err
+    assert f"{tmp_path / build.LAST_CHECKPOINT} (epoch 1) is the last good checkpoint" in err
+    assert "start over with lower learning rates" in err
     # Exactly one epoch finished: its checkpoint is on disk unchanged, and it loads.
     assert [epoch for epoch, _ in saved] == [0]
     last = tmp_path / build.LAST_CHECKPOINT
@@ -149,5 +150,14 @@ def test_absurd_learning_rate_really_diverges(data_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert re.match(r"error: loss became (nan|inf) at epoch \d+, step \d+ \(", err), err
-    assert "lower the learning rates" in err
+    assert "start over with lower learning rates" in err
     assert not (tmp_path / build.FINAL_CHECKPOINT).exists()
+
+
+def test_nan_in_the_first_epoch_says_there_is_no_checkpoint(data_root, tmp_path, capsys, diverge):
+    saved = diverge(epoch=0, step=1, value=float("inf"))
+    assert main(argv_for(data_root, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: loss became inf at epoch 1, step 1"), err
+    assert "no epoch finished, so there is no checkpoint" in err
+    assert saved == [] and not (tmp_path / build.LAST_CHECKPOINT).exists()

@@ -119,6 +119,7 @@ def build_run(config, ctx, echo=True):
     if config["networks"]["feat_model"]["fix"]:
         build.freeze_for_fix(network.feat_model)
     criterions = build.build_criterions(config, class_counts)
+    _check_amp_compatible(criterions, training_opt["amp"])
     network.to(ctx.device)
     for module, _ in criterions.values():
         module.to(ctx.device)
@@ -145,6 +146,19 @@ def build_run(config, ctx, echo=True):
         val_loader=build.build_eval_loader(training_opt, val_set, ctx),
         class_counts=class_counts, steps_per_epoch=steps_per_epoch, logger=logger,
     )
+
+
+def _check_amp_compatible(criterions, amp):
+    """fp16 loss scaling is undone by unscaling every gradient; a loss whose custom backward
+    ignores the incoming gradient (OLTR's centroid rule) would see its update shrunk instead."""
+    if amp != "fp16":
+        return
+    for key, (module, _) in criterions.items():
+        if getattr(module, "ignores_loss_scale", False):
+            raise ConfigError(
+                f"training_opt.amp=fp16 cannot train criterions.{key} ({type(module).__name__}): its backward "
+                "ignores the fp16 loss scale; use amp bf16 or off"
+            )
 
 
 def _wrap_for_training(network, config, ctx):
@@ -221,11 +235,13 @@ def train_step(run, images, labels, step):
     parts = torch.stack([part.detach().float() for part in (loss, loss_perf, loss_feat)])
     total, performance, feature = all_reduce_mean_(parts, run.ctx).tolist()
     if not math.isfinite(total):
+        log_dir = Path(run.config["training_opt"]["log_dir"])
+        kept = (f"{log_dir / build.LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
+                if run.epoch > 0 else "no epoch finished, so there is no checkpoint")
         raise NonFiniteLossError(
             f"loss became {total} at epoch {run.epoch + 1}, step {step + 1} (performance "
-            f"{performance:.4g}, feature {feature:.4g}); training stopped, the last good "
-            f"checkpoint is kept in {run.config['training_opt']['log_dir']}; lower the learning rates or "
-            "turn amp off"
+            f"{performance:.4g}, feature {feature:.4g}); training stopped and {kept}; start over with "
+            "lower learning rates or with amp off (a --resume would replay the same steps)"
         )
     for optimizer in run.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
