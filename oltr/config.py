@@ -314,6 +314,8 @@ def _check_field(field, value, dotted, where):
         if field.nullable or field.default is None:
             return None
         raise ConfigError(f"{where}: {dotted} must be {field.describe()}, got null")
+    if value is False and field.choices is not None and "off" in field.choices:
+        value = "off"  # YAML 1.1 reads a bare `off` (amp: off, --opts training_opt.amp=off) as false
     ok_types = field.types
     if isinstance(value, bool) and bool not in ok_types:
         ok = False

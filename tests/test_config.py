@@ -130,3 +130,12 @@ def test_every_shipped_config_loads():
     for path in configs:
         config = load_config(path)
         assert config["training_opt"]["log_dir"], path
+
+
+def test_bare_off_means_off_although_yaml_reads_it_as_false(tmp_path, base):
+    assert load_config(base, ["training_opt.amp=off"])["training_opt"]["amp"] == "off"
+    child = tmp_path / "child.yaml"
+    child.write_text("_base_: base.py\ntraining_opt:\n  amp: off\n")
+    assert load_config(child)["training_opt"]["amp"] == "off"
+    with pytest.raises(ConfigError, match="training_opt.channels_last must be true/false"):
+        load_config(base, ["training_opt.channels_last=bf16"])
