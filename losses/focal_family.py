@@ -43,7 +43,7 @@ from ._common import (
     reduce_loss,
 )
 from .registry import register_loss
-from .schedule import _check_cyclical_factor, check_progress, cyclical_xi, reference_xi
+from .schedule import check_cyclical_factor, check_progress, cyclical_xi, reference_xi
 
 __all__ = [
     "focal_family_loss",
@@ -423,7 +423,7 @@ class _CyclicalSchedule:
     """Mixin: xi follows the cyclical schedule (CFL paper Eq. 8) driven by ``set_progress``."""
 
     def _init_schedule(self, cyclical_factor, schedule, epochs, num_epochs):
-        self.cyclical_factor = _check_cyclical_factor(cyclical_factor)
+        self.cyclical_factor = check_cyclical_factor(cyclical_factor)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.schedule = schedule

@@ -17,7 +17,8 @@ Two versions:
 import math
 
 
-def _check_cyclical_factor(cyclical_factor):
+def check_cyclical_factor(cyclical_factor):
+    """The cyclical factor f must be a finite number >= 1; returns it as a float."""
     if (
         not isinstance(cyclical_factor, (int, float))
         or isinstance(cyclical_factor, bool)
@@ -43,7 +44,7 @@ def cyclical_xi(t, cyclical_factor):
     rounding in ``t`` can never push it outside.
     """
     t = check_progress(t)
-    f = _check_cyclical_factor(cyclical_factor)
+    f = check_cyclical_factor(cyclical_factor)
     if f == 1.0:
         xi = 1.0 - t
     elif f * t <= 1.0:
@@ -62,7 +63,7 @@ def reference_xi(epoch, epochs, cyclical_factor):
     number of trained epochs (the published stage-2 configs) xi exceeds 1.
     Note the code differs from Eq. 8 (E - 1 in the denominators, strict ``<``).
     """
-    f = _check_cyclical_factor(cyclical_factor)
+    f = check_cyclical_factor(cyclical_factor)
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
         raise ValueError(f"epoch must be a 1-based integer >= 1, got {epoch!r}")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 2:
