@@ -4,7 +4,7 @@
 
 Finds every ``results_test_closed.json`` / ``results_test_open.json`` under the given
 directories, groups them by dataset, and writes one table per dataset in the layout of
-Tables 3 (ImageNet-LT) and 4 (Places-LT): rows OLTR, OLTR + FL, +ASL, +CFL, +CASL (then
+Tables 3 (ImageNet-LT) and 4 (Places-LT): rows OLTR, OLTR + FL, OLTR + ASL, OLTR + CFL, OLTR + CASL (then
 any other loss), columns closed-set many/medium/few/average top-1 and open-set
 many/medium/few top-1 and F-measure. Several seeds give mean +- sample std. For
 ImageNet_LT and Places_LT the paper's published rows and our difference sit under ours.
@@ -27,7 +27,7 @@ DEFAULT_XI_POINTS = 10
 
 # Row order and names of Tables 3-4; other losses follow as "OLTR + <NAME>".
 LOSS_ORDER = ("softmax", "focal", "asl", "cfl", "casl")
-LOSS_LABELS = {"softmax": "OLTR", "focal": "OLTR + FL", "asl": "+ASL", "cfl": "+CFL", "casl": "+CASL"}
+LOSS_LABELS = {"softmax": "OLTR", "focal": "OLTR + FL", "asl": "OLTR + ASL", "cfl": "OLTR + CFL", "casl": "OLTR + CASL"}
 
 # (key, header, setting, results key, percent?) -- accuracies shown in %, F-measure as is.
 COLUMNS = (

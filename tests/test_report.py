@@ -52,19 +52,19 @@ def test_table_layout_mean_std_gap_and_paper_rows(runs):
     labels = [row["label"] for row in rows]
     assert labels == [
         "OLTR", "OLTR (paper)", "OLTR (ours - paper)",
-        "OLTR + FL (paper)", "+ASL (paper)",
-        "+CFL", "+CFL (paper)", "+CFL (ours - paper)",
-        "+CASL (paper)",
+        "OLTR + FL (paper)", "OLTR + ASL (paper)",
+        "OLTR + CFL", "OLTR + CFL (paper)", "OLTR + CFL (ours - paper)",
+        "OLTR + CASL (paper)",
     ]
     by_label = {row["label"]: row for row in rows}
     # cfl, two seeds: closed many (40, 42) -> 41.0 +- sample std sqrt(2) = 1.4; open medium (35, 35) -> std 0
-    assert cells_text(by_label["+CFL"]) == [
+    assert cells_text(by_label["OLTR + CFL"]) == [
         "41.0 ± 1.4", "37.5 ± 0.7", "24.0 ± 1.4", "35.0 ± 1.4",
         "40.0 ± 1.4", "35.0 ± 0.0", "21.0 ± 1.4", "0.445 ± 0.007",
     ]
-    assert by_label["+CFL"]["cells"]["closed_many"]["std"] == pytest.approx(2 ** 0.5)
+    assert by_label["OLTR + CFL"]["cells"]["closed_many"]["std"] == pytest.approx(2 ** 0.5)
     # paper +CFL: 42.6 37.7 23.3 34.5 | 40.0 35.4 21.7 0.445
-    assert cells_text(by_label["+CFL (ours - paper)"]) == [
+    assert cells_text(by_label["OLTR + CFL (ours - paper)"]) == [
         "-1.6", "-0.2", "+0.7", "+0.5", "+0.0", "-0.4", "-0.7", "+0.000",
     ]
     # softmax: one seed (mean only), no open file (gap)
@@ -78,18 +78,18 @@ def test_main_writes_markdown_csv_latex_and_plots(runs, tmp_path, capsys):
     out = tmp_path / "out"
     assert report.main([str(runs), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "## ImageNet_LT" in printed and "| +CFL | 41.0 ± 1.4 |" in printed
+    assert "## ImageNet_LT" in printed and "| OLTR + CFL | 41.0 ± 1.4 |" in printed
     assert "many n >= 100 (1 classes)" in printed  # group sizes printed with the table
     target = out / "ImageNet_LT"
     assert (target / "table.md").read_text(encoding="utf-8") in printed
     with open(target / "table.csv", newline="", encoding="utf-8") as handle:
         rows = {row["method"]: row for row in csv.DictReader(handle)}
-    assert float(rows["+CFL"]["closed_many"]) == pytest.approx(41.0)
-    assert float(rows["+CFL"]["closed_many_std"]) == pytest.approx(2 ** 0.5, abs=1e-3)
+    assert float(rows["OLTR + CFL"]["closed_many"]) == pytest.approx(41.0)
+    assert float(rows["OLTR + CFL"]["closed_many_std"]) == pytest.approx(2 ** 0.5, abs=1e-3)
     assert rows["OLTR"]["open_many"] == "" and rows["OLTR"]["runs_open"] == "0"
-    assert float(rows["+CFL (ours - paper)"]["closed_average"]) == pytest.approx(0.5)
+    assert float(rows["OLTR + CFL (ours - paper)"]["closed_average"]) == pytest.approx(0.5)
     latex = (target / "table.tex").read_text(encoding="utf-8")
-    assert r"\begin{tabular}" in latex and r"+CFL & 41.0 $\pm$ 1.4 &" in latex
+    assert r"\begin{tabular}" in latex and r"OLTR + CFL & 41.0 $\pm$ 1.4 &" in latex
     assert r"ImageNet\_LT" in latex
     pytest.importorskip("matplotlib")
     assert (target / "per_class_accuracy.png").stat().st_size > 0
@@ -130,7 +130,7 @@ def test_other_losses_stages_and_empty_groups(tmp_path):
     write_result(root / "d", "closed", "Places-LT", "focal", 0, stage="stage_2", **closed(0.44, 0.4, 0.3, 0.4))
     results = report.collect_results([root])
     digits = report.build_table(results, "Digits_LT")
-    assert [row["label"] for row in digits] == ["+CFL", "OLTR + LDAM"]  # no paper rows for this dataset
+    assert [row["label"] for row in digits] == ["OLTR + CFL", "OLTR + LDAM"]  # no paper rows for this dataset
     assert cells_text(digits[1])[2] == "n/a"  # empty few-shot group
     places = [row["label"] for row in report.build_table(results, "Places-LT")]
     # the paper's Places-LT rows are of full OLTR: only the stage-2 run is compared
