@@ -158,8 +158,23 @@ def _target_weight_and_slope(s_y, gamma_pos, gamma_hc, xi):
     return _blend(low, high, xi), _blend(low_slope, high_slope, xi)
 
 
+def _reduce_in_function(ctx, per_sample, reduction):
+    """Reduce inside a Function (one autograd node less); ``_per_row_grad`` undoes it in backward."""
+    ctx.batch, ctx.reduction = per_sample.shape[0], reduction
+    return reduce_loss(per_sample, reduction)
+
+
+def _per_row_grad(ctx, grad_loss):
+    """The incoming gradient as one value per row, shape (B,)."""
+    if ctx.reduction == "none":
+        return grad_loss
+    if ctx.reduction == "mean" and ctx.batch:
+        grad_loss = grad_loss / ctx.batch
+    return grad_loss.expand(ctx.batch)
+
+
 class _TargetTermFunction(torch.autograd.Function):
-    """w_y(p_y) * nll per row, from nll = -log p_y (shape (B,)), with an analytic backward.
+    """w_y(p_y) * nll per row, reduced, from nll = -log p_y (shape (B,)), with an analytic backward.
 
     This is the whole loss when eps = 0; nll comes from F.cross_entropy, so the
     only B x C work is cross-entropy's own. d(w nll)/d nll = w + slope
@@ -168,25 +183,25 @@ class _TargetTermFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, nll, gamma_pos, gamma_hc, xi):
+    def forward(ctx, nll, gamma_pos, gamma_hc, xi, reduction):
         weight, slope = _target_weight_and_slope(-nll, gamma_pos, gamma_hc, xi)
-        ctx.derivative = weight + slope
-        return nll * weight
+        ctx.derivative = weight + slope  # a tensor, or a number when the weight is constant
+        return _reduce_in_function(ctx, nll * weight, reduction)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        return grad_loss * ctx.derivative, None, None, None
+        return _per_row_grad(ctx, grad_loss) * ctx.derivative, None, None, None, None
 
 
-def _target_only_loss(logits, targets, gamma_pos, gamma_hc, xi):
-    """Per-sample loss for eps = 0, where only the target term survives: -w_y(p_y) log p_y."""
+def _target_only_loss(logits, targets, gamma_pos, gamma_hc, xi, reduction):
+    """The loss for eps = 0, where only the target term survives: -w_y(p_y) log p_y."""
     nll = F.cross_entropy(logits, targets, reduction="none")  # -log p_y
-    return _TargetTermFunction.apply(nll, gamma_pos, gamma_hc, xi)
+    return _TargetTermFunction.apply(nll, gamma_pos, gamma_hc, xi, reduction)
 
 
 class _FocalFamilyFunction(torch.autograd.Function):
-    """Per-sample loss L (shape (B,)) of the general formula, with an analytic backward.
+    """The general formula's loss (reduced as asked), with an analytic backward.
 
     Used when label smoothing is on (eps > 0), where every class contributes;
     correct for any eps.
@@ -216,7 +231,7 @@ class _FocalFamilyFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps):
+    def forward(ctx, logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction):
         s = torch.log_softmax(logits, dim=1)
         num_classes = s.shape[1]
         index = targets.unsqueeze(1)
@@ -269,12 +284,12 @@ class _FocalFamilyFunction(torch.autograd.Function):
                 ctx.h = torch.addcmul(q, q, s, value=gamma_neg)
             else:
                 ctx.h = q.addcmul_(q, s, value=gamma_neg)
-        return loss
+        return _reduce_in_function(ctx, loss, reduction)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        g = grad_loss
+        g = _per_row_grad(ctx, grad_loss)
         u, xi = ctx.u, ctx.xi
         k3 = (-(g * ctx.total)).unsqueeze(1)  # -g SG
         grad = _exp(ctx.s).mul_(k3) if ctx.p is None else ctx.p * k3
@@ -285,7 +300,7 @@ class _FocalFamilyFunction(torch.autograd.Function):
             if xi != 0:
                 grad.add_((-u * xi * g).unsqueeze(1))
         grad.scatter_add_(1, ctx.index, (g * ctx.delta).unsqueeze(1))
-        return grad, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None
 
 
 def _compute_dtype_logits(logits):
@@ -304,10 +319,8 @@ def _focal_family(logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, redu
         if xi == 0 and gamma_pos == 0:
             # Exactly cross-entropy: the non-target weights multiply zero targets.
             return F.cross_entropy(z, targets, reduction=reduction)
-        per_sample = _target_only_loss(z, targets, gamma_pos, gamma_hc, xi)
-    else:
-        per_sample = _FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps)
-    return reduce_loss(per_sample, reduction)
+        return _target_only_loss(z, targets, gamma_pos, gamma_hc, xi, reduction)
+    return _FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction)
 
 
 def focal_family_loss(

@@ -153,9 +153,14 @@ def test_gradcheck_custom_function(gamma_pos, gamma_neg, gamma_hc, xi, eps):
     targets = torch.randint(0, 5, (6,), generator=generator)
 
     def per_sample(z):
-        return focal_family._FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps)
+        return focal_family._FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, "none")
 
     assert torch.autograd.gradcheck(per_sample, (logits,), eps=1e-6, atol=1e-8)
+    for reduction in ("mean", "sum"):
+        reduced = lambda z: focal_family._FocalFamilyFunction.apply(  # noqa: E731
+            z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction
+        )
+        assert torch.autograd.gradcheck(reduced, (logits,), eps=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize(
@@ -167,10 +172,12 @@ def test_gradcheck_target_term_function(gamma_pos, gamma_hc, xi):
     generator = torch.Generator().manual_seed(14)
     nll = (torch.rand(8, generator=generator, dtype=torch.float64) * 4 + 0.05).requires_grad_(True)
 
-    def weighted(x):
-        return focal_family._TargetTermFunction.apply(x, gamma_pos, gamma_hc, xi)
+    for reduction in ("none", "mean", "sum"):
 
-    assert torch.autograd.gradcheck(weighted, (nll,), eps=1e-6, atol=1e-8)
+        def weighted(x):
+            return focal_family._TargetTermFunction.apply(x, gamma_pos, gamma_hc, xi, reduction)
+
+        assert torch.autograd.gradcheck(weighted, (nll,), eps=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", NAMES)
