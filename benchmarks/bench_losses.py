@@ -1,6 +1,6 @@
 """Forward+backward time of every registered loss relative to F.cross_entropy.
 
-    python benchmarks/bench_losses.py [--batch 512] [--classes 1000] [--repeats 30] [--threads N]
+    python benchmarks/bench_losses.py [--batch 512] [--classes 1000] [--repeats 30] [--threads N] [--keep-freed-memory]
 
 All candidates run side by side in one process: each round times every
 candidate (in a shuffled order, a few iterations each) right beside
@@ -18,6 +18,7 @@ the published CFL code (one-hot built by scatter, B x C tensor-valued
 ``torch.pow``), of its ASLSingleLabel and Cyclical_FocalLoss forward passes.
 """
 import argparse
+import ctypes
 import importlib
 import os
 import random
@@ -170,6 +171,22 @@ def time_candidates(candidates, logits, targets, repeats, inner, warmup=3):
     return samples, ratios
 
 
+def keep_freed_memory():
+    """Ask glibc not to return freed memory to the OS (no heap trimming, no mmap for big blocks).
+
+    Every 2 MB buffer a loss allocates then reuses pages instead of faulting in
+    fresh ones; in a VM those page faults can cost as much as the arithmetic and
+    hit losses that allocate more buffers harder. Returns False where glibc's
+    mallopt is unavailable.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_trim_threshold, 2**30)) and bool(libc.mallopt(m_mmap_threshold, 2**26))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=512)
@@ -179,9 +196,17 @@ def main(argv=None):
     parser.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default: leave torch's default)"
     )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="disable glibc heap trimming so page faults on fresh buffers do not dominate the timings",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    allocator_note = ""
+    if args.keep_freed_memory:
+        allocator_note = ", glibc trimming off" if keep_freed_memory() else ", (mallopt unavailable)"
 
     import_loss_modules()
     torch.manual_seed(0)
@@ -193,7 +218,7 @@ def main(argv=None):
 
     print(
         f"B={args.batch} C={args.classes} float32, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{args.repeats} rounds x {args.inner} forward+backward per timing"
+        f"{args.repeats} rounds x {args.inner} forward+backward per timing{allocator_note}"
     )
     print(
         "x CE = median of ratios to F.cross_entropy timed right beside it (the verdict); "
