@@ -386,7 +386,7 @@ class SoftmaxCrossEntropy(_FocalFamilyLoss):
 
     Without smoothing this is ``F.cross_entropy``; with smoothing it matches
     ``F.cross_entropy(label_smoothing=eps)`` but runs through the fused
-    focal-family kernel, which is several times faster on CPU.
+    focal-family Function, which on CPU is faster than torch's smoothing path.
     """
 
     def __init__(self, label_smoothing=0.0, reduction="mean"):
