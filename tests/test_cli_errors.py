@@ -10,7 +10,6 @@ import random
 import shutil
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -18,47 +17,21 @@ import torch
 
 from oltr.cli import main
 from oltr.config import load_config
-from oltr.data import ensure_digits_lt
 from oltr.engine.checkpoint import load_checkpoint
 from oltr.errors import CheckpointError, ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_1 = "config/Digits_LT/stage_1.py"
 STAGE_2 = "config/Digits_LT/stage_2_meta_embedding.py"
-PER_CLASS = {"train": 6, "val": 2, "test": 2, "open": 8}
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- fixtures
 
-def write_tiny_splits(digits_root, split_dir):
-    """Tiny_<split>.txt in ``split_dir``: the first few Digits_LT lines of each class."""
-    split_dir.mkdir(parents=True, exist_ok=True)
-    for split, per_class in PER_CLASS.items():
-        kept, taken = [], defaultdict(int)
-        for line in (digits_root / f"Digits_LT_{split}.txt").read_text().splitlines():
-            label = line.rsplit(None, 1)[1]
-            if taken[label] < per_class:
-                taken[label] += 1
-                kept.append(line)
-        (split_dir / f"Tiny_{split}.txt").write_text("\n".join(kept) + "\n")
-    return split_dir
-
-
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = ensure_digits_lt(tmp_path_factory.mktemp("data") / "Digits_LT")
-    write_tiny_splits(root, root)
-    return root
+def data_root(tiny_digits_root):
+    return tiny_digits_root
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny batches run several times faster on one thread, more so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def tiny_opts(data_root, log_dir, split_dir=None, **extra):
     opts = {
@@ -210,9 +183,16 @@ def test_missing_split_dir_names_the_split_file(capsys, tmp_path):
     assert not (tmp_path / "log" / "config.yaml").exists()
 
 
+def copy_tiny_splits(data_root, split_dir):
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for path in data_root.glob("Tiny_*.txt"):
+        shutil.copy(path, split_dir / path.name)
+    return split_dir
+
+
 def broken_split_dir(data_root, tmp_path, split, line_number, new_line):
     """A copy of the Tiny split files with line ``line_number`` (1-based) of ``split`` replaced."""
-    split_dir = write_tiny_splits(data_root, tmp_path / "splits")
+    split_dir = copy_tiny_splits(data_root, tmp_path / "splits")
     path = split_dir / f"Tiny_{split}.txt"
     lines = path.read_text().splitlines()
     lines[line_number - 1] = new_line
@@ -246,7 +226,7 @@ def corrupt_image_root(data_root, tmp_path):
     """
     root = tmp_path / "corrupt"
     shutil.copytree(data_root / "images", root / "images")
-    write_tiny_splits(data_root, root)
+    copy_tiny_splits(data_root, root)
     train_lines = (root / "Tiny_train.txt").read_text().splitlines()[:16]
     victim = train_lines[0].rsplit(None, 1)[0]
     (root / "Tiny_train.txt").write_text("\n".join(train_lines) + "\n")

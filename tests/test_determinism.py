@@ -18,6 +18,8 @@ from oltr.data import ensure_digits_lt
 from oltr.engine import trainer
 from oltr.engine.distributed import DistContext
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 STAGE1 = "config/Digits_LT/stage_1_cfl.py"
 
@@ -27,12 +29,6 @@ def data(tmp_path_factory):
     return ensure_digits_lt(tmp_path_factory.mktemp("determinism") / "Digits_LT")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _train(data, log_dir, seed=0, num_workers=0, noise=0):

@@ -6,7 +6,6 @@ also produced for real with an absurd learning rate.
 """
 import json
 import re
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -14,38 +13,18 @@ import torch
 
 from oltr import build
 from oltr.cli import main
-from oltr.data import ensure_digits_lt
 from oltr.engine import trainer
 from oltr.engine.checkpoint import load_checkpoint
 
 STAGE_1 = "config/Digits_LT/stage_1.py"
-PER_CLASS = {"train": 6, "val": 2, "test": 2, "open": 8}
 NUM_EPOCHS = 3
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    """Digits_LT images with "Tiny" split files: a few images per class, so an epoch takes a second."""
-    root = ensure_digits_lt(tmp_path_factory.mktemp("data") / "Digits_LT")
-    for split, per_class in PER_CLASS.items():
-        kept, taken = [], defaultdict(int)
-        for line in (root / f"Digits_LT_{split}.txt").read_text().splitlines():
-            label = line.rsplit(None, 1)[1]
-            if taken[label] < per_class:
-                taken[label] += 1
-                kept.append(line)
-        (root / f"Tiny_{split}.txt").write_text("\n".join(kept) + "\n")
-    return root
+def data_root(tiny_digits_root):
+    return tiny_digits_root
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny batches run several times faster on one thread, more so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def argv_for(data_root, log_dir, *extra_opts):
     opts = ["training_opt.dataset=Tiny", f"training_opt.data_root={data_root}",

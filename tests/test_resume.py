@@ -22,7 +22,7 @@ from oltr.engine import trainer
 from oltr.engine.distributed import DistContext
 from oltr.errors import CheckpointError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE1 = "config/Digits_LT/stage_1_cfl.py"
@@ -94,13 +94,6 @@ def _assert_same_tensors(a, b, where=""):
         assert a == b, where
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """In-process training like the children: one thread (and the caller's setting restored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
