@@ -259,10 +259,9 @@ def _load_matching(module, state, name):
 
 
 def freeze_for_fix(feat_model):
-    """OLTR's ``fix``: train only the attention and the fc_add projection."""
-    trainable = getattr(feat_model, "TRAINABLE_WHEN_FIXED", ("modulatedatt", "fc_add"))
+    """OLTR's ``fix``: train only the parts the feature model names (attention and fc_add)."""
     for name, param in feat_model.named_parameters():
-        if not any(part in name for part in trainable):
+        if not any(part in name for part in feat_model.TRAINABLE_WHEN_FIXED):
             param.requires_grad_(False)
 
 
