@@ -15,7 +15,6 @@ LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="main.py",
         description="Train (stage 1 or 2) or evaluate an OLTR run described by a config file.",
         epilog="Other commands of the `oltr` script: `oltr report RESULTS_DIR...`, `oltr data {check,make-lt,digits,cifar-lt}`.",
     )
