@@ -492,6 +492,7 @@ class _CyclicalSchedule:
         described = {"cyclical_factor": self.cyclical_factor, "schedule": self.schedule}
         if self.schedule == "reference":
             described.update(epochs=self.epochs, num_epochs=self.num_epochs)
+        described["xi"] = self._xi
         return described
 
 
@@ -527,7 +528,6 @@ class CyclicalFocalLoss(_CyclicalSchedule, _FocalFamilyLoss):
             "gamma": self.gamma,
             "gamma_hc": self.gamma_hc,
             **self._describe_schedule(),
-            "xi": self._xi,
             **super()._describe(),
         }
 
@@ -567,6 +567,5 @@ class CyclicalAsymmetricLoss(_CyclicalSchedule, _FocalFamilyLoss):
             "gamma_neg": self.gamma_neg,
             "gamma_hc": self.gamma_hc,
             **self._describe_schedule(),
-            "xi": self._xi,
             **super()._describe(),
         }

@@ -42,7 +42,7 @@ COLUMNS = (
 )
 
 # Published numbers, in COLUMNS order: Table 3 (ImageNet-LT) and Table 4 (Places-LT) of
-# the cyclical focal loss paper (see docs/evaluation). Accuracies in %, F-measure in [0, 1].
+# the cyclical focal loss paper (Smith 2022). Accuracies in %, F-measure in [0, 1].
 PUBLISHED = {
     "ImageNet_LT": {
         "source": "Table 3 of the cyclical focal loss paper (ImageNet-LT)",
