@@ -42,6 +42,13 @@ def check_logits_and_targets(logits, targets, num_classes=None):
         )
 
 
+def compute_dtype_logits(logits):
+    """Half-precision logits promoted to float32 (the math runs there); float32/float64 as they are."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        return logits.float()
+    return logits
+
+
 def reduce_loss(per_sample, reduction):
     if reduction == "mean":
         return per_sample.mean()

@@ -7,16 +7,26 @@ of Samples", CVPR 2019. The effective number of class c is
 multiplies softmax CE (Eq. 6), the per-class sigmoid BCE summed over classes
 (Eq. 7) or the sigmoid focal loss summed over classes (Eq. 8).
 
-This file also holds ``sigmoid_focal_per_sample``, the numerically stable,
-fused sigmoid focal kernel shared with EFL (``losses/equalized_focal.py``).
+This file also holds ``sigmoid_focal_per_sample``, the numerically stable sigmoid
+focal loss shared with EFL (``losses/equalized_focal.py``): a fused C++ kernel on CPU
+float logits (``losses/csrc/sigmoid_focal.cpp``), an analytic-backward PyTorch
+Function elsewhere.
 """
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
-from ._common import check_in_unit_interval, check_logits_and_targets, check_non_negative, check_reduction
+from . import native
+from ._common import (
+    check_in_unit_interval,
+    check_logits_and_targets,
+    check_non_negative,
+    check_reduction,
+    compute_dtype_logits,
+)
 from .registry import register_loss
 
 
@@ -159,18 +169,79 @@ class _SigmoidFocalPerSample(torch.autograd.Function):
         return grad, None, None, None, None, None
 
 
+class _FusedSigmoidFocalPerSample(torch.autograd.Function):
+    """``_SigmoidFocalPerSample`` through the fused CPU kernel: loss and gradient in one pass.
+
+    Backward scales the kept per-sample gradient by the incoming one; with EFL's collection,
+    the same pass also sums |gradient| per class (``scale_rows_collect``).
+    """
+
+    @staticmethod
+    def forward(ctx, z, targets, scalar_gamma, class_gamma, pos_weight, neg_weight, collect_gradient_sums, kernels):
+        per_sample, grad = kernels.sigmoid_focal(
+            z, targets, scalar_gamma, class_gamma, pos_weight, neg_weight, ctx.needs_input_grad[0]
+        )
+        ctx.per_sample_grad, ctx.targets, ctx.kernels = grad, targets, kernels
+        ctx.collect_gradient_sums = collect_gradient_sums
+        return per_sample
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_per_sample):
+        if ctx.collect_gradient_sums is None:
+            grad = ctx.per_sample_grad * grad_per_sample.unsqueeze(1)
+        else:
+            grad, target_abs, off_target_sums = ctx.kernels.scale_rows_collect(
+                ctx.per_sample_grad, grad_per_sample, ctx.targets
+            )
+            ctx.collect_gradient_sums(ctx.targets, target_abs, off_target_sums)
+        return grad, None, None, None, None, None, None, None
+
+
+def _fused_arguments(z, gamma, pos_weight, neg_weight):
+    """(scalar gamma, class gamma, pos weight, neg weight) in the kernel's form, or None if it cannot take them."""
+    classes = z.shape[1]
+
+    def vector(t, length):
+        if t is None:
+            return None
+        if t.dim() == 2 and t.shape[0] == 1:
+            t = t.squeeze(0)
+        if t.shape != (length,):  # e.g. a full (B, C) weight: the PyTorch path handles any broadcast
+            raise _NotFusable
+        return t.detach().to(dtype=z.dtype).contiguous()
+
+    try:
+        if isinstance(gamma, (int, float)):
+            scalar_gamma, class_gamma = float(gamma), None
+        else:
+            scalar_gamma, class_gamma = 0.0, vector(gamma, classes)
+        return scalar_gamma, class_gamma, vector(pos_weight, z.shape[0]), vector(neg_weight, classes)
+    except _NotFusable:
+        return None
+
+
+class _NotFusable(Exception):
+    pass
+
+
 def sigmoid_focal_per_sample(z, targets, gamma=0.0, pos_weight=None, neg_weight=None, collect_gradient_sums=None):
-    """``sum_j w_ij (1 - p_t)^gamma_j (-log p_t)`` for each sample i (float32 logits, shape (B,)).
+    """``sum_j w_ij (1 - p_t)^gamma_j (-log p_t)`` for each sample i (shape (B,)).
 
     ``p_t = sigmoid(z_ij)`` on the target entry and ``1 - sigmoid(z_ij)`` elsewhere (Lin et al.
     2017, Eq. 5, one binary classifier per class). ``gamma``: a float, or a (C,) tensor (one per
     class, used by EFL). ``pos_weight``: (B,) weight >= 0 of each target entry or None;
     ``neg_weight``: broadcastable to (B, C), weight >= 0 of the non-target entries, or None.
+    ``z`` is float32 or float64 (the losses promote half precision before calling this).
     Weights and gamma are constants for autograd. gamma = 0 gives the summed binary
     cross-entropy. ``collect_gradient_sums(targets, pos_abs, neg_abs_sums)``, if given, is called
     in backward with |dObjective/dz| at each sample's target entry (B,) and summed over the
     non-target entries of each class (C,).
     """
+    kernels = native.cpu_kernels(z)
+    arguments = None if kernels is None else _fused_arguments(z, gamma, pos_weight, neg_weight)
+    if arguments is not None:
+        return _FusedSigmoidFocalPerSample.apply(z, targets, *arguments, collect_gradient_sums, kernels)
     return _SigmoidFocalPerSample.apply(z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums)
 
 
@@ -185,7 +256,7 @@ class _ClassBalancedLoss(nn.Module):
         self.reduction = check_reduction(reduction)
         # Derived from the constructor's arguments, so not saved in state_dict (persistent=False):
         # a checkpoint cannot silently replace the weights the config asks for.
-        self.register_buffer("class_weights", class_balanced_weights(counts, self.beta).float(), persistent=False)
+        self.register_buffer("class_weights", class_balanced_weights(counts, self.beta), persistent=False)
 
     def _check(self, logits, targets):
         """Validated targets as int64 (gather, scatter and cross_entropy need it)."""
@@ -210,11 +281,12 @@ class ClassBalancedSoftmaxLoss(_ClassBalancedLoss):
 
     def forward(self, logits, targets):
         targets = self._check(logits, targets)
-        weight = self.class_weights.to(logits.device)
+        z = compute_dtype_logits(logits)
+        weight = self.class_weights.to(device=z.device, dtype=z.dtype)
         # CE's own class weights are exactly a_y per sample; its fused kernel keeps this at CE's
         # speed. Its "mean" would divide by sum_i a_{y_i}, so the batch mean is taken by hand.
         reduction = "sum" if self.reduction == "mean" else self.reduction
-        loss = F.cross_entropy(logits.float(), targets, weight=weight, reduction=reduction)
+        loss = F.cross_entropy(z, targets, weight=weight, reduction=reduction)
         return loss / logits.shape[0] if self.reduction == "mean" else loss
 
 
@@ -227,8 +299,9 @@ class ClassBalancedSigmoidLoss(_ClassBalancedLoss):
 
     def forward(self, logits, targets):
         targets = self._check(logits, targets)
-        weights = self.class_weights.to(logits.device)[targets]
-        per_sample = sigmoid_focal_per_sample(logits.float(), targets) * weights
+        z = compute_dtype_logits(logits)
+        weights = self.class_weights.to(device=z.device, dtype=z.dtype)[targets]
+        per_sample = sigmoid_focal_per_sample(z, targets) * weights
         if self.reduction == "mean":
             return per_sample.mean()
         return per_sample.sum() if self.reduction == "sum" else per_sample
@@ -251,8 +324,9 @@ class ClassBalancedFocalLoss(_ClassBalancedLoss):
 
     def forward(self, logits, targets):
         targets = self._check(logits, targets)
-        weights = self.class_weights.to(logits.device)[targets]
-        per_sample = sigmoid_focal_per_sample(logits.float(), targets, self.gamma) * weights
+        z = compute_dtype_logits(logits)
+        weights = self.class_weights.to(device=z.device, dtype=z.dtype)[targets]
+        per_sample = sigmoid_focal_per_sample(z, targets, self.gamma) * weights
         if self.reduction == "mean":
             return per_sample.mean()
         return per_sample.sum() if self.reduction == "sum" else per_sample

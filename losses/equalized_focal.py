@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ._common import check_logits_and_targets, check_non_negative, check_reduction
+from ._common import check_logits_and_targets, check_non_negative, check_reduction, compute_dtype_logits
 from .class_balanced import sigmoid_focal_per_sample
 from .registry import register_loss
 
@@ -78,7 +78,7 @@ class EqualizedFocalLoss(nn.Module):
         collect = None
         if self.training and logits.requires_grad and torch.is_grad_enabled():
             collect = self._accumulate_gradient_sums
-        z = logits.float()
+        z = compute_dtype_logits(logits)
         focusing = (self.gamma_b + self.scale_factor * (1.0 - self.g)).to(device=z.device, dtype=z.dtype)
         # weighting factor w_j = gamma_j / gamma_b, times alpha_t
         pos_alpha, neg_alpha = (self.alpha, 1.0 - self.alpha) if self.alpha >= 0 else (1.0, 1.0)

@@ -20,12 +20,18 @@ and the CFL reference code.
 Speed: the obvious implementation (one-hot by scatter, B x C tensor-valued
 ``torch.pow``) costs several times ``F.cross_entropy``. Here:
 
-* eps = 0: the non-target terms vanish. ``F.cross_entropy(reduction="none")``
-  gives -log p_y and a small Function (``_TargetTermFunction``) weights it per
-  row with an analytic derivative, so the B x C work is cross-entropy's own.
-* eps > 0: one Function (``_FocalFamilyFunction``) computes the loss from a
-  single log_softmax with row sums and returns the gradient in closed form
-  (derivation in its docstring), so autograd keeps no chain of B x C temporaries.
+* CPU float32/float64 logits: a fused C++ kernel (``losses/csrc/softmax_focal.cpp``,
+  built by ``losses/native.py``) computes each row's loss and gradient in one pass,
+  and backward only scales that gradient (``_FusedFocalFamilyFunction``).
+* Elsewhere (CUDA, or no compiler), in PyTorch:
+  - eps = 0: the non-target terms vanish. ``F.cross_entropy(reduction="none")``
+    gives -log p_y and a small Function (``_TargetTermFunction``) weights it per
+    row with an analytic derivative, so the B x C work is cross-entropy's own.
+  - eps > 0: one Function (``_FocalFamilyFunction``) computes the loss from a
+    single log_softmax with row sums and returns the gradient in closed form
+    (derivation in its docstring), so autograd keeps no chain of B x C temporaries.
+
+Plain cross-entropy (eps = 0, gamma_pos = 0, xi = 0) is ``F.cross_entropy`` everywhere.
 """
 import math
 import warnings
@@ -40,8 +46,10 @@ from ._common import (
     check_logits_and_targets,
     check_non_negative,
     check_reduction,
+    compute_dtype_logits,
     reduce_loss,
 )
+from . import native
 from .registry import register_loss
 from .schedule import check_cyclical_factor, check_progress, cyclical_xi, reference_xi
 
@@ -303,22 +311,44 @@ class _FocalFamilyFunction(torch.autograd.Function):
         return grad, None, None, None, None, None, None, None
 
 
-def _compute_dtype_logits(logits):
-    """Half-precision logits are promoted: the math runs in float32, the loss is float32."""
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        return logits.float()
-    return logits
+class _FusedFocalFamilyFunction(torch.autograd.Function):
+    """The general formula through the fused CPU kernel: loss and per-sample gradient in one pass.
+
+    Same math as ``_FocalFamilyFunction`` (whose docstring derives it), for any eps. The
+    forward keeps dloss_i/dz_i (B x C, the size of the log_softmax output cross-entropy
+    keeps); backward scales it by the incoming gradient, a single pass.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction, kernels):
+        per_sample, grad = kernels.softmax_focal(
+            logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, ctx.needs_input_grad[0]
+        )
+        ctx.per_sample_grad = grad  # an intermediate, not an input or output: a plain attribute
+        return _reduce_in_function(ctx, per_sample, reduction)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        if ctx.reduction == "none":
+            grad = ctx.per_sample_grad * grad_loss.unsqueeze(1)
+        else:
+            grad = ctx.per_sample_grad * (grad_loss / ctx.batch if ctx.reduction == "mean" else grad_loss)
+        return grad, None, None, None, None, None, None, None, None
 
 
 def _focal_family(logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction):
     """Unchecked core shared by the modules (hyper-parameters validated at construction)."""
     check_logits_and_targets(logits, targets)
-    z = _compute_dtype_logits(logits)
+    z = compute_dtype_logits(logits)
     targets = targets.long()
+    if eps == 0 and xi == 0 and gamma_pos == 0:
+        # Exactly cross-entropy: the non-target weights multiply zero targets.
+        return F.cross_entropy(z, targets, reduction=reduction)
+    kernels = native.cpu_kernels(z)
+    if kernels is not None:
+        return _FusedFocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction, kernels)
     if eps == 0:
-        if xi == 0 and gamma_pos == 0:
-            # Exactly cross-entropy: the non-target weights multiply zero targets.
-            return F.cross_entropy(z, targets, reduction=reduction)
         return _target_only_loss(z, targets, gamma_pos, gamma_hc, xi, reduction)
     return _FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction)
 
@@ -385,8 +415,8 @@ class SoftmaxCrossEntropy(_FocalFamilyLoss):
     """Softmax cross-entropy, optionally with label smoothing: L = -sum_j t_j log p_j.
 
     Without smoothing this is ``F.cross_entropy``; with smoothing it matches
-    ``F.cross_entropy(label_smoothing=eps)`` but runs through the fused
-    focal-family Function, which on CPU is faster than torch's smoothing path.
+    ``F.cross_entropy(label_smoothing=eps)`` but runs through the focal family's
+    fused path, which on CPU is faster than torch's smoothing path.
     """
 
     def __init__(self, label_smoothing=0.0, reduction="mean"):
