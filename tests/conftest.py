@@ -43,3 +43,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["native", "eager"])
+def loss_backend(request, monkeypatch):
+    """Run a loss test on the fused CPU kernels and again on the PyTorch implementation.
+
+    "native" needs the kernels: if they cannot be built it fails under
+    OLTR_NATIVE_LOSSES=require (as CI sets) and is skipped, with the build error, otherwise.
+    """
+    from losses import native
+
+    if request.param == "eager":
+        monkeypatch.setenv(native.MODE_VARIABLE, "off")
+        return request.param
+    if native.mode() == "off":
+        pytest.skip(f"{native.MODE_VARIABLE}=off")
+    try:
+        native.load()
+    except Exception as error:
+        if native.mode() == "require":
+            raise
+        pytest.skip(f"fused CPU kernels unavailable: {native._summary(error)}")
+    monkeypatch.setenv(native.MODE_VARIABLE, "require")
+    return request.param

@@ -9,6 +9,9 @@ import torch.nn.functional as F
 import losses.focal_family as focal_family
 from losses.registry import build_loss
 
+# Every test here runs on the fused CPU kernels and on the PyTorch implementation (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("loss_backend")
+
 NAMES = ("softmax", "focal", "asl", "cfl", "casl")
 CYCLICAL = ("cfl", "casl")
 # Progress t -> xi for f = 4 worked out by hand from Eq. 8.
