@@ -102,9 +102,9 @@ def test_gradcheck_sigmoid_focal_functions(ops, fused, gamma, class_gamma, pos_w
 @pytest.mark.parametrize("gamma, class_gamma, pos_weight, neg_weight", SIGMOID_CASES)
 def test_fused_sigmoid_collection_matches_pytorch_path(ops, gamma, class_gamma, pos_weight, neg_weight, monkeypatch):
     # The gradient sums EFL collects, from scale_rows_collect against the PyTorch Function's.
-    logits, targets = batch(37, 29, seed=9)
-    gamma, pos, neg = sigmoid_arguments(gamma, class_gamma, pos_weight, neg_weight, 37, 29)
-    upstream = torch.linspace(-1.5, 2.0, 37, dtype=torch.float64)  # signs differ: |G| is summed
+    logits, targets = batch(150, 29, seed=9)  # several of the collection's 64-row chunks
+    gamma, pos, neg = sigmoid_arguments(gamma, class_gamma, pos_weight, neg_weight, 150, 29)
+    upstream = torch.linspace(-1.5, 2.0, 150, dtype=torch.float64)  # signs differ: |G| is summed
     collected = {}
     results = {}
     for backend in ("require", "off"):
@@ -124,6 +124,17 @@ def test_fused_sigmoid_collection_matches_pytorch_path(ops, gamma, class_gamma, 
     on_target = F.one_hot(targets, 29).bool()
     assert torch.allclose(collected["require"][1], grad[on_target], rtol=1e-12)
     assert torch.allclose(collected["require"][2], grad.masked_fill(on_target, 0).sum(0), rtol=1e-10)
+
+
+def test_collection_keeps_small_off_target_sums_beside_a_large_target_gradient(ops):
+    # Class 0 is row 0's target with gradient -1 and gets 1e-9 from each other row: summing
+    # everything and subtracting the target afterwards would leave 0 in float32.
+    grad = torch.tensor([[-1.0, 0.5], [1e-9, -0.25], [1e-9, -0.25]])
+    targets = torch.tensor([0, 1, 1])
+    scaled, target_abs, off_target = ops.scale_rows_collect(grad, torch.ones(3), targets)
+    assert torch.equal(scaled, grad)
+    assert torch.equal(target_abs, torch.tensor([1.0, 0.25, 0.25]))
+    assert torch.allclose(off_target, torch.tensor([2e-9, 0.5]), rtol=1e-6)
 
 
 # ---- shapes, tails, threads -------------------------------------------------------------------
@@ -180,6 +191,19 @@ def test_float32_sigmoid_terms_are_accurate_over_the_whole_range(ops, gamma, cla
         normal = want.abs() > tiny
         relative = (got.double() - want).abs()[normal] / want.abs()[normal]
         assert (relative <= allowed[normal]).all(), float((relative / allowed[normal]).max())
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.5])
+def test_softmax_losses_are_shift_invariant_in_float32(ops, eps):
+    # Softmax ignores a common offset; so must the rounding. Logits on a 1/64 grid stay exact
+    # when shifted by 10^4, so both calls see the same problem.
+    logits, targets = batch(64, 1000, seed=16, dtype=torch.float32)
+    logits = (logits * 64).round() / 64
+    for gammas in ((0.0, 0.0, 0.0, 0.0), (2.0, 2.0, 2.0, 0.6), (0.0, 4.0, 2.0, 0.3)):
+        plain, plain_grad = ops.softmax_focal(logits, targets, *gammas, eps, True)
+        shifted, shifted_grad = ops.softmax_focal(logits + 1e4, targets, *gammas, eps, True)
+        assert torch.allclose(shifted, plain, rtol=2e-6), (shifted - plain).abs().max()
+        assert torch.allclose(shifted_grad, plain_grad, rtol=1e-5, atol=1e-9)
 
 
 def test_results_do_not_depend_on_the_thread_count(ops):

@@ -173,12 +173,15 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal(
   return {loss, grad};
 }
 
-// Columns per task of scale_rows_collect, in vectors.
-constexpr int64_t kBlockVectors = 16;
+// Rows per chunk of scale_rows_collect: a fixed size, so that its sums do not depend on the
+// number of threads.
+constexpr int64_t kCollectChunkRows = 64;
 
 // out = grad * upstream[:, None], with the collection EFL needs: |out| at each row's target
-// entry (B,), and summed over the other rows of each class (C,). Parallel over blocks of
-// columns, each summing its rows in order: the same sums whatever the thread count.
+// entry (B,), and summed over the other rows of each class (C,). Rows are scaled in parallel
+// chunks, each writing its rows front to back (a fresh output is faulted in page by page) and
+// keeping its own per-class partial sums; the partials are then added in chunk order, so the
+// sums are the same whatever the thread count.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> scale_rows_collect(
     const at::Tensor& grad_in, const at::Tensor& upstream_in, const at::Tensor& targets_in) {
   const at::Tensor grad = grad_in.contiguous();
@@ -188,50 +191,50 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> scale_rows_collect(
               "scale_rows_collect: upstream must have shape (", grad.size(0), ",)");
   const at::Tensor upstream = upstream_in.to(grad.scalar_type()).contiguous();
   const int64_t batch = grad.size(0), num_classes = grad.size(1);
+  const int64_t chunks = (batch + kCollectChunkRows - 1) / kCollectChunkRows;
   at::Tensor out = at::empty_like(grad);
   at::Tensor target_abs = at::empty({batch}, grad.options());
   at::Tensor off_target_sums = at::zeros({num_classes}, grad.options());
+  at::Tensor partial = at::zeros({chunks, num_classes}, grad.options());
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "scale_rows_collect", [&] {
     using V = Vec<scalar_t>;
-    constexpr int64_t width = V::size();
-    constexpr int64_t block = kBlockVectors * width;
     const scalar_t* g = grad.const_data_ptr<scalar_t>();
     const scalar_t* up = upstream.const_data_ptr<scalar_t>();
     const int64_t* t = y.const_data_ptr<int64_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    scalar_t* sums = off_target_sums.mutable_data_ptr<scalar_t>();
     scalar_t* at_target = target_abs.mutable_data_ptr<scalar_t>();
-    for (int64_t i = 0; i < batch; ++i) {
-      at_target[i] = std::abs(g[i * num_classes + t[i]] * up[i]);
-    }
-    const int64_t blocks = (num_classes + block - 1) / block;
-    const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, batch * block));
-    at::parallel_for(0, blocks, grain, [&](int64_t first, int64_t last) {
-      for (int64_t b = first; b < last; ++b) {
-        const int64_t j0 = b * block, j1 = std::min(num_classes, j0 + block);
-        V acc[kBlockVectors];
-        for (auto& v : acc) v = V(0);
-        for (int64_t i = 0; i < batch; ++i) {
+    scalar_t* partial_sums = partial.mutable_data_ptr<scalar_t>();
+    const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, kCollectChunkRows * num_classes));
+    at::parallel_for(0, chunks, grain, [&](int64_t first, int64_t last) {
+      for (int64_t chunk = first; chunk < last; ++chunk) {
+        scalar_t* sums = partial_sums + chunk * num_classes;
+        const int64_t row_end = std::min(batch, (chunk + 1) * kCollectChunkRows);
+        for (int64_t i = chunk * kCollectChunkRows; i < row_end; ++i) {
           const V scale(up[i]);
+          const scalar_t* g_row = g + i * num_classes;
+          scalar_t* o_row = o + i * num_classes;
+          auto off_target = [&](int64_t j, int64_t count) {
+            const V v = load(g_row + j, count) * scale;
+            store(v, o_row + j, count);
+            store(load(sums + j, count) + v.abs(), sums + j, count);
+          };
+          // The row's own class is left out of the sums rather than subtracted afterwards: a
+          // large target gradient would wipe out the small off-target ones of its column.
           const int64_t target = t[i];
-          for_each_chunk<scalar_t>(j0, j1, [&](int64_t j, int64_t count) {
-            const V v = load(g + i * num_classes + j, count) * scale;
-            store(v, o + i * num_classes + j, count);
-            V magnitude = keep_first(v.abs(), count, scalar_t(0));
-            if (target >= j && target < j + count) {  // this row's own class is not an off-target entry
-              scalar_t lanes[width];
-              magnitude.store(lanes);
-              lanes[target - j] = 0;
-              magnitude = V::loadu(lanes);
-            }
-            acc[(j - j0) / width] += magnitude;
-          });
-        }
-        for (int64_t k = 0; k * width < j1 - j0; ++k) {
-          store(acc[k], sums + j0 + k * width, std::min(width, j1 - j0 - k * width));
+          for_each_chunk<scalar_t>(0, target, off_target);
+          for_each_chunk<scalar_t>(target + 1, num_classes, off_target);
+          o_row[target] = g_row[target] * up[i];
+          at_target[i] = std::abs(o_row[target]);
         }
       }
     });
+    scalar_t* total = off_target_sums.mutable_data_ptr<scalar_t>();
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const scalar_t* sums = partial_sums + chunk * num_classes;
+      for_each_chunk<scalar_t>(0, num_classes, [&](int64_t j, int64_t count) {
+        store(load(total + j, count) + load(sums + j, count), total + j, count);
+      });
+    }
   });
   return {out, target_abs, off_target_sums};
 }
