@@ -95,21 +95,24 @@ void softmax_focal_rows(
     const int64_t y = targets[i];
 
     const scalar_t max = row_max(z, C);
-    V sum_e(0), sum_z(0);
+    V sum_e(0), sum_d(0);
     const V vmax(max);
     for_each_chunk<scalar_t>(0, C, [&](int64_t j, int64_t count) {
-      const V zj = load(z + j, count);
-      const V ej = (zj - vmax).exp();
+      const V dj = load(z + j, count) - vmax;  // <= 0, whatever offset the logits share
+      const V ej = dj.exp();
       store(ej, e + j, count);
       sum_e += keep_first(ej, count, scalar_t(0));
-      sum_z += keep_first(zj, count, scalar_t(0));
+      sum_d += keep_first(dj, count, scalar_t(0));
     });
     const double total_e = lane_sum(sum_e);
-    const double lse = static_cast<double>(max) + std::log(total_e);
-    const double s_y = static_cast<double>(z[y]) - lse;
-    const double s0 = lane_sum(sum_z) - static_cast<double>(C) * lse;  // sum_j s_j
+    const double log_total = std::log(total_e);
+    const double s_y = (static_cast<double>(z[y]) - static_cast<double>(max)) - log_total;
+    // sum_j s_j from the max-shifted logits: sum_j z_j - C lse would cancel two large numbers
+    // when the logits share a large offset.
+    const double s0 = lane_sum(sum_d) - static_cast<double>(C) * log_total;
 
-    const V vlse(static_cast<scalar_t>(lse));
+    // s_j = (z_j - max) - log(total): rounding lse itself would cost an ulp of the logits' offset.
+    const V vlog_total(static_cast<scalar_t>(log_total));
     const V inv_total(static_cast<scalar_t>(1.0 / total_e));
     // q_j = p_j^gamma_neg: repeated products for small integers, else exp(gamma_neg s_j).
     auto power_of_p = [&](const V& p, const V& s) {
@@ -120,7 +123,7 @@ void softmax_focal_rows(
     if (!uniform) {
       V sum_q(0), sum_qs(0);
       for_each_chunk<scalar_t>(0, C, [&](int64_t j, int64_t count) {
-        const V s = load(z + j, count) - vlse;
+        const V s = (load(z + j, count) - vmax) - vlog_total;
         const V q = power_of_p(load(e + j, count) * inv_total, s);
         sum_q += keep_first(q, count, scalar_t(0));
         sum_qs += keep_first(q * s, count, scalar_t(0));
@@ -165,7 +168,7 @@ void softmax_focal_rows(
       const V minus_u_xi(static_cast<scalar_t>(-u * prm.xi));
       const V one(1);
       for_each_chunk<scalar_t>(0, C, [&](int64_t j, int64_t count) {
-        const V s = load(z + j, count) - vlse;
+        const V s = (load(z + j, count) - vmax) - vlog_total;
         const V p = load(e + j, count) * inv_total;
         const V h = power_of_p(p, s) * at::vec::fmadd(V(gamma_neg), s, one);  // q (1 + gamma_neg s)
         store(at::vec::fmadd(p, minus_total, at::vec::fmadd(h, minus_low, minus_u_xi)), e + j, count);
