@@ -30,8 +30,12 @@ def main(argv=None):
     if args.build:
         try:
             native.load()
-        except Exception as error:  # the compiler's own output has been printed above it
-            print(f"error: the fused CPU kernels could not be built or loaded: {native._summary(error)}", file=sys.stderr)
+        except Exception as error:
+            # The diagnostic command: the whole build log (ninja's commands and the compiler's
+            # output), then the one-line reason.
+            print(str(error).rstrip(), file=sys.stderr)
+            reason = native.summarize_error(error)
+            print(f"error: the fused CPU kernels could not be built or loaded: {reason}", file=sys.stderr)
             return 1
         print("loaded: torch.ops.oltr_losses.softmax_focal, sigmoid_focal, scale_rows_collect")
     return 0

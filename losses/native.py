@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -33,7 +34,18 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["MODE_VARIABLE", "MODES", "NativeKernelsUnavailable", "cpu_kernels", "describe", "kernels", "library_path", "load", "mode"]
+__all__ = [
+    "MODE_VARIABLE",
+    "MODES",
+    "NativeKernelsUnavailable",
+    "cpu_kernels",
+    "describe",
+    "kernels",
+    "library_path",
+    "load",
+    "mode",
+    "summarize_error",
+]
 
 MODE_VARIABLE = "OLTR_NATIVE_LOSSES"
 MODES = ("auto", "off", "require")
@@ -200,10 +212,24 @@ def load():
         return _state["ops"]
 
 
-def _summary(error):
-    """The error's type and last line (a compiler log's last line names what failed)."""
+_CAUSE = re.compile(r"\berror\b|not found|no such file|permission denied|cannot", re.IGNORECASE)
+
+
+def summarize_error(error):
+    """One line: the error's type and, from a build log, the compiler's complaint.
+
+    A failed build's message is the whole ninja log (command lines, "FAILED: x.o", the
+    compiler's output, "ninja: build stopped"); its first line that says what went wrong
+    ("error: ...", "c++: not found") is the useful one, else the last line.
+    """
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    causes = [
+        line for line in lines[1:]
+        if _CAUSE.search(line) and not line.startswith(("FAILED:", "[")) and len(line) < 400
+    ]
+    return f"{type(error).__name__}: {(causes or lines)[0 if causes else -1]}"
 
 
 def kernels():
@@ -220,7 +246,7 @@ def kernels():
         try:
             load()
         except Exception as error:  # a compiler, ninja or file-system failure: fall back
-            _state["error"] = _summary(error)
+            _state["error"] = summarize_error(error)
     if _state["ops"] is None:
         if current == "require":
             raise NativeKernelsUnavailable(

@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 
-from .errors import ConfigError, OltrError
+from .errors import ConfigError, OltrError, SetupError
 
 # The CFL fork's flags; each overrides the performance loss's parameter of the same name.
 LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
@@ -67,6 +67,12 @@ def run(args):
     from .config import load_config
 
     config = load_config(args.config, overrides_from_args(args))
+    from losses import native
+
+    try:
+        native.mode()  # a bad OLTR_NATIVE_LOSSES is reported before anything runs
+    except ValueError as error:
+        raise SetupError(str(error)) from None
     from .engine.distributed import init_distributed, shutdown_distributed
 
     ctx = init_distributed(check_device(args.device))
@@ -77,6 +83,11 @@ def run(args):
         else:
             from .engine.trainer import fit
             fit(config, ctx, resume=args.resume)
+    except native.NativeKernelsUnavailable as error:
+        raise SetupError(
+            f"{error}; 'python -m losses --build' shows the compiler's output, and "
+            f"{native.MODE_VARIABLE}=auto falls back to the PyTorch losses"
+        ) from None
     finally:
         shutdown_distributed(ctx)
 

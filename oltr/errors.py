@@ -15,3 +15,7 @@ class DataError(OltrError):
 
 class CheckpointError(OltrError):
     """A checkpoint is missing, corrupt, or from an incompatible run."""
+
+
+class SetupError(OltrError):
+    """The environment cannot do what was asked (e.g. required native kernels that do not build)."""

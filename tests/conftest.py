@@ -64,6 +64,6 @@ def loss_backend(request, monkeypatch):
     except Exception as error:
         if native.mode() == "require":
             raise
-        pytest.skip(f"fused CPU kernels unavailable: {native._summary(error)}")
+        pytest.skip(f"fused CPU kernels unavailable: {native.summarize_error(error)}")
     monkeypatch.setenv(native.MODE_VARIABLE, "require")
     return request.param

@@ -32,7 +32,7 @@ def ops():
     except Exception as error:
         if native.mode() == "require":
             raise
-        pytest.skip(f"fused CPU kernels unavailable: {native._summary(error)}")
+        pytest.skip(f"fused CPU kernels unavailable: {native.summarize_error(error)}")
 
 
 def batch(rows, classes, seed=0, dtype=torch.float64, scale=3.0):
@@ -395,3 +395,17 @@ def test_portable_build_for_cpus_without_vector_extensions(ops):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "portable build ok oltr_losses_default_" in result.stdout
+
+
+def test_python_dash_m_losses_shows_the_build_log_when_the_build_fails(tmp_path):
+    compiler = tmp_path / "no-such-compiler"
+    result = subprocess.run(
+        [sys.executable, "-m", "losses", "--build"], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CXX": str(compiler), "TORCH_EXTENSIONS_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 1
+    assert "softmax_focal.cpp" in result.stderr  # ninja's command lines: the whole log
+    last = result.stderr.strip().splitlines()[-1]
+    # the shell's complaint about the missing compiler, not ninja's closing "build stopped"
+    assert last.startswith("error: the fused CPU kernels could not be built or loaded: RuntimeError: ")
+    assert str(compiler) in last and "build stopped" not in last
