@@ -235,7 +235,7 @@ def main(argv=None):
         native.load()
         kernel_note = f"fused CPU kernels loaded ({native.library_path().name})"
     except Exception as error:  # the default rows then measure the PyTorch path too
-        kernel_note = f"fused CPU kernels UNAVAILABLE ({native._summary(error)}): default rows use PyTorch"
+        kernel_note = f"fused CPU kernels UNAVAILABLE ({native.summarize_error(error)}): default rows use PyTorch"
     torch.manual_seed(0)
     logits = torch.randn(args.batch, args.classes, requires_grad=True)
     targets = torch.randint(0, args.classes, (args.batch,))
