@@ -17,6 +17,7 @@ import losses.class_balanced as class_balanced
 import losses.focal_family as focal_family
 from losses import build_loss, native
 
+from conftest import load_native_kernels_or_skip
 from test_focal_family import GRADCHECK_CASES, reference_per_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,15 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def ops():
-    """torch.ops.oltr_losses, or a skip (a failure under OLTR_NATIVE_LOSSES=require) naming the build error."""
-    if native.mode() == "off":
-        pytest.skip(f"{native.MODE_VARIABLE}=off")
-    try:
-        return native.load()
-    except Exception as error:
-        if native.mode() == "require":
-            raise
-        pytest.skip(f"fused CPU kernels unavailable: {native.summarize_error(error)}")
+    return load_native_kernels_or_skip()
 
 
 def batch(rows, classes, seed=0, dtype=torch.float64, scale=3.0):
