@@ -198,6 +198,10 @@ class _FusedSigmoidFocalPerSample(torch.autograd.Function):
         return grad, None, None, None, None, None, None, None
 
 
+class _NotFusable(Exception):
+    """Raised inside ``_fused_arguments`` for arguments only the PyTorch path takes."""
+
+
 def _fused_arguments(z, gamma, pos_weight, neg_weight):
     """(scalar gamma, class gamma, pos weight, neg weight) in the kernel's form, or None if it cannot take them."""
     classes = z.shape[1]
@@ -221,10 +225,6 @@ def _fused_arguments(z, gamma, pos_weight, neg_weight):
         return None
 
 
-class _NotFusable(Exception):
-    pass
-
-
 def sigmoid_focal_per_sample(z, targets, gamma=0.0, pos_weight=None, neg_weight=None, collect_gradient_sums=None):
     """``sum_j w_ij (1 - p_t)^gamma_j (-log p_t)`` for each sample i (shape (B,)).
 
@@ -241,7 +241,10 @@ def sigmoid_focal_per_sample(z, targets, gamma=0.0, pos_weight=None, neg_weight=
     kernels = native.cpu_kernels(z)
     arguments = None if kernels is None else _fused_arguments(z, gamma, pos_weight, neg_weight)
     if arguments is not None:
-        return _FusedSigmoidFocalPerSample.apply(z, targets, *arguments, collect_gradient_sums, kernels)
+        if torch.is_grad_enabled() and z.requires_grad:
+            return _FusedSigmoidFocalPerSample.apply(z, targets, *arguments, collect_gradient_sums, kernels)
+        # No graph will be recorded (evaluation, no_grad): the loss alone, no gradient pass.
+        return kernels.sigmoid_focal(z, targets, *arguments, False)[0]
     return _SigmoidFocalPerSample.apply(z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums)
 
 

@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from . import native
 from ._common import (
     check_in_unit_interval,
     check_logits_and_targets,
@@ -49,7 +50,6 @@ from ._common import (
     compute_dtype_logits,
     reduce_loss,
 )
-from . import native
 from .registry import register_loss
 from .schedule import check_cyclical_factor, check_progress, cyclical_xi, reference_xi
 
@@ -347,7 +347,13 @@ def _focal_family(logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, redu
         return F.cross_entropy(z, targets, reduction=reduction)
     kernels = native.cpu_kernels(z)
     if kernels is not None:
-        return _FusedFocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction, kernels)
+        if torch.is_grad_enabled() and z.requires_grad:
+            return _FusedFocalFamilyFunction.apply(
+                z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction, kernels
+            )
+        # No graph will be recorded (evaluation, no_grad): the loss alone, no gradient pass.
+        per_sample, _ = kernels.softmax_focal(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, False)
+        return reduce_loss(per_sample, reduction)
     if eps == 0:
         return _target_only_loss(z, targets, gamma_pos, gamma_hc, xi, reduction)
     return _FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction)

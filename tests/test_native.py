@@ -286,6 +286,28 @@ def test_cpu_float_logits_take_the_fused_path_and_the_rest_do_not(ops, monkeypat
     assert native.cpu_kernels(z) is None
 
 
+def test_no_gradient_pass_when_no_graph_is_recorded(ops, monkeypatch):
+    # Under no_grad (or for logits that need no gradient) the kernels are asked for the loss only.
+    asked = []
+
+    class Spy:
+        def __getattr__(self, name):
+            kernel = getattr(ops, name)
+            return lambda *args: asked.append((name, args[-1])) or kernel(*args)
+
+    monkeypatch.setattr(native, "cpu_kernels", lambda logits: Spy())
+    logits, targets = batch(4, 6, seed=17, dtype=torch.float32)
+    z = logits.clone().requires_grad_(True)
+    cfl, cb_focal = build_loss("cfl", label_smoothing=0.1), build_loss("cb_focal", class_counts=[3, 1, 4, 1, 5, 9])
+    with torch.no_grad():
+        eval_values = cfl(z, targets), cb_focal(z, targets)
+    cfl(logits, targets), cb_focal(logits, targets)
+    assert asked == [("softmax_focal", False), ("sigmoid_focal", False)] * 2
+    train_values = cfl(z, targets), cb_focal(z, targets)
+    assert asked[-2:] == [("softmax_focal", True), ("sigmoid_focal", True)]
+    assert all(torch.equal(a, b.detach()) for a, b in zip(eval_values, train_values))
+
+
 def test_unknown_mode_names_the_variable_and_the_choices(monkeypatch):
     monkeypatch.setenv(native.MODE_VARIABLE, "fast")
     with pytest.raises(ValueError, match="OLTR_NATIVE_LOSSES must be one of auto, off, require, got 'fast'"):
