@@ -23,6 +23,7 @@
 #include <optional>
 #include <tuple>
 
+#include "op_common.h"
 #include "vector_math.h"
 
 namespace oltr_losses {
@@ -116,18 +117,6 @@ void check_vector(const std::optional<at::Tensor>& t, int64_t length, const at::
   TORCH_CHECK(t->scalar_type() == like.scalar_type(), "sigmoid_focal: ", name, " must have the logits' dtype");
 }
 
-void check_targets(const at::Tensor& logits, const at::Tensor& targets, const char* op) {
-  TORCH_CHECK(logits.dim() == 2, op, ": logits must be (batch, classes), got ", logits.sizes());
-  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0), op, ": targets must have shape (",
-              logits.size(0), ",), got ", targets.sizes());
-  TORCH_CHECK(targets.scalar_type() == at::kLong, op, ": targets must be int64");
-  const int64_t* y = targets.const_data_ptr<int64_t>();
-  for (int64_t i = 0; i < targets.size(0); ++i) {  // an out-of-range index would write past the row
-    TORCH_CHECK(y[i] >= 0 && y[i] < logits.size(1), op, ": target ", y[i], " out of range [0, ", logits.size(1),
-                ")");
-  }
-}
-
 template <typename scalar_t>
 const scalar_t* data_or_null(const std::optional<at::Tensor>& t) {
   return t.has_value() ? t->const_data_ptr<scalar_t>() : nullptr;
@@ -143,7 +132,7 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal(
     bool with_grad) {
   const at::Tensor z = logits.contiguous();
   const at::Tensor y = targets.contiguous();
-  check_targets(z, y, "sigmoid_focal");
+  check_logits_and_targets(z, y, "sigmoid_focal");
   const int64_t batch = z.size(0), num_classes = z.size(1);
   check_vector(class_gamma, num_classes, z, "class_gamma");
   check_vector(pos_weight, batch, z, "pos_weight");
@@ -155,7 +144,7 @@ std::tuple<at::Tensor, at::Tensor> sigmoid_focal(
              neg_weight_c = contiguous(neg_weight);
   at::Tensor loss = at::empty({batch}, z.options());
   at::Tensor grad = at::empty({with_grad ? batch : 0, with_grad ? num_classes : 0}, z.options());
-  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, num_classes));
+  const int64_t grain = rows_per_task(num_classes);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "sigmoid_focal", [&] {
     const SigmoidFocalArgs<scalar_t> args{
         z.const_data_ptr<scalar_t>(),
@@ -186,7 +175,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> scale_rows_collect(
     const at::Tensor& grad_in, const at::Tensor& upstream_in, const at::Tensor& targets_in) {
   const at::Tensor grad = grad_in.contiguous();
   const at::Tensor y = targets_in.contiguous();
-  check_targets(grad, y, "scale_rows_collect");
+  check_logits_and_targets(grad, y, "scale_rows_collect");
   TORCH_CHECK(upstream_in.dim() == 1 && upstream_in.size(0) == grad.size(0),
               "scale_rows_collect: upstream must have shape (", grad.size(0), ",)");
   const at::Tensor upstream = upstream_in.to(grad.scalar_type()).contiguous();
@@ -204,7 +193,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> scale_rows_collect(
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     scalar_t* at_target = target_abs.mutable_data_ptr<scalar_t>();
     scalar_t* partial_sums = partial.mutable_data_ptr<scalar_t>();
-    const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, kCollectChunkRows * num_classes));
+    const int64_t grain = rows_per_task(kCollectChunkRows * num_classes);  // chunks per task
     at::parallel_for(0, chunks, grain, [&](int64_t first, int64_t last) {
       for (int64_t chunk = first; chunk < last; ++chunk) {
         scalar_t* sums = partial_sums + chunk * num_classes;

@@ -24,6 +24,7 @@
 #include <tuple>
 #include <vector>
 
+#include "op_common.h"
 #include "vector_math.h"
 
 namespace oltr_losses {
@@ -187,24 +188,16 @@ std::tuple<at::Tensor, at::Tensor> softmax_focal(
     double xi,
     double eps,
     bool with_grad) {
-  TORCH_CHECK(logits.dim() == 2, "softmax_focal: logits must be (batch, classes), got ", logits.sizes());
-  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0),
-              "softmax_focal: targets must have shape (", logits.size(0), ",), got ", targets.sizes());
-  TORCH_CHECK(targets.scalar_type() == at::kLong, "softmax_focal: targets must be int64");
+  check_logits_and_targets(logits, targets, "softmax_focal");
   TORCH_CHECK(logits.size(1) > 0, "softmax_focal: logits need at least one class");
   const at::Tensor z = logits.contiguous();
   const at::Tensor y = targets.contiguous();
   const int64_t batch = z.size(0), num_classes = z.size(1);
   const int64_t* y_data = y.const_data_ptr<int64_t>();
-  for (int64_t i = 0; i < batch; ++i) {  // an out-of-range index would read past the row
-    TORCH_CHECK(y_data[i] >= 0 && y_data[i] < num_classes, "softmax_focal: target ", y_data[i],
-                " out of range [0, ", num_classes, ")");
-  }
   at::Tensor loss = at::empty({batch}, z.options());
   at::Tensor grad = at::empty({with_grad ? batch : 0, with_grad ? num_classes : 0}, z.options());
   const FocalParams prm{gamma_pos, gamma_neg, gamma_hc, xi, eps};
-  // About kGrainSize elements per task, in whole rows.
-  const int64_t grain = std::max<int64_t>(1, kGrainSize / num_classes);
+  const int64_t grain = rows_per_task(num_classes);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "softmax_focal", [&] {
     const scalar_t* z_data = z.const_data_ptr<scalar_t>();
     scalar_t* loss_data = loss.mutable_data_ptr<scalar_t>();

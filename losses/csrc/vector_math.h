@@ -119,9 +119,6 @@ inline Vec<double> log1p_unit(const Vec<double>& e) {
   return e.log1p();
 }
 
-// Elements per parallel task: ATen's own at::internal::GRAIN_SIZE (TensorIterator.h, not included here).
-constexpr int64_t kGrainSize = 32768;
-
 // Integer exponents up to this are computed by multiplication (as in losses/focal_family.py).
 constexpr double kMaxIntegerPower = 16.0;
 
