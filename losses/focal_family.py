@@ -330,10 +330,7 @@ class _FusedFocalFamilyFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        if ctx.reduction == "none":
-            grad = ctx.per_sample_grad * grad_loss.unsqueeze(1)
-        else:
-            grad = ctx.per_sample_grad * (grad_loss / ctx.batch if ctx.reduction == "mean" else grad_loss)
+        grad = ctx.per_sample_grad * _per_row_grad(ctx, grad_loss).unsqueeze(1)
         return grad, None, None, None, None, None, None, None, None
 
 
