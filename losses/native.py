@@ -60,7 +60,8 @@ _CAPABILITY_FLAGS = {
 }
 
 _lock = threading.Lock()
-_state = {"ops": None, "error": None, "tried": False, "warned": False}
+# ops: the loaded namespace; error: why the one attempt under auto/require failed (None before it).
+_state = {"ops": None, "error": None, "warned": False}
 
 
 class NativeKernelsUnavailable(RuntimeError):
@@ -241,8 +242,7 @@ def kernels():
     current = mode()
     if current == "off":
         return None
-    if not _state["tried"]:
-        _state["tried"] = True
+    if _state["ops"] is None and _state["error"] is None:  # not attempted yet
         try:
             load()
         except Exception as error:  # a compiler, ninja or file-system failure: fall back
