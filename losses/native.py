@@ -258,7 +258,7 @@ def kernels():
             warnings.warn(
                 f"oltr-lt: the fused CPU loss kernels could not be built ({_state['error']}); the losses "
                 f"use their PyTorch implementation (same values, slower). Set {MODE_VARIABLE}=off to "
-                "skip the attempt, or run 'python -m losses.native' to see the build error.",
+                "skip the attempt, or run 'python -m losses --build' to see the build error.",
                 RuntimeWarning,
                 stacklevel=3,
             )
