@@ -1,9 +1,38 @@
-"""Build losses by name.
+"""Build things by name: one small ``Registry`` class, and the loss protocol the trainer relies on.
 
-A loss class registers itself under a name; ``build_loss`` instantiates it from
-hyper-parameters plus the *context* the pipeline knows (number of classes,
-training counts, epochs, feature size). A loss takes only the context its
-constructor names, so callers can pass the whole context to every loss.
+``Registry`` (after fvcore's) maps names to classes or factories; losses, feature
+models, classifiers and dataset preparers each have one. ``build_loss``
+instantiates a registered loss from hyper-parameters plus the *context* the
+pipeline knows (``CONTEXT_KEYS``); a loss takes only the context its constructor
+names, so callers can pass the whole context to every loss.
+
+The loss protocol
+-----------------
+A registered loss is an ``nn.Module`` called as ``loss(logits, targets)`` (the
+discriminative-centroids loss: ``loss(features, targets)``) that returns the
+reduced loss. Everything else is optional; the trainer looks for these hooks
+and nothing else, and every loss that has one says so in its docstring:
+
+``set_progress(t)``
+    Training progress ``t`` in [0, 1], called by the trainer before each epoch
+    (0-based epoch / (num_epochs - 1)) or each step
+    (``training_opt.progress_granularity``). Losses whose behaviour follows a
+    schedule (cfl, casl) read it; nothing else should.
+``xi``
+    A read-only number, the current weight of a schedule (CFL's Eq. 8). The
+    trainer logs it to ``metrics.jsonl`` each epoch, where the report reads it.
+state buffers
+    Whatever a loss must carry across steps (e.g. EFL's accumulated gradients)
+    is a registered buffer: it is saved in checkpoints with the model and
+    restored on ``--resume``, and summed across ranks by the loss itself.
+``ignores_loss_scale``
+    True for a loss whose custom backward ignores the incoming gradient
+    (OLTR's centroid update rule): fp16 loss scaling would shrink its update
+    instead of cancelling out, so the trainer refuses ``amp: fp16`` with it.
+``centroids``
+    A parameter (num_classes x feat_dim) that the trainer optimizes with the
+    FeatureLoss's own optimizer and initialises from class means of the
+    stage-1 features (``memory.init_centroids``).
 """
 import difflib
 import inspect
@@ -14,43 +43,91 @@ import torch.nn as nn
 # name one of these simply does not receive it.
 CONTEXT_KEYS = ("num_classes", "num_epochs", "class_counts", "feat_dim")
 
-_REGISTRY = {}
+
+def closest_name(name, options, cutoff=0.5):
+    """The option closest to ``name`` by spelling, or None when nothing is close."""
+    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(name, options):
+    """``"; did you mean 'x'?"`` for the option closest to ``name``, or ``""``."""
+    close = closest_name(name, options)
+    return f"; did you mean {close!r}?" if close else ""
+
+
+class Registry:
+    """Names to classes or factories, for one kind of thing (``"loss"``, ``"classifier type"``...).
+
+    ``error`` is the exception an unknown name raises (ValueError for the
+    losses library, the CLI's ConfigError for config-built things).
+    """
+
+    def __init__(self, kind, plural=None, error=ValueError):
+        self.kind, self.plural, self.error = kind, plural or kind + "s", error
+        self._entries = {}
+
+    def register(self, name, entry=None):
+        """``registry.register("x", thing)``, or as a decorator ``@registry.register("x")``."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} needs a non-empty string name, got {name!r}")
+
+        def add(entry):
+            if name in self._entries:
+                raise ValueError(
+                    f"{self.kind} name {name!r} is already registered (by "
+                    f"{getattr(self._entries[name], '__qualname__', self._entries[name])!s}); choose another name"
+                )
+            self._entries[name] = entry
+            return entry
+
+        return add if entry is None else add(entry)
+
+    def get(self, name):
+        """The entry registered under ``name``; ``self.error`` naming the known names and the closest one."""
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise self.error(
+                f"unknown {self.kind} {name!r}; known {self.plural}: {', '.join(self._entries)}"
+                f"{did_you_mean(name, self._entries)}"
+            ) from None
+
+    def names(self):
+        """Every registered name, in registration order."""
+        return list(self._entries)
+
+    def __contains__(self, name):
+        return name in self._entries
+
+    def __repr__(self):
+        return f"Registry({self.kind!r}: {', '.join(self._entries)})"
+
+
+LOSSES = Registry("loss", "losses")
 
 
 def register_loss(name):
     """Class decorator: ``@register_loss("my_loss")`` makes ``build_loss("my_loss")`` work."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"register_loss needs a non-empty string name, got {name!r}")
 
     def decorator(cls):
-        if name in _REGISTRY:
-            raise ValueError(
-                f"loss name {name!r} is already registered (by {_REGISTRY[name].__qualname__}); "
-                "choose another name"
-            )
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise TypeError(f"register_loss({name!r}) expects an nn.Module subclass, got {cls!r}")
-        _REGISTRY[name] = cls
-        return cls
+        return LOSSES.register(name, cls)
 
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_loss needs a non-empty string name, got {name!r}")
     return decorator
 
 
 def available_losses():
     """Sorted list of every registered loss name."""
-    return sorted(_REGISTRY)
+    return sorted(LOSSES.names())
 
 
 def get_loss_class(name):
     """The class registered under ``name``; ValueError naming the closest match otherwise."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown loss {name!r}; known losses: {', '.join(available_losses())}.{hint}"
-        ) from None
+    return LOSSES.get(name)
 
 
 def _constructor_parameters(cls):
@@ -86,10 +163,8 @@ def build_loss(name_or_cfg, **kwargs):
         elif key in CONTEXT_KEYS:
             continue
         else:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"loss {name!r} has no parameter {key!r}; it takes: "
-                f"{', '.join(sorted(accepted)) or 'none'}.{hint}"
+                f"{', '.join(sorted(accepted)) or 'none'}{did_you_mean(key, accepted)}"
             )
     return cls(**params)

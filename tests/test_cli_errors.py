@@ -344,7 +344,7 @@ def test_resume_with_a_checkpoint_of_another_config(capsys, trained, data_root):
 
 @pytest.mark.parametrize("extra, culprits", [
     (["--opts", "criterions.PerformanceLoss.loss=cfll"],
-     ["criterions.PerformanceLoss", "unknown loss 'cfll'", "Did you mean 'cfl'?"]),
+     ["criterions.PerformanceLoss", "unknown loss 'cfll'", "did you mean 'cfl'?"]),
     (["--gamma_hc", "2"],
      ["criterions.PerformanceLoss", "loss 'softmax' has no parameter 'gamma_hc'"]),
     (["--opts", "criterions.PerformanceLoss.loss=focal", "criterions.PerformanceLoss.loss_params.gamma=-1"],

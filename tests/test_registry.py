@@ -59,7 +59,7 @@ def test_unknown_loss_lists_names_and_closest_match():
         build_loss("focall")
     message = str(info.value)
     assert "'focall'" in message
-    assert "Did you mean 'focal'" in message
+    assert "did you mean 'focal'" in message
     for name in ("softmax", "asl", "cfl", "casl"):
         assert name in message
 
