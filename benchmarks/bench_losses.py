@@ -5,8 +5,7 @@
 All candidates run side by side in one process: each round times every
 candidate (in a shuffled order, a few iterations each) right beside
 F.cross_entropy, and the verdict uses the median of those paired ratios, so
-load on the machine hits both sides of a comparison alike. Targets from
-design/losses.md: the focal family within 1.5x of ``F.cross_entropy``,
+load on the machine hits both sides of a comparison alike. Targets: the focal family within 1.5x of ``F.cross_entropy``,
 class-balanced and equalized focal losses within 3x. Nothing here asserts;
 rows over target are flagged. Focal-family losses are timed at their defaults
 and again with the paper's label smoothing 0.1. On a machine busy with other

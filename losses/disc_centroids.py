@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ._common import check_logits_and_targets
+from .checks import check_logits_and_targets
 from .registry import register_loss
 
 REPEL_WEIGHT = 0.01  # fixed in the original code
@@ -87,6 +87,8 @@ class DiscCentroidsLoss(nn.Module):
     ``centroids`` (C x D) is an nn.Parameter initialised with randn like the original; the trainer
     gives it its own optimizer and may overwrite ``centroids.data`` with computed class means.
     Features of any float dtype are handled in float32; the result is float32.
+
+    Loss protocol hooks (losses/registry.py): ``centroids``, ``ignores_loss_scale``.
     """
 
     def __init__(self, num_classes=None, feat_dim=None, margin=10.0, reduction="mean", scale_centroid_grad=False):

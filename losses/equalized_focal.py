@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ._common import check_logits_and_targets, check_non_negative, check_reduction, compute_dtype_logits
-from .class_balanced import sigmoid_focal_per_sample
+from .checks import check_logits_and_targets, check_non_negative, check_reduction, compute_dtype_logits
+from .sigmoid_focal import sigmoid_focal_per_sample
 from .registry import register_loss
 
 
@@ -43,6 +43,8 @@ class EqualizedFocalLoss(nn.Module):
     ``g_j = clamp(pos_grad_j / (neg_grad_j + 1e-10), 0, 1)``, and 1 for a class that has not
     received any gradient yet, so EFL starts as sigmoid focal loss with weight 1.
     ``pos_grad`` and ``neg_grad`` are float64 buffers: they go into state_dict (checkpoints).
+
+    Loss protocol hooks (losses/registry.py): state buffers ``pos_grad``, ``neg_grad``.
     """
 
     def __init__(self, num_classes=None, gamma_b=2.0, scale_factor=8.0, alpha=0.25, reduction="mean"):

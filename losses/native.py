@@ -2,10 +2,9 @@
 
 The C++ sources are in ``losses/csrc``. Each kernel computes a row's loss and its
 gradient in one pass over the logits, with ATen's vectorised math and thread pool;
-eager PyTorch needs a pass per elementwise op (design/losses.md asks the focal family
-to stay within 1.5x of ``F.cross_entropy``, label smoothing included). The losses call
-them on CPU float32/float64 logits and keep their PyTorch code for every other case
-(CUDA, half precision promoted elsewhere, no compiler).
+eager PyTorch needs a pass per elementwise op (the focal family's target is 1.5x
+``F.cross_entropy``, label smoothing included). ``losses/fast/dispatch.py`` calls them on
+CPU float32/float64 logits and the PyTorch Functions in every other case (CUDA, no compiler).
 
 Built once per torch version, CPU capability and source version, with
 ``torch.utils.cpp_extension`` (a C++ compiler and ninja), into

@@ -1,4 +1,4 @@
-"""Focal family (softmax, focal, asl, cfl, casl) against a plain float64 reference of design/losses.md section 1."""
+"""Focal family (softmax, focal, asl, cfl, casl) against a plain float64 reference of the formula (losses/focal_family.py)."""
 import math
 import warnings
 
@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import losses.focal_family as focal_family
+from losses.fast import focal_functions
 from losses.registry import build_loss
 
 # Every test here runs on the fused CPU kernels and on the PyTorch implementation (tests/conftest.py).
@@ -156,11 +157,11 @@ def test_gradcheck_custom_function(gamma_pos, gamma_neg, gamma_hc, xi, eps):
     targets = torch.randint(0, 5, (6,), generator=generator)
 
     def per_sample(z):
-        return focal_family._FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, "none")
+        return focal_functions.FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, "none")
 
     assert torch.autograd.gradcheck(per_sample, (logits,), eps=1e-6, atol=1e-8)
     for reduction in ("mean", "sum"):
-        reduced = lambda z: focal_family._FocalFamilyFunction.apply(  # noqa: E731
+        reduced = lambda z: focal_functions.FocalFamilyFunction.apply(  # noqa: E731
             z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction
         )
         assert torch.autograd.gradcheck(reduced, (logits,), eps=1e-6, atol=1e-8)
@@ -178,7 +179,7 @@ def test_gradcheck_target_term_function(gamma_pos, gamma_hc, xi):
     for reduction in ("none", "mean", "sum"):
 
         def weighted(x):
-            return focal_family._TargetTermFunction.apply(x, gamma_pos, gamma_hc, xi, reduction)
+            return focal_functions.TargetTermFunction.apply(x, gamma_pos, gamma_hc, xi, reduction)
 
         assert torch.autograd.gradcheck(weighted, (nll,), eps=1e-6, atol=1e-8)
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import losses.class_balanced as class_balanced
-import losses.focal_family as focal_family
+import losses.sigmoid_focal as sigmoid_focal
+from losses.fast import focal_functions, sigmoid_functions
 from losses import build_loss, native
 
 from conftest import load_native_kernels_or_skip
@@ -45,7 +45,7 @@ def test_gradcheck_fused_focal_family(ops, gamma_pos, gamma_neg, gamma_hc, xi, e
     for reduction in ("none", "mean", "sum"):
 
         def loss(z):
-            return focal_family._FusedFocalFamilyFunction.apply(
+            return focal_functions.FusedFocalFamilyFunction.apply(
                 z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction, ops
             )
 
@@ -79,15 +79,15 @@ def test_gradcheck_sigmoid_focal_functions(ops, fused, gamma, class_gamma, pos_w
     logits.requires_grad_(True)
     gamma, pos, neg = sigmoid_arguments(gamma, class_gamma, pos_weight, neg_weight, 6, 5)
     if fused:
-        arguments = class_balanced._fused_arguments(logits, gamma, pos, neg)
+        arguments = sigmoid_functions.fused_arguments(logits, gamma, pos, neg)
 
         def loss(z):
-            return class_balanced._FusedSigmoidFocalPerSample.apply(z, targets, *arguments, None, ops)
+            return sigmoid_functions.FusedSigmoidFocalFunction.apply(z, targets, *arguments, None, ops)
 
     else:
 
         def loss(z):
-            return class_balanced._SigmoidFocalPerSample.apply(z, targets, gamma, pos, neg, None)
+            return sigmoid_functions.SigmoidFocalFunction.apply(z, targets, gamma, pos, neg, None)
 
     assert torch.autograd.gradcheck(loss, (logits,), eps=1e-6, atol=1e-8)
 
@@ -107,7 +107,7 @@ def test_fused_sigmoid_collection_matches_pytorch_path(ops, gamma, class_gamma, 
         def collect(t, target_abs, off_target_sums, backend=backend):
             collected[backend] = (t.clone(), target_abs.clone(), off_target_sums.clone())
 
-        per_sample = class_balanced.sigmoid_focal_per_sample(z, targets, gamma, pos, neg, collect)
+        per_sample = sigmoid_focal.sigmoid_focal_per_sample(z, targets, gamma, pos, neg, collect)
         (grad,) = torch.autograd.grad((per_sample * upstream).sum(), z)
         results[backend] = (per_sample.detach(), grad)
     for fused, plain in zip(results["require"] + collected["require"], results["off"] + collected["off"]):
@@ -142,7 +142,7 @@ def test_any_row_length_matches_reference(ops, classes, dtype):
     tolerance = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 2e-5, "atol": 1e-6}
     z = logits.clone().requires_grad_(True)
     z_ref = logits.double().requires_grad_(True)
-    mine = focal_family._FusedFocalFamilyFunction.apply(z, targets, 2.0, 2.0, 2.0, 0.6, 0.1, "none", ops)
+    mine = focal_functions.FusedFocalFamilyFunction.apply(z, targets, 2.0, 2.0, 2.0, 0.6, 0.1, "none", ops)
     ref = reference_per_sample(z_ref, targets, 2.0, 2.0, 2.0, 0.6, 0.1)
     assert torch.allclose(mine.double(), ref, **tolerance)
     upstream = torch.linspace(0.5, 1.5, 11, dtype=torch.float64)
@@ -155,7 +155,7 @@ def test_any_row_length_matches_reference(ops, classes, dtype):
     fused, fused_grad = ops.sigmoid_focal(logits, targets, 0.0, gammas, None, weights, True)
     with torch.enable_grad():
         z_plain = logits.clone().requires_grad_(True)
-        plain = class_balanced._SigmoidFocalPerSample.apply(z_plain, targets, gammas, None, weights.unsqueeze(0), None)
+        plain = sigmoid_functions.SigmoidFocalFunction.apply(z_plain, targets, gammas, None, weights.unsqueeze(0), None)
         (plain_grad,) = torch.autograd.grad(plain.sum(), z_plain)
     assert torch.allclose(fused, plain, **tolerance) and torch.allclose(fused_grad, plain_grad, **tolerance)
 
@@ -270,19 +270,19 @@ def test_cpu_float_logits_take_the_fused_path_and_the_rest_do_not(ops, monkeypat
     z = logits.clone().requires_grad_(True)
     assert "Fused" in build_loss("cfl", label_smoothing=0.1)(z, targets).grad_fn.name()
     assert "Fused" in build_loss("focal")(z, targets).grad_fn.name()  # eps = 0 too
-    assert "Fused" in class_balanced.sigmoid_focal_per_sample(z, targets, 1.0).grad_fn.name()
+    assert "Fused" in sigmoid_focal.sigmoid_focal_per_sample(z, targets, 1.0).grad_fn.name()
     # plain cross-entropy stays torch's own kernel
     assert "Fused" not in build_loss("softmax")(z, targets).grad_fn.name()
     # bfloat16 is promoted to float32 first, so it takes the fused path as well
     half = logits.to(torch.bfloat16).requires_grad_(True)
     assert "Fused" in build_loss("asl", label_smoothing=0.1)(half, targets).grad_fn.name()
     # a weight of full (B, C) shape is not the kernel's: the PyTorch Function takes it
-    full = class_balanced.sigmoid_focal_per_sample(z, targets, 1.0, None, torch.rand(4, 6))
-    assert full.grad_fn.name() == "_SigmoidFocalPerSampleBackward"
+    full = sigmoid_focal.sigmoid_focal_per_sample(z, targets, 1.0, None, torch.rand(4, 6))
+    assert full.grad_fn.name() == "SigmoidFocalFunctionBackward"
     assert native.cpu_kernels(torch.empty(2, 2, device="meta")) is None
     assert native.cpu_kernels(torch.empty(2, 2, dtype=torch.float16)) is None
     monkeypatch.setenv(native.MODE_VARIABLE, "off")
-    assert build_loss("cfl", label_smoothing=0.1)(z, targets).grad_fn.name() == "_FocalFamilyFunctionBackward"
+    assert build_loss("cfl", label_smoothing=0.1)(z, targets).grad_fn.name() == "FocalFamilyFunctionBackward"
     assert native.cpu_kernels(z) is None
 
 
@@ -341,7 +341,7 @@ def test_a_failed_build_falls_back_with_one_warning_or_fails_under_require(tmp_p
     broken = {"CXX": str(tmp_path / "no-such-compiler"), native.MODE_VARIABLE: "auto"}
     result = _run_python(FAILED_BUILD, broken, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "path _FocalFamilyFunctionBackward" in result.stdout and "warnings 1" in result.stdout
+    assert "path FocalFamilyFunctionBackward" in result.stdout and "warnings 1" in result.stdout
     result = _run_python(FAILED_BUILD, {**broken, native.MODE_VARIABLE: "require"}, tmp_path)
     assert result.returncode != 0 and "NativeKernelsUnavailable" in result.stderr
     assert "OLTR_NATIVE_LOSSES=require" in result.stderr

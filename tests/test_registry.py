@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-import losses.focal_family  # noqa: F401  (registers the focal family)
-from losses.focal_family import AsymmetricLoss, CyclicalFocalLoss, FocalLoss
+import losses  # noqa: F401  (registers every loss)
+from losses.cyclical_focal import CyclicalFocalLoss
+from losses.focal_family import AsymmetricLoss, FocalLoss
 from losses.registry import CONTEXT_KEYS, available_losses, build_loss, get_loss_class, register_loss
 
 CONTEXT = {"num_classes": 10, "num_epochs": 30, "class_counts": [5] * 10, "feat_dim": 64}

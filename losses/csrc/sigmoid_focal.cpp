@@ -1,7 +1,7 @@
 // The sigmoid focal loss behind cb_sigmoid, cb_focal and efl, fused into one pass per row,
 // and the backward's row scaling that also collects EFL's per-class gradient sums.
 //
-// Same definitions as losses/class_balanced.py (sigmoid_focal_per_sample): every entry is
+// The formula of losses/sigmoid_focal.py (sigmoid_focal_formula): every entry is
 // a binary problem; written at x = z for a non-target entry and x = -z for the target,
 //
 //   term    w s^gamma softplus(x),                      s = sigmoid(x)

@@ -1,7 +1,7 @@
 // The focal family (softmax CE, focal, ASL, CFL, CASL) fused into one pass per row.
 //
-// Same formula and notation as losses/focal_family.py (its _FocalFamilyFunction
-// docstring derives the gradient): s = log_softmax(z), p = exp(s), u = eps / C,
+// The formula of losses/focal_family.py, in the notation of losses/fast/focal_functions.py
+// (whose FocalFamilyFunction docstring derives the gradient): s = log_softmax(z), p = exp(s), u = eps / C,
 // t_y = 1 - eps + u, q_j = p_j^gamma_neg,
 //
 //   loss = -t_y w_y s_y - u [(1 - xi)(S1 - q_y s_y) + xi (S0 - s_y)],   S1 = sum q s, S0 = sum s
@@ -40,7 +40,7 @@ inline double blend(double low, double high, double xi) {
   return (1.0 - xi) * low + xi * high;
 }
 
-// Target weight w_y and p_y s_y dw_y/dp_y of one row, from s_y = log p_y (focal_family.py:
+// Target weight w_y and p_y s_y dw_y/dp_y of one row, from s_y = log p_y (fast/focal_functions.py:
 // _target_weight_and_slope, the same cases).
 void target_weight_and_slope(double s_y, const FocalParams& prm, double* weight, double* slope) {
   double low = 1.0, low_slope = 0.0, high = 1.0, high_slope = 0.0;

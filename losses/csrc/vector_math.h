@@ -119,7 +119,7 @@ inline Vec<double> log1p_unit(const Vec<double>& e) {
   return e.log1p();
 }
 
-// Integer exponents up to this are computed by multiplication (as in losses/focal_family.py).
+// Integer exponents up to this are computed by multiplication (as in losses/fast/focal_functions.py).
 constexpr double kMaxIntegerPower = 16.0;
 
 inline bool is_small_integer(double gamma) {

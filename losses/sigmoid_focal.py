@@ -1,0 +1,48 @@
+"""The sigmoid focal loss summed over classes: the core that CB (cb_sigmoid, cb_focal) and EFL share.
+
+Lin, Goyal, Girshick, He, Dollar, "Focal Loss for Dense Object Detection", ICCV 2017,
+Eq. 5 with one binary classifier per class. For sample i and class j, with
+``p_ij = sigmoid(z_ij)`` and ``p_t = p_ij`` on the target entry, ``1 - p_ij`` elsewhere::
+
+    L_i = sum_j w_ij (1 - p_t)^gamma_j (-log p_t)
+
+``w_ij`` is ``pos_weight_i`` on the target entry and ``neg_weight_ij`` elsewhere (1 when
+not given); gamma = 0 is the summed binary cross-entropy. ``sigmoid_focal_formula`` is
+that definition in plain PyTorch; ``sigmoid_focal_per_sample`` computes it through
+``losses.fast.dispatch`` (the tests hold the two against each other).
+"""
+import torch
+import torch.nn.functional as F
+
+from .fast import dispatch
+
+__all__ = ["sigmoid_focal_formula", "sigmoid_focal_per_sample"]
+
+
+def sigmoid_focal_formula(z, targets, gamma=0.0, pos_weight=None, neg_weight=None):
+    """Per-sample ``L_i`` (shape (B,)), autograd for the gradient; arguments as ``sigmoid_focal_per_sample``."""
+    is_target = torch.zeros_like(z, dtype=torch.bool).scatter_(1, targets.unsqueeze(1), True)
+    # p_t = sigmoid(z_t) with z_t = z on the target and -z elsewhere, so 1 - p_t = sigmoid(-z_t)
+    # and -log p_t = softplus(-z_t): both finite for any |z|.
+    z_t = torch.where(is_target, z, -z)
+    focusing = torch.sigmoid(-z_t).pow(gamma)
+    weight = torch.ones_like(z)
+    if neg_weight is not None:
+        weight = torch.where(is_target, weight, torch.as_tensor(neg_weight, dtype=z.dtype).expand_as(z))
+    if pos_weight is not None:
+        weight = torch.where(is_target, pos_weight.to(z.dtype).unsqueeze(1), weight)
+    return (weight * focusing * F.softplus(-z_t)).sum(dim=1)
+
+
+def sigmoid_focal_per_sample(z, targets, gamma=0.0, pos_weight=None, neg_weight=None, collect_gradient_sums=None):
+    """``L_i`` for each sample i (shape (B,)), by the fastest path (``losses.fast.dispatch``).
+
+    ``z``: float32 or float64 logits (B, C) (the losses promote half precision first);
+    ``targets``: int64 (B,). ``gamma``: a float, or a (C,) tensor (one per class, EFL's).
+    ``pos_weight``: (B,) weight >= 0 of each target entry, or None; ``neg_weight``:
+    broadcastable to (B, C), weight >= 0 of the non-target entries, or None. Weights and
+    gamma are constants for autograd. ``collect_gradient_sums(targets, pos_abs, neg_abs_sums)``,
+    if given, is called in backward with |dObjective/dz| at each sample's target entry (B,)
+    and summed over the non-target entries of each class (C,).
+    """
+    return dispatch.sigmoid_focal(z, targets, gamma, pos_weight, neg_weight, collect_gradient_sums)
