@@ -21,7 +21,6 @@ of its ASLSingleLabel and Cyclical_FocalLoss forward passes.
 """
 import argparse
 import ctypes
-import importlib
 import os
 import random
 import statistics
@@ -35,8 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from losses import available_losses, build_loss, native  # noqa: E402
 
-# Loss modules that register on import; ones not written yet are skipped.
-LOSS_MODULES = ("losses.focal_family", "losses.class_balanced", "losses.equalized_focal")
 # (registry name, target ratio to F.cross_entropy)
 ROWS = [
     ("softmax", 1.5),
@@ -52,15 +49,6 @@ ROWS = [
 FOCAL_FAMILY = ("softmax", "focal", "asl", "cfl", "casl")
 # Progress at which cyclical losses are timed: xi = 0.6 for f = 4, so both terms are live.
 PROGRESS = 0.1
-
-
-def import_loss_modules():
-    for module in LOSS_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
 
 
 def long_tail_counts(num_classes, largest=1000, smallest=5):
@@ -229,7 +217,6 @@ def main(argv=None):
     if args.keep_freed_memory:
         allocator_note = ", glibc trimming off" if keep_freed_memory() else ", (mallopt unavailable)"
 
-    import_loss_modules()
     try:
         native.load()
         kernel_note = f"fused CPU kernels loaded ({native.library_path().name})"
