@@ -5,8 +5,9 @@
 All candidates run side by side in one process: each round times every
 candidate (in a shuffled order, a few iterations each) right beside
 F.cross_entropy, and the verdict uses the median of those paired ratios, so
-load on the machine hits both sides of a comparison alike. Targets: the focal family within 1.5x of ``F.cross_entropy``,
-class-balanced and equalized focal losses within 3x. Nothing here asserts;
+load on the machine hits both sides of a comparison alike. Targets: the focal family, balanced softmax, logit adjustment
+and LDAM within 1.5x of ``F.cross_entropy``; class-balanced, equalized focal and seesaw
+losses within 3x. Nothing here asserts;
 rows over target are flagged. Focal-family losses are timed at their defaults
 and again with the paper's label smoothing 0.1. On a machine busy with other
 work the ratios are noise (parallel kernels wait for descheduled threads): run
@@ -45,10 +46,18 @@ ROWS = [
     ("cb_sigmoid", 3.0),
     ("cb_focal", 3.0),
     ("efl", 3.0),
+    ("balanced_softmax", 1.5),
+    ("logit_adjusted", 1.5),
+    ("ldam", 1.5),
+    ("seesaw", 3.0),
 ]
+# Losses written on F.cross_entropy alone: no fused kernel, so no separate PyTorch-path row.
+CROSS_ENTROPY_BASED = ("balanced_softmax", "logit_adjusted", "ldam", "seesaw")
 FOCAL_FAMILY = ("softmax", "focal", "asl", "cfl", "casl")
 # Progress at which cyclical losses are timed: xi = 0.6 for f = 4, so both terms are live.
 PROGRESS = 0.1
+# Progress at which LDAM is timed a second time: past drw_start (0.8), deferred re-weighting on.
+DRW_PROGRESS = 0.9
 
 
 def long_tail_counts(num_classes, largest=1000, smallest=5):
@@ -121,17 +130,20 @@ def build_candidates(num_classes):
         if name not in registered:
             skipped.append(name)
             continue
-        variants = [{}]
+        variants = [({}, PROGRESS)]
         if name in FOCAL_FAMILY:
-            variants.append({"label_smoothing": 0.1})  # the paper's setting for FL/ASL/CFL/CASL
-        for params in variants:
+            variants.append(({"label_smoothing": 0.1}, PROGRESS))  # the paper's setting for FL/ASL/CFL/CASL
+        if name == "ldam":
+            variants.append(({}, DRW_PROGRESS))
+        for params, progress in variants:
             loss = build_loss(name, **params, **context)
             description = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
             if hasattr(loss, "set_progress"):
-                loss.set_progress(PROGRESS)
-                description += f", xi={loss.xi:.2g}"
+                loss.set_progress(progress)
+                description += f", xi={loss.xi:.2g}" if hasattr(loss, "xi") else f", progress {progress}"
             candidates.append((name, description, target, loss))
-            pytorch_rows.append((f"{name} (PyTorch path)", description, None, on_pytorch_path(loss)))
+            if name not in CROSS_ENTROPY_BASED:
+                pytorch_rows.append((f"{name} (PyTorch path)", description, None, on_pytorch_path(loss)))
     candidates.extend(pytorch_rows)
     xi = 0.6
     candidates.append(("published-style ASL", "eps=0.1", None, published_style_asl))

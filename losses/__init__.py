@@ -12,13 +12,25 @@ What lives here, one idea a file; each loss file's core is its formula in plain 
     sigmoid_focal.py     the sigmoid focal core that class_balanced.py and equalized_focal.py share
     class_balanced.py    cb_softmax, cb_sigmoid, cb_focal
     equalized_focal.py   efl
+    logit_adjusted.py    balanced_softmax, logit_adjusted: cross-entropy on prior-shifted logits
+    ldam.py              ldam, with deferred re-weighting
+    seesaw.py            seesaw
     disc_centroids.py    OLTR's discriminative centroids feature loss
     fast/                how the formulas are computed fast: dispatch.py is the one place that
                          chooses fused CPU kernels (native.py builds csrc/) or PyTorch Functions
 
 Importing the loss modules registers their losses.
 """
-from . import class_balanced, cyclical_focal, disc_centroids, equalized_focal, focal_family  # noqa: F401
+from . import (  # noqa: F401  (registration)
+    class_balanced,
+    cyclical_focal,
+    disc_centroids,
+    equalized_focal,
+    focal_family,
+    ldam,
+    logit_adjusted,
+    seesaw,
+)
 from .registry import CONTEXT_KEYS, available_losses, build_loss, get_loss_class, register_loss
 
 __all__ = ["CONTEXT_KEYS", "available_losses", "build_loss", "get_loss_class", "register_loss"]

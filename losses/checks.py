@@ -25,6 +25,35 @@ def check_in_unit_interval(name, value):
     return float(value)
 
 
+def check_class_counts(class_counts, num_classes=None):
+    """Per-class training counts as a float64 CPU vector; ValueError naming the first bad class.
+
+    Every count must be finite and > 0 (the losses divide by or take the log of it); with
+    ``num_classes`` the length must match.
+    """
+    if class_counts is None:
+        raise ValueError(
+            "class_counts is required for this loss: pass the per-class training counts "
+            "(the pipeline passes them as context)"
+        )
+    try:
+        counts = torch.as_tensor(class_counts, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"class_counts must be a sequence of numbers, got {class_counts!r}") from None
+    if counts.dim() != 1 or counts.numel() == 0:
+        raise ValueError(f"class_counts must be a non-empty 1-D sequence, got shape {tuple(counts.shape)}")
+    bad = (~torch.isfinite(counts) | (counts <= 0)).nonzero()
+    if bad.numel():
+        index = int(bad[0])
+        raise ValueError(
+            f"class_counts must all be finite and > 0, but class {index} has {counts[index].item():g} "
+            "(a class with no training image cannot be weighted; give it images or drop it from the split)"
+        )
+    if num_classes is not None and counts.numel() != num_classes:
+        raise ValueError(f"class_counts has {counts.numel()} entries but num_classes is {num_classes}")
+    return counts
+
+
 def check_logits_and_targets(logits, targets, num_classes=None):
     """Shapes (B, C) and (B,), integer targets in [0, C)."""
     if logits.dim() != 2:

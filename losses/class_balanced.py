@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checks import (
+    check_class_counts,
     check_in_unit_interval,
     check_logits_and_targets,
     check_non_negative,
@@ -27,26 +28,6 @@ from .registry import register_loss
 from .sigmoid_focal import sigmoid_focal_per_sample
 
 
-def _as_counts(class_counts, num_classes):
-    """``class_counts`` as a float64 vector of positive finite counts, or ValueError naming it."""
-    if class_counts is None:
-        raise ValueError(
-            "class_counts is required for class-balanced losses: pass the per-class training counts "
-            "(the pipeline passes them as context)"
-        )
-    try:
-        counts = torch.as_tensor(class_counts, dtype=torch.float64).detach().cpu()
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"class_counts must be a sequence of numbers, got {class_counts!r}") from None
-    if counts.dim() != 1 or counts.numel() == 0:
-        raise ValueError(f"class_counts must be a non-empty 1-D sequence, got shape {tuple(counts.shape)}")
-    if not bool(torch.isfinite(counts).all()) or bool((counts <= 0).any()):
-        raise ValueError(f"class_counts must all be finite and > 0, got {counts.tolist()}")
-    if num_classes is not None and counts.numel() != num_classes:
-        raise ValueError(f"class_counts has {counts.numel()} entries but num_classes is {num_classes}")
-    return counts
-
-
 def class_balanced_weights(class_counts, beta):
     """Per-class weights ``a_c = (1 - beta) / (1 - beta^{n_c})`` scaled to sum to C (float64).
 
@@ -54,7 +35,7 @@ def class_balanced_weights(class_counts, beta):
     beta -> 1 approaches inverse class frequency.
     """
     beta = check_in_unit_interval("beta", beta)
-    counts = _as_counts(class_counts, None)
+    counts = check_class_counts(class_counts, None)
     # 1 - beta^n = -expm1(n log beta): exact for beta near 1, and log(0) = -inf gives 1 for beta = 0.
     one_minus_beta_n = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
     weights = (1.0 - beta) / one_minus_beta_n
@@ -67,7 +48,7 @@ class _ClassBalancedLoss(nn.Module):
     def __init__(self, class_counts=None, beta=0.9999, num_classes=None, reduction="mean"):
         super().__init__()
         self.beta = check_in_unit_interval("beta", beta)
-        counts = _as_counts(class_counts, num_classes)
+        counts = check_class_counts(class_counts, num_classes)
         self.num_classes = counts.numel()
         self.reduction = check_reduction(reduction)
         # Derived from the constructor's arguments, so not saved in state_dict (persistent=False):

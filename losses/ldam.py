@@ -1,0 +1,92 @@
+"""Label-distribution-aware margin loss with deferred re-weighting: ``ldam``.
+
+Cao, Wei, Gaidon, Arechiga, Ma, "Learning Imbalanced Datasets with Label-Distribution-Aware
+Margin Loss", NeurIPS 2019. Class j gets the margin Delta_j proportional to n_j^(-1/4)
+(Eq. 12-13), scaled so that the largest is ``max_margin``; the target logit is lowered by
+its margin and the logits are scaled by ``scale`` (s, as in the authors' code)::
+
+    L = CE(s (z - Delta_y onehot(y)), y)
+
+Deferred re-weighting (DRW, Sec. 3.3): from training progress ``drw_start`` on, the batch
+mean becomes weighted by the class-balanced weights of Cui et al. 2019,
+w_j = (1 - beta) / (1 - beta^n_j) normalised to sum C, as ``F.cross_entropy(weight=w)``
+weights it: sum_i w_{y_i} L_i / sum_i w_{y_i}.
+
+Loss protocol hooks (losses/registry.py): ``set_progress(t)``.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checks import (
+    check_class_counts,
+    check_in_unit_interval,
+    check_logits_and_targets,
+    check_non_negative,
+    check_reduction,
+    compute_dtype_logits,
+)
+from .class_balanced import class_balanced_weights
+from .registry import register_loss
+from .schedule import check_progress
+
+__all__ = ["LDAMLoss"]
+
+
+@register_loss("ldam")
+class LDAMLoss(nn.Module):
+    """LDAM (Cao et al. 2019, Eq. 13) with DRW; ``class_counts`` (context) required.
+
+    ``max_margin`` = 0.5 (>= 0), ``scale`` = 30 (> 0), ``drw_start`` = 0.8 (progress in [0, 1]
+    from which DRW is on; None turns it off), ``drw_beta`` = 0.9999 (in [0, 1)).
+    """
+
+    def __init__(
+        self, class_counts=None, max_margin=0.5, scale=30.0, drw_start=0.8, drw_beta=0.9999,
+        num_classes=None, reduction="mean",
+    ):
+        super().__init__()
+        counts = check_class_counts(class_counts, num_classes)
+        self.max_margin = check_non_negative("max_margin", max_margin)
+        if check_non_negative("scale", scale) == 0:
+            raise ValueError("scale must be > 0 (it multiplies the logits), got 0")
+        self.scale = float(scale)
+        if drw_start is not None and (
+            not isinstance(drw_start, (int, float)) or isinstance(drw_start, bool)
+            or not math.isfinite(drw_start) or not 0.0 <= drw_start <= 1.0
+        ):
+            raise ValueError(f"drw_start must be training progress in [0, 1] or None (no DRW), got {drw_start!r}")
+        self.drw_start = None if drw_start is None else float(drw_start)
+        self.drw_beta = check_in_unit_interval("drw_beta", drw_beta)
+        self.num_classes = counts.numel()
+        self.reduction = check_reduction(reduction)
+        margins = counts.pow(-0.25)
+        # Derived from the constructor's arguments, so not saved in state_dict.
+        self.register_buffer("margins", margins * (self.max_margin / margins.max()), persistent=False)
+        self.register_buffer("drw_weights", class_balanced_weights(counts, self.drw_beta), persistent=False)
+        self.set_progress(0.0)
+
+    def set_progress(self, t):
+        """Training progress t in [0, 1]: DRW is on from ``drw_start``."""
+        self.progress = check_progress(t)
+        self.reweighting = self.drw_start is not None and self.progress >= self.drw_start
+
+    def forward(self, logits, targets):
+        check_logits_and_targets(logits, targets, self.num_classes)
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries")
+        z = compute_dtype_logits(logits)
+        targets = targets.long()
+        index = targets.unsqueeze(1)
+        margin = self.margins.to(device=z.device, dtype=z.dtype)[index]
+        adjusted = z.scatter_add(1, index, margin.neg()).mul_(self.scale)
+        weight = self.drw_weights.to(device=z.device, dtype=z.dtype) if self.reweighting else None
+        return F.cross_entropy(adjusted, targets, weight=weight, reduction=self.reduction)
+
+    def extra_repr(self):
+        return (
+            f"max_margin={self.max_margin}, scale={self.scale}, drw_start={self.drw_start}, "
+            f"drw_beta={self.drw_beta}, reduction={self.reduction!r}"
+        )
