@@ -166,7 +166,7 @@ def bench_overrides(tmp, name, data_overrides, mode="fp32", loss=None, extra=())
 def data_overrides_for(config_path, tmp):
     """A dataset that builds itself (Digits_LT) is built in ``tmp``; others are read where the config says."""
     dataset = load_config(config_path)["training_opt"]["dataset"]
-    if dataset in build._PREPARERS:
+    if dataset in build.PREPARERS:
         root = os.path.join(tmp, "data", dataset)
         return [f"training_opt.data_root={root}", f"training_opt.split_dir={root}"]
     return []
