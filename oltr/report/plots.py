@@ -110,12 +110,14 @@ def plot_xi_schedule(results, dataset, path, warn=print_warning):
     if not curves:
         return False
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
     for label, (epochs, xi) in sorted(curves.items()):
         axes.plot(epochs, xi, marker="o", label=label)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("xi (weight of the high-confidence term)")
     axes.set_title(f"{dataset}: cyclical schedule xi (CFL paper Eq. 8)")
     axes.grid(True, alpha=0.3)
