@@ -18,7 +18,7 @@ What lives where, in the order data flows:
     plots.py      per_class_accuracy.png and xi_schedule.png (matplotlib, the ``plot`` extra)
     cli.py        the command line (also ``oltr report ...``) and writing one dataset's files
 """
-from .aggregate import aggregate, build_table, group_runs, stage_of
+from .aggregate import build_table, group_runs, stage_of
 from .cli import FORMATS, main, write_dataset_report
 from .collect import collect_results, datasets_of, logged_xi, read_metrics_log
 from .formats import format_cell, format_csv, format_latex, format_markdown, shot_group_notes
@@ -26,7 +26,7 @@ from .layout import COLUMNS, LOSS_LABELS, LOSS_ORDER, PUBLISHED, loss_label, pub
 from .plots import plot_per_class_accuracy, plot_xi_schedule, xi_curves
 
 __all__ = [
-    "COLUMNS", "FORMATS", "LOSS_LABELS", "LOSS_ORDER", "PUBLISHED", "aggregate", "build_table", "collect_results",
+    "COLUMNS", "FORMATS", "LOSS_LABELS", "LOSS_ORDER", "PUBLISHED", "build_table", "collect_results",
     "datasets_of", "format_cell", "format_csv", "format_latex", "format_markdown", "group_runs", "logged_xi",
     "loss_label", "main", "plot_per_class_accuracy", "plot_xi_schedule", "published_for", "read_metrics_log",
     "shot_group_notes", "stage_of", "write_dataset_report", "xi_curves",
