@@ -46,7 +46,7 @@ def export_cifar_lt_once(data_root, which):
 
 
 # Datasets that can be created on first use, when their split files are absent.
-_PREPARERS = {
+PREPARERS = {
     "Digits_LT": ensure_digits_lt,
     "CIFAR10_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar10"),
     "CIFAR100_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar100"),
@@ -57,7 +57,7 @@ _PREPARERS = {
 
 def prepare_data(training_opt):
     """Create a dataset that builds itself (the embedded default) if it is not there yet."""
-    preparer = _PREPARERS.get(training_opt["dataset"])
+    preparer = PREPARERS.get(training_opt["dataset"])
     if preparer is not None:
         preparer(training_opt["data_root"])
 

@@ -1,9 +1,12 @@
-"""oltr.report on hand-written results files."""
+"""oltr.report on hand-written results files and metrics logs."""
 import csv
 import json
+
 import pytest
 
 from oltr import report
+from oltr.engine.run_log import RunLogger
+from oltr.run_files import METRICS_LOG
 
 PER_CLASS = [0.9, 0.5, None, 0.1]
 COUNTS = [400, 60, 15, 5]
@@ -42,7 +45,7 @@ def runs(tmp_path):
 
 
 def cells_text(row):
-    return [report._format_cell(row["cells"][key], percent, row["kind"]) for key, _, _, _, percent in report.COLUMNS]
+    return [report.format_cell(row["cells"][key], percent, row["kind"]) for key, _, _, _, percent in report.COLUMNS]
 
 
 def test_table_layout_mean_std_gap_and_paper_rows(runs):
@@ -138,24 +141,60 @@ def test_other_losses_stages_and_empty_groups(tmp_path):
     assert places[4] == "OLTR + FL (stage 2) (ours - paper)" and len(places) == 8
 
 
-def test_xi_curve_follows_the_trainer_progress_and_the_reference_mode():
-    schedule = pytest.importorskip("losses.schedule")
-    run = {"dataset": "D", "loss": "cfl", "loss_params": {"cyclical_factor": 2}}
-    label, xi = report._xi_curve(run, schedule)
-    # 10 points, t = k/9, f = 2: 1 - 2k/9 while 2k/9 <= 1, then 2k/9 - 1
-    assert xi == pytest.approx([1, 7 / 9, 5 / 9, 3 / 9, 1 / 9, 1 / 9, 3 / 9, 5 / 9, 7 / 9, 1])
-    assert "f = 2" in label and "10 epochs" in label
-    run = {"dataset": "D", "loss": "casl", "num_epochs": 6,
-           "loss_params": {"cyclical_factor": 2, "schedule": "reference", "epochs": 5}}
-    label, xi = report._xi_curve(run, schedule)
-    # published code, E = 5, f = 2, epochs e = 1..6: 1 - 2e/4 while 2e < 5, then (2e/4 - 1)/(2 - 1)
-    assert xi == pytest.approx([0.5, 0.0, 0.5, 1.0, 1.5, 2.0])
-    assert "reference" in label
+def write_metrics(directory, xi_values, **extra):
+    """metrics.jsonl as the trainer writes it (RunLogger.metrics), one record per epoch; xi None: not logged."""
+    logger = RunLogger(directory, echo=False)
+    for epoch, xi in enumerate(xi_values, start=1):
+        record = {"epoch": epoch, "loss": 1.0 / epoch, "val_top1": 0.1 * epoch, **extra}
+        if xi is not None:
+            record["xi"] = xi
+        logger.metrics(record)
+
+
+# What the trainer logged with progress_granularity=step: xi after each epoch's last step. A replay of
+# the loss defaults (f = 2, t = epoch / (E - 1), 4 epochs) would give 1, 1/3, 1/3, 1 instead.
+LOGGED_XI = [0.95, 0.45, 0.05, 0.55]
+
+
+def test_xi_curves_are_what_the_trainer_logged(runs):
+    write_metrics(runs / "cfl_s0", LOGGED_XI)
+    write_metrics(runs / "cfl_s1", LOGGED_XI)  # a second seed, same schedule: one curve
+    write_metrics(runs / "softmax_s0", [None, None])  # softmax logs no xi: no curve
+    curves = report.xi_curves(report.collect_results([runs]), "ImageNet_LT")
+    assert list(curves) == ["OLTR + CFL, f = 2, 4 epochs"]
+    epochs, xi = curves["OLTR + CFL, f = 2, 4 epochs"]
+    assert epochs == [1, 2, 3, 4] and xi == pytest.approx(LOGGED_XI)
+
+
+def test_runs_without_a_metrics_log_or_xi_have_no_curve(runs, tmp_path, capsys):
+    results = report.collect_results([runs])
+    assert report.xi_curves(results, "ImageNet_LT") == {}  # no metrics.jsonl anywhere: a gap, not a crash
+    assert not report.plot_xi_schedule(results, "ImageNet_LT", tmp_path / "xi.png")
+    write_metrics(runs / "cfl_s0", [None, None, None])  # an old run that did not log xi
+    assert report.xi_curves(results, "ImageNet_LT") == {}
+    assert capsys.readouterr().err == ""
+
+
+def test_a_broken_metrics_line_is_left_out_with_one_warning(runs):
+    write_metrics(runs / "cfl_s0", LOGGED_XI[:2])
+    with open(runs / "cfl_s0" / METRICS_LOG, "a", encoding="utf-8") as handle:
+        handle.write('{"epoch": 3, "xi": 0.0')  # killed mid-write
+    warnings = []
+    curves = report.xi_curves(report.collect_results([runs]), "ImageNet_LT", warn=warnings.append)
+    assert [xi for _, xi in curves.values()] == [pytest.approx(LOGGED_XI[:2])]
+    assert len(warnings) == 1 and METRICS_LOG in warnings[0] and "1 line" in warnings[0]
+
+
+def test_two_schedules_under_one_label_are_told_apart(runs):
+    write_metrics(runs / "cfl_s0", LOGGED_XI)
+    write_metrics(runs / "cfl_s1", [1.0, 0.0, 0.0, 1.0])
+    curves = report.xi_curves(report.collect_results([runs]), "ImageNet_LT")
+    assert sorted(curves) == ["OLTR + CFL, f = 2, 4 epochs", "OLTR + CFL, f = 2, 4 epochs (cfl_s1)"]
 
 
 def test_xi_schedule_plot_written(runs, tmp_path):
     pytest.importorskip("matplotlib")
-    pytest.importorskip("losses.schedule")
+    write_metrics(runs / "cfl_s0", LOGGED_XI)
     path = tmp_path / "xi.png"
     assert report.plot_xi_schedule(report.collect_results([runs]), "ImageNet_LT", path)
     assert path.stat().st_size > 0

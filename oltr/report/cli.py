@@ -1,0 +1,72 @@
+"""The report's command line: ``python -m oltr.report RESULTS_DIR... [--out results] [--format md,csv,tex] [--no-plots]``.
+
+Also ``oltr report ...`` (oltr/cli.py hands its arguments to ``main``). Writes, per dataset,
+``<out>/<dataset>/table.{md,csv,tex}`` and the plots, and prints each Markdown table.
+"""
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ..run_files import RESULTS_CLOSED, RESULTS_OPEN
+from .aggregate import build_table
+from .collect import collect_results, datasets_of, print_warning
+from .formats import format_csv, format_latex, format_markdown
+from .plots import matplotlib_available, plot_per_class_accuracy, plot_xi_schedule
+
+FORMATS = ("md", "csv", "tex")
+
+
+def _formats(text):
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(FORMATS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"--format takes a comma list of {', '.join(FORMATS)}; got {text!r}")
+    return chosen
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m oltr.report",
+        description=f"Tables 3-4 (Markdown, CSV, LaTeX) and plots from {RESULTS_CLOSED} and {RESULTS_OPEN} files.",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="RESULTS_DIR", help="directories searched recursively")
+    parser.add_argument("--out", default="results", help="output directory (default: results)")
+    parser.add_argument("--format", type=_formats, default=list(FORMATS),
+                        help="comma list of table files to write: md,csv,tex (default: all)")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    return parser
+
+
+def _safe_name(dataset):
+    return re.sub(r"[^\w.-]", "_", dataset)
+
+
+def write_dataset_report(results, dataset, out_dir, formats=FORMATS, plots=True, warn=print_warning):
+    """Write table.{md,csv,tex} (and plots) for one dataset; returns the Markdown."""
+    rows = build_table(results, dataset, warn=warn)
+    target = Path(out_dir) / _safe_name(dataset)
+    target.mkdir(parents=True, exist_ok=True)
+    markdown = format_markdown(rows, dataset, results)
+    writers = {"md": lambda: markdown, "csv": lambda: format_csv(rows), "tex": lambda: format_latex(rows, dataset)}
+    for extension in formats:
+        (target / f"table.{extension}").write_text(writers[extension](), encoding="utf-8")
+    if plots:
+        plot_per_class_accuracy(results, dataset, target / "per_class_accuracy.png")
+        plot_xi_schedule(results, dataset, target / "xi_schedule.png", warn=warn)
+    return markdown
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    results = collect_results(args.dirs)
+    if not results:
+        print(f"error: no usable {RESULTS_CLOSED} or {RESULTS_OPEN} under {', '.join(args.dirs)}", file=sys.stderr)
+        return 1
+    plots = not args.no_plots and matplotlib_available()
+    if not args.no_plots and not plots:
+        print_warning("matplotlib is not installed; plots skipped (pip install matplotlib)")
+    for dataset in datasets_of(results):
+        print(write_dataset_report(results, dataset, args.out, args.format, plots))
+    print(f"tables written under {args.out}/")
+    return 0
