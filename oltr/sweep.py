@@ -224,7 +224,7 @@ def check_losses(names):
 
 
 def resolve_defaults(args):
-    """Fill the defaults that depend on --replay-published; ConfigError-style OltrError for bad combinations."""
+    """Fill in the defaults that depend on --replay-published; an OltrError for a bad combination."""
     if args.seeds < 1:
         raise OltrError(f"--seeds must be at least 1, got {args.seeds}")
     if args.replay_published:
@@ -245,9 +245,8 @@ def sweep(args):
     args = resolve_defaults(args)
     steps = []
     for dataset in args.datasets:
-        check_dataset(dataset)
         if not args.dry_run:
-            check_data_present(dataset)
+            check_data_present(dataset)  # plan() checks the configs in either case
         for seed in range(args.seeds):
             for loss in args.losses:
                 steps.extend(plan(dataset, loss, seed, args.seeds, logs_root=args.logs,
