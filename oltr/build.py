@@ -227,11 +227,8 @@ def load_stage1_weights(network, config):
     wanted = [name for name in ("feat_model", "classifier") if networks[name]["stage1_weights"]]
     if not wanted:
         return []
-    stage1_dir = config["training_opt"]["stage1_log_dir"]
-    if stage1_dir is None:
-        raise ConfigError(f"networks.{wanted[0]}.stage1_weights is true but training_opt.stage1_log_dir is "
-                          "not set; point it at the stage-1 run's log_dir")
-    path = Path(stage1_dir) / FINAL_CHECKPOINT
+    # config.validate made sure stage1_log_dir is set whenever a network wants stage-1 weights
+    path = Path(config["training_opt"]["stage1_log_dir"]) / FINAL_CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"stage 2 needs the stage-1 checkpoint {path}, which does not exist; "
                               "train stage 1 first (python main.py --config <its stage_1 config>)")

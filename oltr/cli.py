@@ -1,4 +1,4 @@
-"""Command line: ``python main.py --config FILE [--test | --test_open] [--resume] [--opts K=V ...]``.
+"""Command line: ``python main.py --config FILE [--overlay FILE ...] [--test | --test_open] [--resume] [--opts K=V ...]``.
 
 The CLI only wires: config -> fit / evaluate. User errors print one line and
 exit 2 (``--debug`` shows the traceback instead).
@@ -19,6 +19,9 @@ def build_parser():
         epilog="Other commands of the `oltr` script: `oltr report RESULTS_DIR...`, `oltr data {check,make-lt,digits,cifar-lt}`.",
     )
     parser.add_argument("--config", required=True, help="a .py (config = {...}) or .yaml config file")
+    parser.add_argument("--overlay", action="append", default=[], metavar="FILE",
+                        help="a config file deep-merged over --config, before --opts; repeatable, merged in "
+                             "order, e.g. --overlay config/losses/cfl.py (default: none)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--test", action="store_true", help="closed-set test of the trained run in training_opt.log_dir")
     mode.add_argument("--test_open", action="store_true", help="open-set test (test + open splits)")
@@ -66,7 +69,7 @@ def run(args):
     # Imported here so `--help` and config errors answer without loading torch.
     from .config import load_config
 
-    config = load_config(args.config, overrides_from_args(args))
+    config = load_config(args.config, overrides_from_args(args), overlays=args.overlay)
     from losses import native
 
     try:

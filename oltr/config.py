@@ -1,11 +1,11 @@
 """Load, merge, validate and save run configs.
 
 A config is a Python file defining ``config = {...}`` (OLTR's style) or a YAML
-file with the same keys. Either may name a base config with ``_base_`` (a
-path relative to the file): the file's dict is deep-merged over the base, so
-a loss variant is a few lines over its stage's config. Python configs are
-code and are executed: only load configs you trust. YAML goes through
-``yaml.safe_load``.
+file with the same keys. Either may name base configs with ``_base_`` (a path,
+or a list of paths merged left to right, relative to the file): the file's dict
+is deep-merged over them, so a loss variant is a few lines over its stage's
+config. Reading and merging files lives in ``oltr.config_loading``. Python
+configs are code and are executed: only load configs you trust.
 
 Every key is checked against ``SCHEMA``: an unknown key, a wrong type or an
 out-of-range value is a ``ConfigError`` naming the dotted key, the allowed
@@ -16,13 +16,11 @@ import difflib
 import hashlib
 import json
 import math
-import re
-import runpy
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
+from .config_loading import _load_with_bases, _read_file, _yaml_load, deep_merge, load_raw  # noqa: F401
 from .errors import ConfigError
 
 REQUIRED = object()
@@ -113,6 +111,7 @@ SCHEMA = Section({
         "data_root": _str(),
         "split_dir": _str(None, nullable=True),
         "log_dir": _str(),
+        "stage": _int(1, minimum=1, maximum=2),
         "stage1_log_dir": _str(None, nullable=True),
         "num_classes": _int(minimum=2),
         "batch_size": _int(128, minimum=1),
@@ -175,96 +174,6 @@ SCHEMA = Section({
         "init_centroids": _bool(False),
     }),
 })
-
-
-# ----------------------------------------------------------------------------- loading
-
-class _YamlLoader(yaml.SafeLoader):
-    """safe_load, but ``1e-3`` is a number as in YAML 1.2 (YAML 1.1 wants ``1.0e-3``), so
-    ``--opts networks.feat_model.optim_params.lr=1e-3`` does what it says."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-def _yaml_load(stream):
-    return yaml.load(stream, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
-
-
-def _read_file(path):
-    """The raw dict of one config file (without its base merged in)."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            with open(path, encoding="utf-8") as f:
-                raw = _yaml_load(f) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise ConfigError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: a YAML config must be a mapping of keys, got {type(raw).__name__}")
-        raw = dict(raw)
-        if "config" in raw and len(raw.keys() - {"config", "_base_"}) == 0:
-            raw = {**raw.pop("config"), **({"_base_": raw["_base_"]} if "_base_" in raw else {})}
-        return raw
-    if path.suffix == ".py":
-        try:
-            namespace = runpy.run_path(str(path))
-        except SyntaxError as e:
-            raise ConfigError(f"{path}:{e.lineno}: Python syntax error in config ({e.msg})") from None
-        except ConfigError:
-            raise
-        except Exception as e:  # the config is code: a NameError, ImportError... is the file's fault
-            raise ConfigError(f"{path}:{_line_in_file(e, path)}: running the config raised "
-                              f"{type(e).__name__} ({e})") from None
-        if "config" not in namespace or not isinstance(namespace["config"], dict):
-            raise ConfigError(f"{path}: a Python config must define a dict named 'config'")
-        raw = copy.deepcopy(namespace["config"])
-        if "_base_" in namespace and "_base_" not in raw:
-            raw["_base_"] = namespace["_base_"]
-        return raw
-    raise ConfigError(f"config file {path} must end in .py, .yaml or .yml")
-
-
-def _line_in_file(error, path):
-    """The line of ``path`` where ``error`` was raised (the innermost frame in that file), or '?'."""
-    line, frame = "?", error.__traceback__
-    while frame is not None:
-        if Path(frame.tb_frame.f_code.co_filename) == path:
-            line = frame.tb_lineno
-        frame = frame.tb_next
-    return line
-
-
-def deep_merge(base, override):
-    """``override`` over ``base``; nested dicts merge, anything else replaces."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _load_with_bases(path, chain=()):
-    path = Path(path).resolve()
-    if path in chain:
-        raise ConfigError(f"config {path} includes itself through _base_")
-    raw = _read_file(path)
-    base_name = raw.pop("_base_", None)
-    if base_name is None:
-        return raw
-    if not isinstance(base_name, str):
-        raise ConfigError(f"{path}: _base_ must be a path string, got {base_name!r}")
-    base = _load_with_bases(path.parent / base_name, chain + (path,))
-    return deep_merge(base, raw)
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -387,14 +296,38 @@ def validate(raw, where="config"):
             f"{where}: training_opt.shot_thresholds.few ({thresholds['few']}) must be below "
             f"training_opt.shot_thresholds.many ({thresholds['many']})"
         )
+    _check_stage(config, where)
     return config
 
 
-def load_config(path, overrides=()):
-    """Read ``path`` (and its ``_base_`` chain), apply ``KEY=VALUE`` overrides, validate."""
-    raw = _load_with_bases(path)
-    raw = apply_overrides(raw, overrides)
-    where = str(path) + (" (with --opts)" if overrides else "")
+def _check_stage(config, where):
+    """Rules between keys that need only the config: stage-2 settings need each other and stage 2.
+
+    ``training_opt.stage`` says which OLTR stage a run is (results record it); stage-1
+    weights and the centroid memory belong to stage 2, so a stage-1 config may not ask
+    for them. Stage 2 itself only requires what it asks for.
+    """
+    training, networks, memory = config["training_opt"], config["networks"], config["memory"]
+    if memory["centroids"] and config["criterions"]["FeatureLoss"] is None:
+        raise ConfigError(f"{where}: memory.centroids is true but criterions.FeatureLoss is not set; the "
+                          "centroids live in the disc_centroids feature loss")
+    wanted = [name for name in ("feat_model", "classifier") if networks[name]["stage1_weights"]]
+    if wanted and training["stage1_log_dir"] is None:
+        raise ConfigError(f"{where}: networks.{wanted[0]}.stage1_weights is true but training_opt.stage1_log_dir "
+                          "is not set; point it at the stage-1 run's log_dir")
+    stage2_only = [f"networks.{name}.stage1_weights" for name in wanted]
+    stage2_only += [f"memory.{key}" for key in ("centroids", "init_centroids") if memory[key]]
+    if stage2_only and training["stage"] != 2:
+        raise ConfigError(f"{where}: {stage2_only[0]} is a stage-2 setting but training_opt.stage is "
+                          f"{training['stage']}; set training_opt.stage to 2 (the stage-2 recipe "
+                          "config/recipes/stage_2_meta_embedding.py does) or turn it off")
+
+
+def load_config(path, overrides=(), overlays=()):
+    """Read ``path`` (and its ``_base_`` chain), merge each overlay file over it, apply
+    ``KEY=VALUE`` overrides, validate."""
+    raw = apply_overrides(load_raw(path, overlays), overrides)
+    where = str(path) + "".join(f" + {overlay}" for overlay in overlays) + (" (with --opts)" if overrides else "")
     return validate(raw, where)
 
 

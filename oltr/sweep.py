@@ -1,9 +1,17 @@
 """The Tables 3-4 sweep behind ``./run_all.sh``: every loss, both stages, both tests, then the report.
 
-Each run is the documented command line (``python main.py --config ... --opts ...``)
+Each run is the documented command line (``python main.py --config ... [--overlay ...] --opts ...``)
 in its own process, writing into its own log_dir, so a user can re-run any step by hand.
+
+A dataset needs only ``config/<Dataset>/stage_1.py`` and ``stage_2_meta_embedding.py``. Any
+performance loss of the registry runs on it, its stage config found in this order: the dataset's own
+``stage_1_<loss>.py`` / ``stage_2_<loss>_meta_embedding.py``, else the base file with the shared loss
+overlay ``config/losses/<loss>.py``, else the base file with the registry loss at its defaults
+(``--opts criterions.PerformanceLoss.loss=<loss> criterions.PerformanceLoss.loss_params={}``).
+``--replay-published`` adds ``config/replay_published/<loss>.py`` where one exists (cfl, casl).
 """
 import argparse
+import inspect
 import shlex
 import subprocess
 import sys
@@ -13,9 +21,16 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import OltrError
+from .run_files import FINAL_CHECKPOINT, RESULTS_CLOSED, RESULTS_OPEN
 
-LOSSES = ("softmax", "focal", "asl", "cfl", "casl")
+LOSSES = ("softmax", "focal", "asl", "cfl", "casl")  # the rows of Tables 3-4, the default --losses
 DEFAULT_DATASETS = ("Digits_LT",)
+CONFIG_ROOT = Path("config")
+LOSS_OVERLAYS = CONFIG_ROOT / "losses"
+REPLAY_OVERLAYS = CONFIG_ROOT / "replay_published"
+# The CFL fork (lnsmith54/CFL) published OLTR runs, and configs, for these datasets only.
+PUBLISHED_DATASETS = ("ImageNet_LT", "Places_LT")
+REPLAY_LOGS, REPLAY_OUT = "logs/replay_published", "results/replay_published"
 
 # What to fetch for the datasets that cannot be built here.
 DOWNLOAD_HINTS = {
@@ -42,45 +57,84 @@ class Step:
         return " ".join(shlex.quote(part) for part in self.command)
 
 
+def base_configs(dataset):
+    """The dataset's two base files: stage 1 and the stage-2 meta-embedding run (softmax, OLTR's row)."""
+    root = CONFIG_ROOT / dataset
+    return root / "stage_1.py", root / "stage_2_meta_embedding.py"
+
+
 def config_paths(dataset, loss):
-    root = Path("config") / dataset
+    """The dataset's own stage-1 and stage-2 files for ``loss`` (which may not exist: see stage_command)."""
     if loss == "softmax":
-        return root / "stage_1.py", root / "stage_2_meta_embedding.py"
+        return base_configs(dataset)
+    root = CONFIG_ROOT / dataset
     return root / f"stage_1_{loss}.py", root / f"stage_2_{loss}_meta_embedding.py"
 
 
-def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs"):
+def datasets_with_configs():
+    return sorted(p.name for p in CONFIG_ROOT.iterdir() if all(path.is_file() for path in base_configs(p.name)))
+
+
+def check_dataset(dataset):
+    missing = [str(path) for path in base_configs(dataset) if not path.is_file()]
+    if missing:
+        raise OltrError(f"unknown dataset {dataset!r}: no {' or '.join(missing)}; datasets with configs: "
+                        f"{', '.join(datasets_with_configs())}")
+
+
+def stage_command(dataset, loss, stage, replay=False):
+    """``--config FILE [--overlay FILE ...]`` and the loss's ``--opts`` for one stage of one loss."""
+    own, base = config_paths(dataset, loss)[stage - 1], base_configs(dataset)[stage - 1]
+    shared = LOSS_OVERLAYS / f"{loss}.py"
+    if own.is_file():
+        args, loss_opts = ["--config", str(own)], []
+    elif shared.is_file():
+        args, loss_opts = ["--config", str(base), "--overlay", str(shared)], []
+    else:  # any registry loss, at its default parameters
+        args = ["--config", str(base)]
+        loss_opts = [f"criterions.PerformanceLoss.loss={loss}", "criterions.PerformanceLoss.loss_params={}"]
+    replay_overlay = REPLAY_OVERLAYS / f"{loss}.py"
+    if replay and replay_overlay.is_file():
+        args += ["--overlay", str(replay_overlay)]
+    return args, loss_opts
+
+
+def _check_resolves(args, opts):
+    """Load the config a step will run, so a broken file or overlay stops the sweep before anything runs."""
+    overlays = [args[i + 1] for i, arg in enumerate(args) if arg == "--overlay"]
+    load_config(args[args.index("--config") + 1], opts, overlays=overlays)
+
+
+def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs", replay=False):
     """The four steps of one (dataset, loss, seed), with per-seed log dirs when several seeds run."""
-    stage1_config, stage2_config = config_paths(dataset, loss)
-    for path in (stage1_config, stage2_config):
-        if not path.is_file():
-            raise OltrError(f"{dataset} has no config {path} for loss {loss!r}; add it or drop {loss!r} from --losses")
+    check_dataset(dataset)
     run_root = Path(logs_root) / dataset / (f"seed{seed}" if num_seeds > 1 else "")
     stage1_dir, stage2_dir = run_root / f"stage1_{loss}", run_root / f"stage2_{loss}"
+    stage1_args, stage1_loss_opts = stage_command(dataset, loss, 1, replay)
+    stage2_args, stage2_loss_opts = stage_command(dataset, loss, 2, replay)
     common = [f"seed={seed}"]
-    stage1_opts = common + [f"training_opt.log_dir={stage1_dir}"]
-    stage2_opts = common + [f"training_opt.log_dir={stage2_dir}", f"training_opt.stage1_log_dir={stage1_dir}"]
+    stage1_opts = common + [f"training_opt.log_dir={stage1_dir}"] + stage1_loss_opts
+    stage2_opts = (common + [f"training_opt.log_dir={stage2_dir}", f"training_opt.stage1_log_dir={stage1_dir}"]
+                   + stage2_loss_opts)
+    _check_resolves(stage1_args, stage1_opts)
+    _check_resolves(stage2_args, stage2_opts)
     main = [python, "main.py"]
     return [
-        Step(dataset, loss, seed, "stage1", main + ["--config", str(stage1_config), "--opts", *stage1_opts],
-             stage1_dir, stage1_dir / "final_model_checkpoint.pth"),
-        Step(dataset, loss, seed, "stage2", main + ["--config", str(stage2_config), "--opts", *stage2_opts],
-             stage2_dir, stage2_dir / "final_model_checkpoint.pth"),
-        Step(dataset, loss, seed, "test", main + ["--config", str(stage2_config), "--test", "--opts", *stage2_opts],
-             stage2_dir, stage2_dir / "results_test_closed.json"),
-        Step(dataset, loss, seed, "test_open",
-             main + ["--config", str(stage2_config), "--test_open", "--opts", *stage2_opts],
-             stage2_dir, stage2_dir / "results_test_open.json"),
+        Step(dataset, loss, seed, "stage1", main + stage1_args + ["--opts", *stage1_opts],
+             stage1_dir, stage1_dir / FINAL_CHECKPOINT),
+        Step(dataset, loss, seed, "stage2", main + stage2_args + ["--opts", *stage2_opts],
+             stage2_dir, stage2_dir / FINAL_CHECKPOINT),
+        Step(dataset, loss, seed, "test", main + stage2_args + ["--test", "--opts", *stage2_opts],
+             stage2_dir, stage2_dir / RESULTS_CLOSED),
+        Step(dataset, loss, seed, "test_open", main + stage2_args + ["--test_open", "--opts", *stage2_opts],
+             stage2_dir, stage2_dir / RESULTS_OPEN),
     ]
 
 
 def check_data_present(dataset):
     """Stop with what to download, and where to put it, when a dataset's files are missing."""
-    stage1_config, _ = config_paths(dataset, "softmax")
-    if not stage1_config.is_file():
-        known = sorted(p.name for p in Path("config").iterdir() if p.is_dir())
-        raise OltrError(f"unknown dataset {dataset!r}: no {stage1_config}; datasets with configs: {', '.join(known)}")
-    training_opt = load_config(stage1_config)["training_opt"]
+    check_dataset(dataset)
+    training_opt = load_config(base_configs(dataset)[0])["training_opt"]
     from .build import prepare_data  # imports torch: only when really running
     prepare_data(training_opt)  # Digits_LT is built, CIFAR*_LT exported (or a DataError saying what to download)
     split_dir, data_root = Path(training_opt["split_dir"]), Path(training_opt["data_root"])
@@ -115,29 +169,88 @@ def build_parser():
         prog="run_all.sh",
         description="Train every loss through both OLTR stages, test closed- and open-set, and print the "
                     "paper's Tables 3-4 with our numbers. With no dataset it runs the embedded Digits_LT.")
-    parser.add_argument("datasets", nargs="*", default=list(DEFAULT_DATASETS),
-                        help="datasets with configs under config/ (default: Digits_LT)")
+    parser.add_argument("datasets", nargs="*", metavar="DATASET",
+                        help="datasets with config/<DATASET>/stage_1.py and stage_2_meta_embedding.py "
+                             "(default: Digits_LT; with --replay-published: ImageNet_LT Places_LT)")
     parser.add_argument("--seeds", type=int, default=1, help="repeat every run with seeds 0..N-1 (default: 1)")
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), metavar="LOSS",
-                        help=f"a subset of {', '.join(LOSSES)} (default: all)")
+                        help=f"any performance loss of the losses registry (default: the table's "
+                             f"{', '.join(LOSSES)})")
+    parser.add_argument("--replay-published", action="store_true",
+                        help="replay the CFL fork's OLTR runs: its reference xi schedule with its loss-local "
+                             f"epochs (config/replay_published/<loss>.py, for cfl and casl), on "
+                             f"{' and '.join(PUBLISHED_DATASETS)}, into {REPLAY_LOGS}/ and {REPLAY_OUT}/")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     parser.add_argument("--skip-done", action="store_true",
                         help="skip steps whose checkpoint or results file already exists")
-    parser.add_argument("--logs", default="logs", help="root of the runs' log dirs (default: logs)")
-    parser.add_argument("--out", default="results", help="where the report writes its tables (default: results)")
+    parser.add_argument("--logs", default=None,
+                        help=f"root of the runs' log dirs (default: logs; with --replay-published: {REPLAY_LOGS})")
+    parser.add_argument("--out", default=None,
+                        help=f"where the report writes its tables (default: results; with --replay-published: "
+                             f"{REPLAY_OUT})")
     return parser
 
 
-def sweep(args):
+def performance_losses():
+    """Every registry loss that scores logits: all but the feature losses (``loss(features, targets)``)."""
+    import losses  # registers every loss; imports torch
+
+    def first_input(name):
+        parameters = list(inspect.signature(losses.get_loss_class(name).forward).parameters)
+        return parameters[1] if len(parameters) > 1 else None
+
+    return [name for name in losses.available_losses() if first_input(name) != "features"]
+
+
+def check_losses(names):
+    """One line naming each unknown ``--losses`` name, its closest match and the choices; None if all are known."""
+    from losses.registry import available_losses, closest_name
+
+    choices = performance_losses()
+    unknown = [name for name in names if name not in choices]
+    if not unknown:
+        return None
+    described = []
+    for name in unknown:
+        if name in available_losses():
+            described.append(f"{name!r} (a feature loss: it scores features, not logits, and stage 2 already "
+                             "uses it as criterions.FeatureLoss)")
+        else:
+            close = closest_name(name, choices)
+            described.append(repr(name) + (f" (did you mean {close!r}?)" if close else ""))
+    others = [name for name in choices if name not in LOSSES]
+    return (f"unknown loss(es) {', '.join(described)} for --losses; choose from the table's {', '.join(LOSSES)} "
+            f"or any other registry loss: {', '.join(others)}")
+
+
+def resolve_defaults(args):
+    """Fill in the defaults that depend on --replay-published; an OltrError for a bad combination."""
     if args.seeds < 1:
         raise OltrError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.replay_published:
+        args.datasets = args.datasets or list(PUBLISHED_DATASETS)
+        unpublished = [d for d in args.datasets if d not in PUBLISHED_DATASETS]
+        if unpublished:
+            raise OltrError(f"--replay-published replays the CFL fork's OLTR runs, which exist for "
+                            f"{' and '.join(PUBLISHED_DATASETS)} only, not {', '.join(unpublished)}; drop "
+                            f"--replay-published, or by hand add --overlay config/replay_published/<loss>.py "
+                            f"to a main.py command")
+    args.datasets = args.datasets or list(DEFAULT_DATASETS)
+    args.logs = args.logs or (REPLAY_LOGS if args.replay_published else "logs")
+    args.out = args.out or (REPLAY_OUT if args.replay_published else "results")
+    return args
+
+
+def sweep(args):
+    args = resolve_defaults(args)
     steps = []
     for dataset in args.datasets:
         if not args.dry_run:
-            check_data_present(dataset)
+            check_data_present(dataset)  # plan() checks the configs in either case
         for seed in range(args.seeds):
             for loss in args.losses:
-                steps.extend(plan(dataset, loss, seed, args.seeds, logs_root=args.logs))
+                steps.extend(plan(dataset, loss, seed, args.seeds, logs_root=args.logs,
+                                  replay=args.replay_published))
     report = [sys.executable, "-m", "oltr.report", *[str(Path(args.logs) / d) for d in args.datasets],
               "--out", args.out]
     if args.dry_run:
@@ -165,10 +278,9 @@ def sweep(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    unknown = sorted(set(args.losses) - set(LOSSES))
+    unknown = check_losses(args.losses)
     if unknown:
-        print(f"error: unknown loss(es) {', '.join(unknown)} for --losses; choose from {', '.join(LOSSES)}",
-              file=sys.stderr)
+        print(f"error: {unknown}", file=sys.stderr)
         return 2
     try:
         return sweep(args)

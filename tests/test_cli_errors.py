@@ -90,6 +90,22 @@ def test_missing_config_file(capsys, tmp_path):
     fails_cleanly(capsys, ["--config", missing], f"config file {missing} does not exist")
 
 
+def test_missing_or_bad_overlay_file(capsys, tmp_path):
+    missing = tmp_path / "nope.py"
+    fails_cleanly(capsys, ["--config", STAGE_1, "--overlay", missing], f"--overlay {missing} does not exist")
+    bad = tmp_path / "bad.py"
+    bad.write_text('config = {"criterions": {"PerformanceLoss": {"weigth": 2}}}\n')
+    line = fails_cleanly(capsys, ["--config", STAGE_1, "--overlay", "config/losses/cfl.py", "--overlay", bad],
+                         f"{STAGE_1} + config/losses/cfl.py + {bad}: ", "'criterions.PerformanceLoss.weigth'")
+    assert "did you mean 'weight'?" in line
+
+
+def test_stage_2_settings_in_a_stage_1_run(capsys, tmp_path):
+    fails_cleanly(capsys, ["--config", STAGE_2, "--opts", "training_opt.stage=1"],
+                  f"{STAGE_2} (with --opts): networks.feat_model.stage1_weights is a stage-2 setting but "
+                  "training_opt.stage is 1; set training_opt.stage to 2")
+
+
 def test_unknown_key_in_config_file_suggests_the_closest(capsys, tmp_path):
     config = tmp_path / "typo.py"
     config.write_text(f'_base_ = "{REPO / STAGE_1}"\nconfig = {{"training_opt": {{"num_epoch": 3}}}}\n')

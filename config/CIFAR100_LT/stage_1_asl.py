@@ -1,8 +1,5 @@
-# CIFAR100_LT stage 1 with the asymmetric loss (ASL); the same loss parameters as the ImageNet_LT and Places_LT runs
-# (label smoothing 0.1, gamma_hc 2, the CFL code's cyclical factor 2; see README "Reproducing Tables 3-4").
-_base_ = "stage_1.py"
+# CIFAR100_LT stage 1 with the asymmetric loss (ASL):
+# the shared loss overlay config/losses/asl.py over stage_1.py.
+_base_ = ["stage_1.py", "../losses/asl.py"]
 
-config = {
-    "training_opt": {"log_dir": "logs/CIFAR100_LT/stage1_asl"},
-    "criterions": {"PerformanceLoss": {"loss": "asl", "loss_params": {"gamma_pos": 0.0, "gamma_neg": 4.0, "label_smoothing": 0.1}}},
-}
+config = {"training_opt": {"log_dir": "logs/CIFAR100_LT/stage1_asl"}}

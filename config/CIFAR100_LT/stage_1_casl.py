@@ -1,8 +1,5 @@
-# CIFAR100_LT stage 1 with the cyclical asymmetric focal loss (CASL); the same loss parameters as the ImageNet_LT and Places_LT runs
-# (label smoothing 0.1, gamma_hc 2, the CFL code's cyclical factor 2; see README "Reproducing Tables 3-4").
-_base_ = "stage_1.py"
+# CIFAR100_LT stage 1 with the cyclical asymmetric focal loss (CASL):
+# the shared loss overlay config/losses/casl.py over stage_1.py.
+_base_ = ["stage_1.py", "../losses/casl.py"]
 
-config = {
-    "training_opt": {"log_dir": "logs/CIFAR100_LT/stage1_casl"},
-    "criterions": {"PerformanceLoss": {"loss": "casl", "loss_params": {"gamma_pos": 0.0, "gamma_neg": 4.0, "gamma_hc": 2.0, "cyclical_factor": 2.0, "label_smoothing": 0.1}}},
-}
+config = {"training_opt": {"log_dir": "logs/CIFAR100_LT/stage1_casl"}}

@@ -1,8 +1,5 @@
-# CIFAR10_LT stage 1 with the cyclical focal loss (CFL); the same loss parameters as the ImageNet_LT and Places_LT runs
-# (label smoothing 0.1, gamma_hc 2, the CFL code's cyclical factor 2; see README "Reproducing Tables 3-4").
-_base_ = "stage_1.py"
+# CIFAR10_LT stage 1 with the cyclical focal loss (CFL):
+# the shared loss overlay config/losses/cfl.py over stage_1.py.
+_base_ = ["stage_1.py", "../losses/cfl.py"]
 
-config = {
-    "training_opt": {"log_dir": "logs/CIFAR10_LT/stage1_cfl"},
-    "criterions": {"PerformanceLoss": {"loss": "cfl", "loss_params": {"gamma": 2.0, "gamma_hc": 2.0, "cyclical_factor": 2.0, "label_smoothing": 0.1}}},
-}
+config = {"training_opt": {"log_dir": "logs/CIFAR10_LT/stage1_cfl"}}

@@ -1,7 +1,7 @@
-# CIFAR10_LT stage 2 with the cyclical focal loss (CFL), starting from stage_1_cfl.py's run.
-_base_ = "stage_2_meta_embedding.py"
+# CIFAR10_LT stage 2 with the cyclical focal loss (CFL), starting from stage_1_cfl.py's run:
+# the shared loss overlay config/losses/cfl.py over stage_2_meta_embedding.py.
+_base_ = ["stage_2_meta_embedding.py", "../losses/cfl.py"]
 
 config = {
     "training_opt": {"log_dir": "logs/CIFAR10_LT/stage2_cfl", "stage1_log_dir": "logs/CIFAR10_LT/stage1_cfl"},
-    "criterions": {"PerformanceLoss": {"loss": "cfl", "loss_params": {"gamma": 2.0, "gamma_hc": 2.0, "cyclical_factor": 2.0, "label_smoothing": 0.1}}},
 }

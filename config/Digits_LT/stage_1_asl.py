@@ -1,7 +1,5 @@
-# Stage 1 on Digits_LT with the asymmetric loss (ASL) as the performance loss.
-_base_ = "stage_1.py"
+# Digits_LT stage 1 with the asymmetric loss (ASL):
+# the shared loss overlay config/losses/asl.py over stage_1.py.
+_base_ = ["stage_1.py", "../losses/asl.py"]
 
-config = {
-    "training_opt": {"log_dir": "logs/Digits_LT/stage1_asl"},
-    "criterions": {"PerformanceLoss": {"loss": "asl", "loss_params": {"gamma_pos": 0.0, "gamma_neg": 4.0, "label_smoothing": 0.1}}},
-}
+config = {"training_opt": {"log_dir": "logs/Digits_LT/stage1_asl"}}

@@ -1,7 +1,7 @@
-# Stage 2 on Digits_LT with the cyclical asymmetric focal loss (CASL), starting from stage_1_casl.py's run.
-_base_ = "stage_2_meta_embedding.py"
+# Digits_LT stage 2 with the cyclical asymmetric focal loss (CASL), starting from stage_1_casl.py's run:
+# the shared loss overlay config/losses/casl.py over stage_2_meta_embedding.py.
+_base_ = ["stage_2_meta_embedding.py", "../losses/casl.py"]
 
 config = {
     "training_opt": {"log_dir": "logs/Digits_LT/stage2_casl", "stage1_log_dir": "logs/Digits_LT/stage1_casl"},
-    "criterions": {"PerformanceLoss": {"loss": "casl", "loss_params": {"gamma_pos": 0.0, "gamma_neg": 4.0, "gamma_hc": 2.0, "cyclical_factor": 2.0, "label_smoothing": 0.1}}},
 }

@@ -74,7 +74,7 @@ def _run_metadata(config, checkpoint_path, open_set):
     performance = config["criterions"]["PerformanceLoss"]
     return {
         "dataset": config["training_opt"]["dataset"],
-        "stage": 2 if config["memory"]["centroids"] else 1,
+        "stage": config["training_opt"]["stage"],
         "loss": performance["loss"],
         "loss_params": performance["loss_params"],
         "num_epochs": config["training_opt"]["num_epochs"],

@@ -98,9 +98,6 @@ def build_run(config, ctx, echo=True):
     training_opt = config["training_opt"]
     seed_everything(config["seed"])
     logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo)
-    if config["memory"]["centroids"] and config["criterions"]["FeatureLoss"] is None:
-        raise ConfigError("memory.centroids is true but criterions.FeatureLoss is not set; the centroids "
-                          "live in the disc_centroids feature loss")
 
     build.prepare_data(training_opt)
     train_samples = build.load_samples(training_opt, "train")
