@@ -1,12 +1,11 @@
 """``--test`` and ``--test_open``: checkpoint -> logits -> metrics -> results JSON."""
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import build
+from ..atomic import write_json_atomic
 from ..config import config_hash
 from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
@@ -61,7 +60,7 @@ def evaluate(config, ctx, open_set=False, echo=True):
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
     results = {**_run_metadata(config, checkpoint_path, open_set), **metrics}
     out = results_path(training_opt["log_dir"], open_set)
-    _write_json_atomic(results, out)
+    write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
         np.savez_compressed(out.with_suffix(".npz"), logits=logits.numpy(), labels=labels.numpy())
     if echo:
@@ -84,14 +83,6 @@ def _run_metadata(config, checkpoint_path, open_set):
         "setting": "open" if open_set else "closed",
         "torch_version": torch.__version__,
     }
-
-
-def _write_json_atomic(obj, path):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _json_default(value):

@@ -5,7 +5,6 @@
 """
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from .. import build
+from ..atomic import write_text_atomic
 from ..config import config_hash, dump_yaml
 from ..errors import CheckpointError, ConfigError, OltrError
 from .checkpoint import load_checkpoint, save_atomic
@@ -424,10 +424,7 @@ def _rewrite_metrics_log(log_dir, history):
     logging an epoch but before saving it repeats that epoch when resumed.
     """
     lines = "".join(json.dumps(record, default=float) + "\n" for record in history)
-    path = log_dir / "metrics.jsonl"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(lines, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(log_dir / "metrics.jsonl", lines)
 
 
 def _current_xi(run):
