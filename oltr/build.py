@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 import losses as loss_registry
+from losses.registry import Registry
 
 from .data import (ClassAwareSampler, SplitDataset, build_transform, ensure_digits_lt, find_image_root, read_split,
                    split_path)
@@ -45,21 +46,19 @@ def export_cifar_lt_once(data_root, which):
     return data_root
 
 
-# Datasets that can be created on first use, when their split files are absent.
-_PREPARERS = {
-    "Digits_LT": ensure_digits_lt,
-    "CIFAR10_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar10"),
-    "CIFAR100_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar100"),
-}
+# Datasets that can be created on first use, when their split files are absent: name -> preparer(data_root).
+_PREPARERS = Registry("dataset preparer", error=DataError)
+_PREPARERS.register("Digits_LT", ensure_digits_lt)
+_PREPARERS.register("CIFAR10_LT", lambda data_root: export_cifar_lt_once(data_root, "cifar10"))
+_PREPARERS.register("CIFAR100_LT", lambda data_root: export_cifar_lt_once(data_root, "cifar100"))
 
 
 # ----------------------------------------------------------------------------- data
 
 def prepare_data(training_opt):
     """Create a dataset that builds itself (the embedded default) if it is not there yet."""
-    preparer = _PREPARERS.get(training_opt["dataset"])
-    if preparer is not None:
-        preparer(training_opt["data_root"])
+    if training_opt["dataset"] in _PREPARERS:
+        _PREPARERS.get(training_opt["dataset"])(training_opt["data_root"])
 
 
 def load_samples(training_opt, split):
