@@ -17,9 +17,7 @@ from .data import (ClassAwareSampler, SplitDataset, build_transform, ensure_digi
 from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ConfigError, DataError
 from .models import build_classifier, build_feature_model
-
-FINAL_CHECKPOINT = "final_model_checkpoint.pth"
-LAST_CHECKPOINT = "last_checkpoint.pth"
+from .run_files import FINAL_CHECKPOINT
 
 
 def export_cifar_lt_once(data_root, which):

@@ -18,7 +18,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from oltr import build
+from oltr import build, run_files
 from oltr.config import load_config
 from oltr.engine import trainer
 from oltr.engine.distributed import DistContext
@@ -239,7 +239,7 @@ def run_stage1(dataset, root, monkeypatch):
                              for name in ("feat_model", "classifier")}}
     trainer.save_final(run)
     return {"root": root, "data": data, "config": config, "run": run, "logits": logits,
-            "checkpoint": root / "stage1" / build.FINAL_CHECKPOINT}
+            "checkpoint": root / "stage1" / run_files.FINAL_CHECKPOINT}
 
 
 def check_stage1(result, dataset):

@@ -9,17 +9,14 @@ from ..atomic import write_json_atomic
 from ..config import config_hash
 from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
+from ..run_files import FINAL_CHECKPOINT, results_path
 from .checkpoint import load_checkpoint
 from .inference import collect_logits
 
 
-def results_path(log_dir, open_set):
-    return Path(log_dir) / ("results_test_open.json" if open_set else "results_test_closed.json")
-
-
 def load_trained_network(config, ctx):
     """The best weights and centroids of the run in ``training_opt.log_dir``."""
-    path = Path(config["training_opt"]["log_dir"]) / build.FINAL_CHECKPOINT
+    path = Path(config["training_opt"]["log_dir"]) / FINAL_CHECKPOINT
     checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     try:
         network = build.build_network(config, for_training=False)

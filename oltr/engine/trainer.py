@@ -18,6 +18,7 @@ from .. import build
 from ..atomic import write_text_atomic
 from ..config import config_hash, dump_yaml
 from ..errors import CheckpointError, ConfigError, OltrError
+from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
 from .checkpoint import load_checkpoint, save_atomic
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, compute_centroids, to_device
@@ -236,7 +237,7 @@ def train_step(run, images, labels, step):
     total, performance, feature = all_reduce_mean_(parts, run.ctx).tolist()
     if not math.isfinite(total):
         log_dir = Path(run.config["training_opt"]["log_dir"])
-        kept = (f"{log_dir / build.LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
+        kept = (f"{log_dir / LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
                 if run.epoch > 0 else "no epoch finished, so there is no checkpoint")
         raise NonFiniteLossError(
             f"loss became {total} at epoch {run.epoch + 1}, step {step + 1} (performance "
@@ -318,12 +319,12 @@ def save_last(run):
         "history": run.history,
         "rng": _rng_state(),
     }
-    save_atomic(state, Path(run.config["training_opt"]["log_dir"]) / build.LAST_CHECKPOINT)
+    save_atomic(state, Path(run.config["training_opt"]["log_dir"]) / LAST_CHECKPOINT)
 
 
 def restore_last(run):
     """Load last_checkpoint.pth into ``run``; returns False when there is nothing to resume."""
-    path = Path(run.config["training_opt"]["log_dir"]) / build.LAST_CHECKPOINT
+    path = Path(run.config["training_opt"]["log_dir"]) / LAST_CHECKPOINT
     if not path.is_file():
         return False
     state = load_checkpoint(path, what="resume checkpoint")
@@ -358,7 +359,7 @@ def save_final(run):
         "metrics": {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"],
                     "history": run.history},
     }
-    save_atomic(checkpoint, Path(training_opt["log_dir"]) / build.FINAL_CHECKPOINT)
+    save_atomic(checkpoint, Path(training_opt["log_dir"]) / FINAL_CHECKPOINT)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -369,11 +370,11 @@ def fit(config, ctx, resume=False, echo=True):
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
     if resume and restore_last(run):
-        run.logger.info(f"resumed from {log_dir / build.LAST_CHECKPOINT} at epoch {run.epoch + 1}")
+        run.logger.info(f"resumed from {log_dir / LAST_CHECKPOINT} at epoch {run.epoch + 1}")
     elif resume:
         run.logger.info("nothing to resume; starting from the first epoch")
     if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone
-        (log_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+        write_text_atomic(log_dir / RESOLVED_CONFIG, dump_yaml(config))
         _rewrite_metrics_log(log_dir, run.history)
     for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
         run.epoch = scheduler_epoch
@@ -382,7 +383,7 @@ def fit(config, ctx, resume=False, echo=True):
         save_final(run)
     barrier(ctx)  # no rank leaves (for stage 2, or the test) before the final checkpoint is on disk
     run.logger.info(f"best epoch {run.best['epoch'] + 1}: val top-1 {run.best['top1']:.4f}; "
-                    f"saved {log_dir / build.FINAL_CHECKPOINT}")
+                    f"saved {log_dir / FINAL_CHECKPOINT}")
     return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
 
 
@@ -424,7 +425,7 @@ def _rewrite_metrics_log(log_dir, history):
     logging an epoch but before saving it repeats that epoch when resumed.
     """
     lines = "".join(json.dumps(record, default=float) + "\n" for record in history)
-    write_text_atomic(log_dir / "metrics.jsonl", lines)
+    write_text_atomic(log_dir / METRICS_LOG, lines)
 
 
 def _current_xi(run):
