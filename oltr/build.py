@@ -4,6 +4,7 @@ Each function takes plain values and returns plain objects; nothing here trains.
 """
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -264,8 +265,15 @@ def freeze_for_fix(feat_model):
 
 # ----------------------------------------------------------------------------- losses
 
+class Criterion(NamedTuple):
+    """One configured loss: the module and the weight its value is multiplied by in the total loss."""
+
+    module: nn.Module
+    weight: float
+
+
 def build_criterions(config, class_counts):
-    """{'PerformanceLoss': (module, weight), 'FeatureLoss': (module, weight)?} with pipeline context."""
+    """{'PerformanceLoss': Criterion, 'FeatureLoss': Criterion (stage 2)}, built with the pipeline context."""
     training_opt = config["training_opt"]
     context = {
         "num_classes": training_opt["num_classes"],
@@ -281,7 +289,7 @@ def build_criterions(config, class_counts):
             module = loss_registry.build_loss(cfg["loss"], **cfg["loss_params"], **context)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"criterions.{key}: {e}") from None
-        criterions[key] = (module, cfg["weight"])
+        criterions[key] = Criterion(module, cfg["weight"])
     return criterions
 
 
@@ -296,7 +304,7 @@ def build_optimizers(network, criterions, config):
             optimizers[name] = _sgd(params, config["networks"][name]["optim_params"])
     feature = config["criterions"].get("FeatureLoss")
     if feature is not None and "FeatureLoss" in criterions:
-        params = [p for p in criterions["FeatureLoss"][0].parameters() if p.requires_grad]
+        params = [p for p in criterions["FeatureLoss"].module.parameters() if p.requires_grad]
         if params:
             optimizers["FeatureLoss"] = _sgd(params, feature["optim_params"])
     return optimizers

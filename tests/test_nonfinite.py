@@ -67,8 +67,9 @@ def diverge(monkeypatch):
 
         def breaking_criterions(config, class_counts):
             criterions = build_criterions(config, class_counts)
-            loss, weight = criterions["PerformanceLoss"]
-            criterions["PerformanceLoss"] = (BreaksAt(loss, epoch, step, value), weight)
+            performance = criterions["PerformanceLoss"]
+            criterions["PerformanceLoss"] = build.Criterion(BreaksAt(performance.module, epoch, step, value),
+                                                            performance.weight)
             return criterions
 
         def recording_save_last(run):

@@ -55,9 +55,9 @@ def training_progress(epoch, num_epochs, step=0, steps_per_epoch=1, granularity=
 
 def set_progress(criterions, t):
     """Tell every loss that follows training progress where we are; no special cases by name."""
-    for module, _ in criterions.values():
-        if hasattr(module, "set_progress"):
-            module.set_progress(t)
+    for criterion in criterions.values():
+        if hasattr(criterion.module, "set_progress"):
+            criterion.module.set_progress(t)
 
 
 @dataclass
@@ -83,8 +83,8 @@ class Run:
 
     @property
     def feature_loss(self):
-        entry = self.criterions.get("FeatureLoss")
-        return entry[0] if entry else None
+        criterion = self.criterions.get("FeatureLoss")
+        return criterion.module if criterion else None
 
     def centroids(self):
         """Centroids the classifier reads (constants for it), when stage 2 uses memory."""
@@ -122,8 +122,8 @@ def build_run(config, ctx, echo=True):
     criterions = build.build_criterions(config, class_counts)
     _check_amp_compatible(criterions, training_opt["amp"])
     network.to(ctx.device)
-    for module, _ in criterions.values():
-        module.to(ctx.device)
+    for criterion in criterions.values():
+        criterion.module.to(ctx.device)
     if training_opt["channels_last"]:
         network.to(memory_format=torch.channels_last)
 
@@ -133,7 +133,7 @@ def build_run(config, ctx, echo=True):
         centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
                                       amp=training_opt["amp"], channels_last=training_opt["channels_last"],
                                       progress=_bar("centroids", ctx))
-        criterions["FeatureLoss"][0].centroids.data.copy_(centroids)
+        criterions["FeatureLoss"].module.centroids.data.copy_(centroids)
         logger.info("centroids initialised from one pass over the training set")
 
     optimizers = build.build_optimizers(network, criterions, config)
@@ -154,7 +154,8 @@ def _check_amp_compatible(criterions, amp):
     ignores the incoming gradient (OLTR's centroid rule) would see its update shrunk instead."""
     if amp != "fp16":
         return
-    for key, (module, _) in criterions.items():
+    for key, criterion in criterions.items():
+        module = criterion.module
         if getattr(module, "ignores_loss_scale", False):
             raise ConfigError(
                 f"training_opt.amp=fp16 cannot train criterions.{key} ({type(module).__name__}): its backward "
@@ -194,8 +195,8 @@ def train_one_epoch(run):
     config, ctx = run.config, run.ctx
     training_opt = config["training_opt"]
     run.train_model.train()
-    for module, _ in run.criterions.values():
-        module.train()
+    for criterion in run.criterions.values():
+        criterion.module.train()
     sampler = run.train_loader.sampler
     sampler.set_epoch(run.epoch)
     seed = epoch_seed(config["seed"], run.epoch, ctx.rank)
@@ -221,15 +222,15 @@ def train_one_epoch(run):
 def train_step(run, images, labels, step):
     """Forward, loss, backward and optimizer steps for one batch."""
     amp = run.config["training_opt"]["amp"]
-    performance_loss, performance_weight = run.criterions["PerformanceLoss"]
+    performance = run.criterions["PerformanceLoss"]
     with autocast(run.ctx.device, amp):
         logits, features = run.train_model(images, run.centroids())
     # Losses compute in float32 whatever the autocast dtype of their inputs.
-    loss_perf = performance_loss(logits.float(), labels) * performance_weight
+    loss_perf = performance.module(logits.float(), labels) * performance.weight
     loss = loss_perf
     loss_feat = torch.zeros((), device=loss.device)
     if run.feature_loss is not None:
-        loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"][1]
+        loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"].weight
         loss = loss + loss_feat
     # The mean over ranks, before backward: every rank then sees the same values and stops
     # together on a non-finite loss, instead of the others hanging in DDP's gradient all-reduce.
@@ -310,7 +311,7 @@ def save_last(run):
         "epoch": run.epoch,
         "config_hash": config_hash(run.config),
         "networks": _network_state(run),
-        "losses": {key: _cpu_state(module) for key, (module, _) in run.criterions.items()},
+        "losses": {key: _cpu_state(criterion.module) for key, criterion in run.criterions.items()},
         "optimizers": {name: opt.state_dict() for name, opt in run.optimizers.items()},
         "schedulers": {name: sch.state_dict() for name, sch in run.schedulers.items()},
         "scaler": run.scaler.state_dict(),
@@ -333,8 +334,8 @@ def restore_last(run):
                               "config and --opts, or delete it to start over")
     run.network.feat_model.load_state_dict(state["networks"]["feat_model"])
     run.network.classifier.load_state_dict(state["networks"]["classifier"])
-    for key, (module, _) in run.criterions.items():
-        module.load_state_dict(state["losses"][key])
+    for key, criterion in run.criterions.items():
+        criterion.module.load_state_dict(state["losses"][key])
     for name, optimizer in run.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])
     for name, scheduler in run.schedulers.items():
@@ -352,7 +353,7 @@ def save_final(run):
     checkpoint = {
         "networks": run.best["networks"],
         "centroids": run.best["centroids"],
-        "losses": {key: _cpu_state(module) for key, (module, _) in run.criterions.items()},
+        "losses": {key: _cpu_state(criterion.module) for key, criterion in run.criterions.items()},
         "config": run.config,
         "config_hash": config_hash(run.config),
         "class_counts": run.class_counts,
@@ -429,6 +430,5 @@ def _rewrite_metrics_log(log_dir, history):
 
 
 def _current_xi(run):
-    module = run.criterions["PerformanceLoss"][0]
-    xi = getattr(module, "xi", None)
+    xi = getattr(run.criterions["PerformanceLoss"].module, "xi", None)
     return None if xi is None else float(xi)
