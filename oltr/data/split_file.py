@@ -108,18 +108,6 @@ def _parse_line(text, path, line_number, num_classes, allow_open):
     return relative_path, label, "", ""
 
 
-def parse_split_line(text, path, line_number, num_classes=None, allow_open=False):
-    """Parse one stripped, non-blank line into ``(relative_path, label)``.
-
-    ``path`` and ``line_number`` only name the culprit: DataError
-    ``"<path>:<line>: ..."`` for a malformed line or a label out of range.
-    """
-    relative_path, label, defect, message = _parse_line(text, path, line_number, num_classes, allow_open)
-    if defect:
-        raise DataError(message)
-    return relative_path, label
-
-
 def image_path(data_root, relative_path):
     """Join a split-file path to the data root (a leading '/' stays under the root, as in OLTR)."""
     if data_root is None:
