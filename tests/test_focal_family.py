@@ -1,4 +1,4 @@
-"""Focal family (softmax, focal, asl, cfl, casl) against a plain float64 reference of design/losses.md section 1."""
+"""Focal family (softmax, focal, asl, cfl, casl) against a float64 reference of the formula in losses/focal_family.py."""
 import math
 import warnings
 
