@@ -256,10 +256,22 @@ def _load_matching(module, state, name):
     return f"{name}: {len(usable)}/{len(own)} tensors from stage 1" + (f"; new: {', '.join(fresh)}" if fresh else "")
 
 
-def freeze_for_fix(feat_model):
-    """OLTR's ``fix``: train only the parts the feature model names (attention and fc_add)."""
-    for name, param in feat_model.named_parameters():
-        if not any(part in name for part in feat_model.TRAINABLE_WHEN_FIXED):
+def freeze_fixed_networks(network, config):
+    """OLTR's ``fix: true``, for every network that sets it (as OLTR's run_networks.py does for any network)."""
+    for name in ("feat_model", "classifier"):
+        if config["networks"][name]["fix"]:
+            freeze_for_fix(getattr(network, name))
+
+
+def freeze_for_fix(module):
+    """Freeze ``module`` but for the parts it names in ``TRAINABLE_WHEN_FIXED``.
+
+    The feature model names its modulated attention and fc_add, which OLTR's Places-LT stage 2
+    trains on a frozen trunk; a classifier names nothing, so ``fix`` freezes all of it.
+    """
+    trainable = getattr(module, "TRAINABLE_WHEN_FIXED", ())
+    for name, param in module.named_parameters():
+        if not any(part in name for part in trainable):
             param.requires_grad_(False)
 
 

@@ -117,8 +117,7 @@ def build_run(config, ctx, echo=True):
     network = build.build_network(config)
     for line in build.load_stage1_weights(network, config):
         logger.info(f"stage-1 weights: {line}")
-    if config["networks"]["feat_model"]["fix"]:
-        build.freeze_for_fix(network.feat_model)
+    build.freeze_fixed_networks(network, config)
     criterions = build.build_criterions(config, class_counts)
     _check_amp_compatible(criterions, training_opt["amp"])
     network.to(ctx.device)
