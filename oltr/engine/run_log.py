@@ -4,6 +4,8 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..run_files import HUMAN_LOG, METRICS_LOG
 
 
@@ -33,3 +35,9 @@ class RunLogger:
 def progress_enabled():
     """tqdm bars only on an interactive terminal, so logs and CI stay clean."""
     return sys.stderr.isatty()
+
+
+def progress_bar(description, ctx):
+    """``bar(iterable)`` wraps an iterable in a tqdm bar, shown only on rank 0 of an interactive run."""
+    enabled = progress_enabled() and ctx.is_main
+    return lambda iterable: tqdm(iterable, desc=description, leave=False, disable=not enabled)
