@@ -305,7 +305,6 @@ def apply_overrides(config, overrides):
 
 def _closest(key, options):
     from losses.registry import closest_name  # here, not at the top: only an error pays for importing torch
-
     close = closest_name(key, options)
     return f" (did you mean {close!r}?)" if close else ""
 
