@@ -19,6 +19,7 @@ from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ConfigError, DataError
 from .models import build_classifier, build_feature_model
 from .run_files import FINAL_CHECKPOINT
+from .seeding import mix_seed
 
 
 def export_cifar_lt_once(data_root, which):
@@ -156,7 +157,7 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
         return math.ceil(self.num_samples / self.world_size)
 
     def __iter__(self):
-        order = torch.randperm(self.num_samples, generator=seeded_generator(self.seed * 100003 + self.epoch))
+        order = torch.randperm(self.num_samples, generator=seeded_generator(mix_seed(self.seed, self.epoch)))
         total = len(self) * self.world_size
         order = torch.cat([order, order[: total - self.num_samples]])  # pad so ranks get equal shares
         return iter(order[self.rank::self.world_size].tolist())

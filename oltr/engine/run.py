@@ -6,32 +6,15 @@
 
 The trainer (``trainer.py``) runs the epochs of a Run; ``run_state.py`` saves and restores it.
 """
-import random
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from .. import build
 from ..errors import ConfigError
+from ..seeding import seed_everything
 from .inference import compute_centroids
 from .run_log import RunLogger, progress_bar
-
-
-def seed_everything(seed):
-    """Seed Python, NumPy and torch (all devices); data-loader workers are seeded from the loader's generator."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def epoch_seed(seed, epoch, rank=0):
-    """Every epoch starts from its own seed, so a resumed run replays the same randomness.
-
-    Each rank gets its own seed too: with one seed for all, every rank would
-    draw the same crops and flips for its different images.
-    """
-    return (seed * 100003 + epoch) * 65536 + rank
 
 
 @dataclass

@@ -19,7 +19,8 @@ from ..errors import OltrError
 from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, to_device
-from .run import Run, _check_amp_compatible, build_run, epoch_seed, seed_everything  # noqa: F401  (re-exported)
+from ..seeding import epoch_seed, seed_everything
+from .run import Run, _check_amp_compatible, build_run  # noqa: F401  (re-exported)
 from .run_log import progress_bar, progress_enabled
 from .run_state import network_state, restore_last, save_final, save_last
 
