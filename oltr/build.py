@@ -4,21 +4,22 @@ Each function takes plain values and returns plain objects; nothing here trains.
 """
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 import losses as loss_registry
+from losses.registry import Registry
 
 from .data import (ClassAwareSampler, SplitDataset, build_transform, ensure_digits_lt, find_image_root, read_split,
                    split_path)
 from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ConfigError, DataError
 from .models import build_classifier, build_feature_model
-
-FINAL_CHECKPOINT = "final_model_checkpoint.pth"
-LAST_CHECKPOINT = "last_checkpoint.pth"
+from .run_files import FINAL_CHECKPOINT
+from .seeding import mix_seed
 
 
 def export_cifar_lt_once(data_root, which):
@@ -45,21 +46,19 @@ def export_cifar_lt_once(data_root, which):
     return data_root
 
 
-# Datasets that can be created on first use, when their split files are absent.
-PREPARERS = {
-    "Digits_LT": ensure_digits_lt,
-    "CIFAR10_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar10"),
-    "CIFAR100_LT": lambda data_root: export_cifar_lt_once(data_root, "cifar100"),
-}
+# Datasets that can be created on first use, when their split files are absent: name -> preparer(data_root).
+PREPARERS = Registry("dataset preparer", error=DataError)
+PREPARERS.register("Digits_LT", ensure_digits_lt)
+PREPARERS.register("CIFAR10_LT", lambda data_root: export_cifar_lt_once(data_root, "cifar10"))
+PREPARERS.register("CIFAR100_LT", lambda data_root: export_cifar_lt_once(data_root, "cifar100"))
 
 
 # ----------------------------------------------------------------------------- data
 
 def prepare_data(training_opt):
     """Create a dataset that builds itself (the embedded default) if it is not there yet."""
-    preparer = PREPARERS.get(training_opt["dataset"])
-    if preparer is not None:
-        preparer(training_opt["data_root"])
+    if training_opt["dataset"] in PREPARERS:
+        PREPARERS.get(training_opt["dataset"])(training_opt["data_root"])
 
 
 def load_samples(training_opt, split):
@@ -158,7 +157,7 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
         return math.ceil(self.num_samples / self.world_size)
 
     def __iter__(self):
-        order = torch.randperm(self.num_samples, generator=seeded_generator(self.seed * 100003 + self.epoch))
+        order = torch.randperm(self.num_samples, generator=seeded_generator(mix_seed(self.seed, self.epoch)))
         total = len(self) * self.world_size
         order = torch.cat([order, order[: total - self.num_samples]])  # pad so ranks get equal shares
         return iter(order[self.rank::self.world_size].tolist())
@@ -255,17 +254,36 @@ def _load_matching(module, state, name):
     return f"{name}: {len(usable)}/{len(own)} tensors from stage 1" + (f"; new: {', '.join(fresh)}" if fresh else "")
 
 
-def freeze_for_fix(feat_model):
-    """OLTR's ``fix``: train only the parts the feature model names (attention and fc_add)."""
-    for name, param in feat_model.named_parameters():
-        if not any(part in name for part in feat_model.TRAINABLE_WHEN_FIXED):
+def freeze_fixed_networks(network, config):
+    """OLTR's ``fix: true``, for every network that sets it (as OLTR's run_networks.py does for any network)."""
+    for name in ("feat_model", "classifier"):
+        if config["networks"][name]["fix"]:
+            freeze_for_fix(getattr(network, name))
+
+
+def freeze_for_fix(module):
+    """Freeze ``module`` but for the parts it names in ``TRAINABLE_WHEN_FIXED``.
+
+    The feature model names its modulated attention and fc_add, which OLTR's Places-LT stage 2
+    trains on a frozen trunk; a classifier names nothing, so ``fix`` freezes all of it.
+    """
+    trainable = getattr(module, "TRAINABLE_WHEN_FIXED", ())
+    for name, param in module.named_parameters():
+        if not any(part in name for part in trainable):
             param.requires_grad_(False)
 
 
 # ----------------------------------------------------------------------------- losses
 
+class Criterion(NamedTuple):
+    """One configured loss: the module and the weight its value is multiplied by in the total loss."""
+
+    module: nn.Module
+    weight: float
+
+
 def build_criterions(config, class_counts):
-    """{'PerformanceLoss': (module, weight), 'FeatureLoss': (module, weight)?} with pipeline context."""
+    """{'PerformanceLoss': Criterion, 'FeatureLoss': Criterion (stage 2)}, built with the pipeline context."""
     training_opt = config["training_opt"]
     context = {
         "num_classes": training_opt["num_classes"],
@@ -281,7 +299,7 @@ def build_criterions(config, class_counts):
             module = loss_registry.build_loss(cfg["loss"], **cfg["loss_params"], **context)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"criterions.{key}: {e}") from None
-        criterions[key] = (module, cfg["weight"])
+        criterions[key] = Criterion(module, cfg["weight"])
     return criterions
 
 
@@ -296,7 +314,7 @@ def build_optimizers(network, criterions, config):
             optimizers[name] = _sgd(params, config["networks"][name]["optim_params"])
     feature = config["criterions"].get("FeatureLoss")
     if feature is not None and "FeatureLoss" in criterions:
-        params = [p for p in criterions["FeatureLoss"][0].parameters() if p.requires_grad]
+        params = [p for p in criterions["FeatureLoss"].module.parameters() if p.requires_grad]
         if params:
             optimizers["FeatureLoss"] = _sgd(params, feature["optim_params"])
     return optimizers

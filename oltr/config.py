@@ -12,7 +12,6 @@ out-of-range value is a ``ConfigError`` naming the dotted key, the allowed
 values and (for unknown keys) the closest valid key.
 """
 import copy
-import difflib
 import hashlib
 import json
 import math
@@ -214,8 +213,9 @@ def apply_overrides(config, overrides):
 # ----------------------------------------------------------------------------- validation
 
 def _closest(key, options):
-    close = difflib.get_close_matches(str(key), list(options), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    from losses.registry import closest_name  # here, not at the top: only an error pays for importing torch
+    close = closest_name(key, options)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def _check_field(field, value, dotted, where):

@@ -14,7 +14,9 @@ Open World", CVPR 2019), as used for Tables 3-4 of the cyclical focal loss paper
   is below the threshold; OLTR's F-measure over known and open samples.
 """
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score, roc_curve
+
+# sklearn.metrics is imported where it is used: it takes a second or two to import, and
+# `python -m oltr.data check` needs only the shot groups from here.
 
 SHOT_GROUPS = ("many", "medium", "few")
 OPEN_LABEL = -1
@@ -94,18 +96,25 @@ def _python_number(value):
 
 # ---------------------------------------------------------------- shot groups
 
+def check_shot_thresholds(many_threshold, few_threshold):
+    """ValueError unless few_threshold < many_threshold (overlapping groups are refused, not resolved)."""
+    if not few_threshold < many_threshold:
+        raise ValueError(
+            f"few_threshold ({few_threshold}) must be smaller than many_threshold ({many_threshold})"
+        )
+
+
 def shot_groups(class_counts, many_threshold=100, few_threshold=20, inclusive=True):
     """Boolean class masks ``{"many", "medium", "few"}`` from TRAINING counts.
 
     inclusive=True (OLTR code, default): many n >= many_threshold, few n <= few_threshold.
     inclusive=False (OLTR paper text): many n > many_threshold, few n < few_threshold.
-    Medium is every other class.
+    Medium is every other class. This is the one rule: the results files (and so the report)
+    and ``python -m oltr.data check`` group classes through it. The thresholds must not
+    overlap (few_threshold < many_threshold), so no class can fall in two groups.
     """
     counts = _as_int_array("class_counts", class_counts)
-    if not few_threshold < many_threshold:
-        raise ValueError(
-            f"few_threshold ({few_threshold}) must be smaller than many_threshold ({many_threshold})"
-        )
+    check_shot_thresholds(many_threshold, few_threshold)
     if (counts < 0).any():
         raise ValueError("class_counts must be >= 0")
     if inclusive:
@@ -215,6 +224,8 @@ def f_measure(num_true_pos, num_false_pos, num_false_neg):
 
 def fpr_at_tpr(known_scores, open_scores, tpr_level=0.95):
     """Fraction of open samples accepted at the score threshold that keeps ``tpr_level`` of known ones."""
+    from sklearn.metrics import roc_curve
+
     is_known = np.concatenate([np.ones(known_scores.size), np.zeros(open_scores.size)])
     # drop_intermediate=False: the first point reaching the level may lie inside a collinear run
     fpr, tpr, _ = roc_curve(is_known, np.concatenate([known_scores, open_scores]), drop_intermediate=False)
@@ -246,6 +257,8 @@ def closed_set_metrics(logits, labels, class_counts, many_threshold=100, few_thr
     macro_f1, top5 (None when C < 5), ece, per_class_top1 (None for classes absent from the
     test set), class_counts, num_samples. Accuracies are fractions in [0, 1].
     """
+    from sklearn.metrics import f1_score
+
     logits, labels, class_counts = _check_inputs(logits, labels, class_counts)
     if labels.min() < 0:
         raise ValueError(
@@ -275,6 +288,8 @@ def open_set_metrics(logits, labels, class_counts, threshold=0.1, many_threshold
     FN = open samples not rejected. Threshold-free extras: open_auroc (known = positive,
     score = max softmax probability) and fpr_at_95_tpr; both None without open samples.
     """
+    from sklearn.metrics import roc_auc_score
+
     logits, labels, class_counts = _check_inputs(logits, labels, class_counts)
     if labels.min() < OPEN_LABEL:
         raise ValueError(f"open-set labels must be >= 0 (known) or -1 (open), got {labels.min()}")

@@ -2,13 +2,14 @@
 import pytest
 
 from losses import build_loss
+from oltr.build import Criterion
 from oltr.engine.trainer import _check_amp_compatible
 from oltr.errors import ConfigError
 
 
 def centroid_loss(**kwargs):
-    return {"FeatureLoss": (build_loss("disc_centroids", num_classes=3, feat_dim=4, **kwargs), 0.01),
-            "PerformanceLoss": (build_loss("cfl"), 1.0)}
+    return {"FeatureLoss": Criterion(build_loss("disc_centroids", num_classes=3, feat_dim=4, **kwargs), 0.01),
+            "PerformanceLoss": Criterion(build_loss("cfl"), 1.0)}
 
 
 def test_fp16_with_oltr_centroid_rule_is_refused():

@@ -7,7 +7,7 @@ centroids, losses, optimizers, schedulers, loader) runs unchanged, at the config
 input size. Stage 2 starts from a stage-1 checkpoint written by trainer.save_final.
 Places-LT's ImageNet weights come from a local fake state dict handed to torchvision's
 weights API, so its real loading code runs. Hyper-parameters are checked against the
-published OLTR values (design/pipeline.md) and the CIFAR-LT conventions.
+published OLTR values (the README's "Hyper-parameters" table) and the CIFAR-LT conventions.
 """
 import math
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from oltr import build
+from oltr import build, run_files
 from oltr.config import load_config
 from oltr.engine import trainer
 from oltr.engine.distributed import DistContext
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")
 BENCHMARKS = ("ImageNet_LT", "Places_LT", "CIFAR10_LT", "CIFAR100_LT")
 
-# What each benchmark must be: classes, input size, backbone, image files (design/pipeline.md; CIFAR-LT export).
+# What each benchmark must be: classes, input size, backbone, image files (OLTR's datasets; CIFAR-LT export).
 EXPECTED = {
     "ImageNet_LT": dict(num_classes=1000, input_size=224, arch="resnet10", image=(".JPEG", (80, 60))),
     "Places_LT": dict(num_classes=365, input_size=224, arch="resnet152", image=(".jpg", (64, 64))),
@@ -36,7 +36,7 @@ EXPECTED = {
     "CIFAR100_LT": dict(num_classes=90, input_size=32, arch="resnet18", image=(".png", (32, 32))),
 }
 
-# (epochs, feature lr, classifier lr, centroid lr, schedule) of the published runs (pipeline.md table).
+# (epochs, feature lr, classifier lr, centroid lr, schedule) of the published runs (the README's "Hyper-parameters").
 PUBLISHED = {
     ("ImageNet_LT", 1): (30, 0.1, 0.1, None, ("step", 10)),
     ("ImageNet_LT", 2): (60, 0.01, 0.1, 0.01, ("step", 20)),
@@ -239,7 +239,7 @@ def run_stage1(dataset, root, monkeypatch):
                              for name in ("feat_model", "classifier")}}
     trainer.save_final(run)
     return {"root": root, "data": data, "config": config, "run": run, "logits": logits,
-            "checkpoint": root / "stage1" / build.FINAL_CHECKPOINT}
+            "checkpoint": root / "stage1" / run_files.FINAL_CHECKPOINT}
 
 
 def check_stage1(result, dataset):

@@ -5,6 +5,8 @@ import pytest
 
 from oltr.data.__main__ import main
 from oltr.data.check import check_split, shot_group_sizes
+from oltr.errors import DataError
+from oltr.metrics import shot_groups
 
 
 def make_dataset(root, train=None, val=None, test=None, open_=None):
@@ -83,6 +85,38 @@ def test_shot_groups_inclusive_and_exclusive():
     counts = [100, 101, 99, 20, 21, 19]
     assert shot_group_sizes(counts, 100, 20, inclusive=True) == {"many": 2, "medium": 2, "few": 2}
     assert shot_group_sizes(counts, 100, 20, inclusive=False) == {"many": 1, "medium": 4, "few": 1}
+
+
+COUNTS = [5, 9, 10, 11, 12, 20, 100]
+
+
+@pytest.mark.parametrize("many, few, inclusive", [(11, 10, True), (11, 10, False), (100, 20, True), (12, 5, False)])
+def test_check_groups_classes_as_the_results_files_do(many, few, inclusive):
+    groups = shot_groups(COUNTS, many, few, inclusive)
+    sizes = shot_group_sizes(COUNTS, many, few, inclusive)
+    assert sizes == {name: int(mask.sum()) for name, mask in groups.items()}
+    assert sum(sizes.values()) == len(COUNTS)
+
+
+@pytest.mark.parametrize("many, few, inclusive", [(10, 10, True), (10, 10, False), (10, 12, True)])
+def test_overlapping_thresholds_are_refused_alike_by_check_and_metrics(many, few, inclusive):
+    # A count of 10 would be many- and few-shot at once: neither place picks a group for it.
+    with pytest.raises(ValueError) as by_metrics:
+        shot_groups(COUNTS, many, few, inclusive)
+    with pytest.raises(ValueError) as by_check:
+        shot_group_sizes(COUNTS, many, few, inclusive)
+    assert str(by_check.value) == str(by_metrics.value) == (
+        f"few_threshold ({few}) must be smaller than many_threshold ({many})")
+
+
+def test_overlapping_thresholds_are_a_one_line_error(tmp_path, capsys):
+    make_dataset(tmp_path)
+    with pytest.raises(DataError, match=r"^few_threshold \(10\) must be smaller than many_threshold \(10\)$"):
+        check_split(tmp_path, "T", tmp_path, many_threshold=10, few_threshold=10, verbose=False)
+    args = ["check", "--split_dir", str(tmp_path), "--dataset", "T", "--data_root", str(tmp_path),
+            "--many_threshold", "10", "--few_threshold", "10"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "error: few_threshold (10) must be smaller than many_threshold (10)\n"
 
 
 def test_cli_exit_codes(tmp_path, capsys):

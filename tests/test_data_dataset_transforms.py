@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from oltr.data.dataset import SplitDataset, dataset_labels
+from oltr.data.dataset import SplitDataset
 from oltr.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from oltr.errors import DataError
 
@@ -27,14 +27,6 @@ def test_items_are_tensor_label_index(samples):
     assert (label, index) == (2, 0)
     assert dataset[1][0].shape == (3, 30, 40)
     assert dataset.labels.dtype == np.int64 and dataset.labels.tolist() == [2, 0]
-
-
-def test_class_counts_and_labels_through_subset(samples):
-    dataset = SplitDataset(samples + [("x", -1)])
-    assert dataset.class_counts(3).tolist() == [1, 0, 1]
-    subset = torch.utils.data.Subset(dataset, [2, 0])
-    assert dataset_labels(subset).tolist() == [-1, 2]
-    assert dataset_labels(torch.utils.data.ConcatDataset([dataset, subset])).tolist() == [2, 0, -1, -1, 2]
 
 
 def test_a_dataloader_collates_batches(samples):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from oltr import build
+from oltr import build, run_files
 from oltr.config import load_config
 from oltr.data import ensure_digits_lt
 from oltr.engine import trainer
@@ -43,7 +43,7 @@ def _train(data, log_dir, seed=0, num_workers=0, noise=0):
         f"training_opt.num_workers={num_workers}",
     ])
     trainer.fit(config, DistContext(), echo=False)
-    checkpoint = torch.load(Path(log_dir) / build.FINAL_CHECKPOINT, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(Path(log_dir) / run_files.FINAL_CHECKPOINT, map_location="cpu", weights_only=True)
     records = [json.loads(line) for line in (Path(log_dir) / "metrics.jsonl").read_text().splitlines()]
     for record in records:
         record.pop("images_per_s")  # the clock

@@ -1,4 +1,4 @@
-"""Focal family (softmax, focal, asl, cfl, casl) against a plain float64 reference of the formula (losses/focal_family.py)."""
+"""Focal family (softmax, focal, asl, cfl, casl) against a float64 reference of the formula in losses/focal_family.py."""
 import math
 import warnings
 
@@ -196,7 +196,7 @@ def test_gradcheck_each_registered_member(name, eps):
     assert torch.autograd.gradcheck(lambda z: module(z, targets), (logits,), eps=1e-6, atol=1e-8)
 
 
-# ---- properties from the spec -------------------------------------------------------------
+# ---- properties of the formula ------------------------------------------------------------
 
 
 def test_focal_with_gamma_zero_is_cross_entropy():

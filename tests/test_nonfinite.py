@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oltr import build
+from oltr import build, run_files
 from oltr.cli import main
 from oltr.engine import trainer
 from oltr.engine.checkpoint import load_checkpoint
@@ -67,13 +67,14 @@ def diverge(monkeypatch):
 
         def breaking_criterions(config, class_counts):
             criterions = build_criterions(config, class_counts)
-            loss, weight = criterions["PerformanceLoss"]
-            criterions["PerformanceLoss"] = (BreaksAt(loss, epoch, step, value), weight)
+            performance = criterions["PerformanceLoss"]
+            criterions["PerformanceLoss"] = build.Criterion(BreaksAt(performance.module, epoch, step, value),
+                                                            performance.weight)
             return criterions
 
         def recording_save_last(run):
             save_last(run)
-            saved.append((run.epoch, (Path(run.config["training_opt"]["log_dir"]) / build.LAST_CHECKPOINT).read_bytes()))
+            saved.append((run.epoch, (Path(run.config["training_opt"]["log_dir"]) / run_files.LAST_CHECKPOINT).read_bytes()))
 
         monkeypatch.setattr(build, "build_criterions", breaking_criterions)
         monkeypatch.setattr(trainer, "save_last", recording_save_last)
@@ -89,16 +90,16 @@ def test_nan_at_epoch_2_keeps_the_epoch_1_checkpoint(data_root, tmp_path, capsys
     assert code == 2 and "Traceback" not in err
     assert err.count("\n") == 1
     assert err.startswith("error: loss became nan at epoch 2, step 2 (performance nan"), err
-    assert f"{tmp_path / build.LAST_CHECKPOINT} (epoch 1) is the last good checkpoint" in err
+    assert f"{tmp_path / run_files.LAST_CHECKPOINT} (epoch 1) is the last good checkpoint" in err
     assert "start over with lower learning rates" in err
     # Exactly one epoch finished: its checkpoint is on disk unchanged, and it loads.
     assert [epoch for epoch, _ in saved] == [0]
-    last = tmp_path / build.LAST_CHECKPOINT
+    last = tmp_path / run_files.LAST_CHECKPOINT
     assert last.read_bytes() == saved[0][1]
     state = load_checkpoint(last)
     assert state["epoch"] == 0 and len(state["history"]) == 1
     assert all(torch.isfinite(t).all() for t in state["networks"]["feat_model"].values() if t.is_floating_point())
-    assert not (tmp_path / build.FINAL_CHECKPOINT).exists()
+    assert not (tmp_path / run_files.FINAL_CHECKPOINT).exists()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in records] == [1]
 
@@ -110,8 +111,8 @@ def test_resume_after_divergence_finishes_from_the_kept_checkpoint(data_root, tm
     monkeypatch.undo()  # the loss is healthy again
     assert main(["--resume", *argv_for(data_root, tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"resumed from {tmp_path / build.LAST_CHECKPOINT} at epoch 2" in out
-    final = load_checkpoint(tmp_path / build.FINAL_CHECKPOINT)
+    assert f"resumed from {tmp_path / run_files.LAST_CHECKPOINT} at epoch 2" in out
+    final = load_checkpoint(tmp_path / run_files.FINAL_CHECKPOINT)
     assert [record["epoch"] for record in final["metrics"]["history"]] == [1, 2, 3]
 
 
@@ -119,7 +120,7 @@ def test_non_finite_loss_with_debug_reraises(data_root, tmp_path, diverge):
     diverge(epoch=0, step=1, value=float("nan"))
     with pytest.raises(trainer.NonFiniteLossError, match="epoch 1, step 1"):
         main(["--debug", *argv_for(data_root, tmp_path)])
-    assert not (tmp_path / build.LAST_CHECKPOINT).exists()
+    assert not (tmp_path / run_files.LAST_CHECKPOINT).exists()
 
 
 def test_absurd_learning_rate_really_diverges(data_root, tmp_path, capsys):
@@ -130,7 +131,7 @@ def test_absurd_learning_rate_really_diverges(data_root, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert re.match(r"error: loss became (nan|inf) at epoch \d+, step \d+ \(", err), err
     assert "start over with lower learning rates" in err
-    assert not (tmp_path / build.FINAL_CHECKPOINT).exists()
+    assert not (tmp_path / run_files.FINAL_CHECKPOINT).exists()
 
 
 def test_nan_in_the_first_epoch_says_there_is_no_checkpoint(data_root, tmp_path, capsys, diverge):
@@ -139,4 +140,4 @@ def test_nan_in_the_first_epoch_says_there_is_no_checkpoint(data_root, tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("error: loss became inf at epoch 1, step 1"), err
     assert "no epoch finished, so there is no checkpoint" in err
-    assert saved == [] and not (tmp_path / build.LAST_CHECKPOINT).exists()
+    assert saved == [] and not (tmp_path / run_files.LAST_CHECKPOINT).exists()

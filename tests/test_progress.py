@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from oltr.build import Criterion
 from oltr.engine.trainer import epoch_seed, set_progress, training_progress
 
 
@@ -27,7 +28,8 @@ class Follows(torch.nn.Module):
 
 def test_set_progress_reaches_every_loss_that_has_it():
     a, b, plain = Follows(), Follows(), torch.nn.CrossEntropyLoss()
-    set_progress({"PerformanceLoss": (a, 1.0), "Other": (plain, 1.0), "FeatureLoss": (b, 0.01)}, 0.5)
+    set_progress({"PerformanceLoss": Criterion(a, 1.0), "Other": Criterion(plain, 1.0), "FeatureLoss": Criterion(b, 0.01)},
+                 0.5)
     assert a.t == 0.5 and b.t == 0.5
 
 

@@ -13,7 +13,6 @@ _EXPORTS = {
     "check_split": "oltr.data.check",
     "export_cifar_lt": "oltr.data.cifar_lt",
     "SplitDataset": "oltr.data.dataset",
-    "dataset_labels": "oltr.data.dataset",
     "ensure_digits_lt": "oltr.data.digits_lt",
     "make_lt": "oltr.data.make_lt",
     "scan_image_folder": "oltr.data.make_lt",

@@ -14,20 +14,16 @@ import numpy as np
 
 from oltr.data.split_file import SPLITS, find_image_root, scan_split, split_path
 from oltr.errors import DataError
+from oltr.metrics import check_shot_thresholds, shot_groups
 
 REQUIRED_SPLITS = ("train", "val", "test")
 SHOWN_EXAMPLES = 3
 
 
 def shot_group_sizes(class_counts, many_threshold=100, few_threshold=20, inclusive=True):
-    """Number of many-, medium- and few-shot classes by training count."""
-    counts = np.asarray(class_counts)
-    if inclusive:
-        many, few = counts >= many_threshold, counts <= few_threshold
-    else:
-        many, few = counts > many_threshold, counts < few_threshold
-    few &= ~many
-    return {"many": int(many.sum()), "medium": int((~many & ~few).sum()), "few": int(few.sum())}
+    """Number of many-, medium- and few-shot classes by training count, by ``metrics.shot_groups``' rule."""
+    groups = shot_groups(class_counts, many_threshold, few_threshold, inclusive)
+    return {name: int(np.count_nonzero(mask)) for name, mask in groups.items()}
 
 
 def _split_report(scan):
@@ -93,9 +89,14 @@ def check_split(
     ``<split_dir>/<dataset>_open`` (OLTR's layout) and ``split_dir`` that holds
     them. ``report["ok"]`` is False when any defect is found: a missing
     train/val/test file, a malformed or out-of-range line, a missing image, a
-    duplicate line, or a class with no training image.
+    duplicate line, or a class with no training image. Thresholds that overlap
+    (few_threshold >= many_threshold) are a DataError, as they are for the evaluation.
     """
     split_dir = Path(split_dir)
+    try:  # overlapping thresholds are refused before scanning, as the evaluation refuses them
+        check_shot_thresholds(many_threshold, few_threshold)
+    except ValueError as error:
+        raise DataError(str(error)) from None
     if not split_dir.is_dir():
         raise DataError(f"split_dir {split_dir} does not exist or is not a directory.")
     report = {"dataset": dataset, "split_dir": str(split_dir), "data_root": str(data_root), "splits": {}}

@@ -1,6 +1,5 @@
 """A dataset over ``(image_path, label)`` samples read from a split file."""
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
@@ -25,11 +24,6 @@ class SplitDataset(Dataset):
     def __len__(self):
         return len(self.paths)
 
-    def class_counts(self, num_classes):
-        """Number of samples of each class 0..num_classes-1 (open-set label -1 not counted)."""
-        known = self.labels[self.labels >= 0]
-        return np.bincount(known, minlength=num_classes)
-
     def load_image(self, index):
         path = self.paths[index]
         try:
@@ -43,14 +37,3 @@ class SplitDataset(Dataset):
     def __getitem__(self, index):
         image = self.transform(self.load_image(index))
         return image, int(self.labels[index]), index
-
-
-def dataset_labels(dataset):
-    """The ``labels`` array of a SplitDataset, a Subset of one, or a ConcatDataset of them."""
-    if hasattr(dataset, "labels"):
-        return np.asarray(dataset.labels, dtype=np.int64)
-    if isinstance(dataset, torch.utils.data.Subset):
-        return dataset_labels(dataset.dataset)[np.asarray(dataset.indices)]
-    if isinstance(dataset, torch.utils.data.ConcatDataset):
-        return np.concatenate([dataset_labels(part) for part in dataset.datasets])
-    raise TypeError(f"{type(dataset).__name__} has no labels")

@@ -12,12 +12,12 @@ classes in a shuffled order (``shuffle_profile``; otherwise in label order, as
 CIFAR-LT does), then per class, in label order, a shuffled image list gives
 ``test_per_class`` test, ``val_per_class`` val and the class's train images.
 """
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from oltr.atomic import write_json_atomic, write_text_atomic
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import OPEN_LABEL, split_path, write_split
 from oltr.errors import DataError
@@ -163,10 +163,10 @@ def write_split_files(out_dir, dataset_name, splits, class_names, summary):
     if not splits.get("open"):  # a stale open split from an earlier run would contradict this one
         split_path(out_dir, dataset_name, "open").unlink(missing_ok=True)
     classes_file = out_dir / f"{dataset_name}_classes.txt"
-    classes_file.write_text("".join(f"{label} {name}\n" for label, name in enumerate(class_names)), encoding="utf-8")
+    write_text_atomic(classes_file, "".join(f"{label} {name}\n" for label, name in enumerate(class_names)))
     meta_file = out_dir / f"{dataset_name}_meta.json"
     summary = dict(summary)
     summary["sizes"] = {split: len(samples) for split, samples in splits.items()}
     summary["files"] = [str(path) for path in written + [classes_file, meta_file]]
-    meta_file.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_json_atomic(meta_file, summary, indent=1)
     return summary

@@ -18,11 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-
-def _generator_seed(seed, epoch):
-    """Mix (seed, epoch) so that nearby pairs give unrelated streams (seed + epoch would collide)."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32 & 0xFFFFFFFF, int(epoch)])
-    return int(state.generate_state(1, dtype=np.uint64)[0] >> 1)
+from oltr.seeding import mix_seed
 
 
 class _ShuffledCycle:
@@ -88,7 +84,7 @@ class ClassAwareSampler(Sampler):
 
     def global_stream(self):
         """All ``total_size`` indices of this epoch, before the split across ranks."""
-        generator = torch.Generator().manual_seed(_generator_seed(self.seed, self.epoch))
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
         class_cycle = _ShuffledCycle(list(range(len(self.classes))), generator)
         member_cycles = [_ShuffledCycle(members, generator) for members in self.class_members]
         stream = []

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from oltr.atomic import write_atomic
 from oltr.errors import DataError
 
 SPLITS = ("train", "val", "test", "open")
@@ -105,18 +106,6 @@ def _parse_line(text, path, line_number, num_classes, allow_open):
             f"check the label or num_classes."
         )
     return relative_path, label, "", ""
-
-
-def parse_split_line(text, path, line_number, num_classes=None, allow_open=False):
-    """Parse one stripped, non-blank line into ``(relative_path, label)``.
-
-    ``path`` and ``line_number`` only name the culprit: DataError
-    ``"<path>:<line>: ..."`` for a malformed line or a label out of range.
-    """
-    relative_path, label, defect, message = _parse_line(text, path, line_number, num_classes, allow_open)
-    if defect:
-        raise DataError(message)
-    return relative_path, label
 
 
 def image_path(data_root, relative_path):
@@ -238,11 +227,8 @@ def find_image_root(path, candidates, probe_lines=5):
 
 def write_split(path, samples):
     """Write ``[(relative_path, label), ...]`` as a split file (forward slashes, atomic replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
+    def write(handle):
         for relative_path, label in samples:
             handle.write(f"{PurePath(relative_path).as_posix()} {int(label)}\n")
-    os.replace(temporary, path)
-    return path
+
+    return write_atomic(path, write)

@@ -3,38 +3,18 @@
 A checkpoint holds only tensors and plain Python containers, so the safe
 unpickler can read it; an interrupted write never replaces the last good file.
 """
-import os
 import re
 from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomic
 from ..errors import CheckpointError
 
 
 def save_atomic(obj, path):
-    """Write ``obj`` to ``path`` via a temp file, fsync and rename (all or nothing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    # Persist the rename itself; some filesystems refuse to open a directory.
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write ``obj`` to ``path`` with ``torch.save``, all or nothing (``oltr.atomic.write_atomic``)."""
+    write_atomic(path, lambda handle: torch.save(obj, handle), binary=True)
 
 
 def load_checkpoint(path, what="checkpoint", required=()):

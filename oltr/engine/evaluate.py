@@ -1,26 +1,22 @@
 """``--test`` and ``--test_open``: checkpoint -> logits -> metrics -> results JSON."""
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import build
+from ..atomic import write_json_atomic
 from ..config import config_hash
 from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
+from ..run_files import FINAL_CHECKPOINT, results_path
 from .checkpoint import load_checkpoint
 from .inference import collect_logits
 
 
-def results_path(log_dir, open_set):
-    return Path(log_dir) / ("results_test_open.json" if open_set else "results_test_closed.json")
-
-
 def load_trained_network(config, ctx):
     """The best weights and centroids of the run in ``training_opt.log_dir``."""
-    path = Path(config["training_opt"]["log_dir"]) / build.FINAL_CHECKPOINT
+    path = Path(config["training_opt"]["log_dir"]) / FINAL_CHECKPOINT
     checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     try:
         network = build.build_network(config, for_training=False)
@@ -61,7 +57,7 @@ def evaluate(config, ctx, open_set=False, echo=True):
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
     results = {**_run_metadata(config, checkpoint_path, open_set), **metrics}
     out = results_path(training_opt["log_dir"], open_set)
-    _write_json_atomic(results, out)
+    write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
         np.savez_compressed(out.with_suffix(".npz"), logits=logits.numpy(), labels=labels.numpy())
     if echo:
@@ -84,14 +80,6 @@ def _run_metadata(config, checkpoint_path, open_set):
         "setting": "open" if open_set else "closed",
         "torch_version": torch.__version__,
     }
-
-
-def _write_json_atomic(obj, path):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _json_default(value):

@@ -4,6 +4,10 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from ..run_files import HUMAN_LOG, METRICS_LOG
+
 
 class RunLogger:
     def __init__(self, log_dir, enabled=True, echo=True):
@@ -18,16 +22,22 @@ class RunLogger:
             return
         if self.echo:
             print(message, flush=True)
-        with open(self.log_dir / "log.txt", "a", encoding="utf-8") as f:
+        with open(self.log_dir / HUMAN_LOG, "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def metrics(self, record):
         if not self.enabled:
             return
-        with open(self.log_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with open(self.log_dir / METRICS_LOG, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=float) + "\n")
 
 
 def progress_enabled():
     """tqdm bars only on an interactive terminal, so logs and CI stay clean."""
     return sys.stderr.isatty()
+
+
+def progress_bar(description, ctx):
+    """``bar(iterable)`` wraps an iterable in a tqdm bar, shown only on rank 0 of an interactive run."""
+    enabled = progress_enabled() and ctx.is_main
+    return lambda iterable: tqdm(iterable, desc=description, leave=False, disable=not enabled)

@@ -2,46 +2,31 @@
 
     fit(config, ctx)  ->  <log_dir>/final_model_checkpoint.pth (best validation epoch)
                           <log_dir>/last_checkpoint.pth       (every epoch, for --resume)
+
+This file holds the epoch loop; a Run is set up in ``run.py`` and saved and restored by
+``run_state.py`` (their names are re-exported here, where callers have always found them).
 """
 import json
 import math
-import os
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from .. import build
-from ..config import config_hash, dump_yaml
-from ..errors import CheckpointError, ConfigError, OltrError
-from .checkpoint import load_checkpoint, save_atomic
+from ..atomic import write_text_atomic
+from ..config import dump_yaml
+from ..errors import OltrError
+from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
-from .inference import autocast, collect_logits, compute_centroids, to_device
-from .run_log import RunLogger, progress_enabled
+from .inference import autocast, collect_logits, to_device
+from ..seeding import epoch_seed, seed_everything
+from .run import Run, _check_amp_compatible, build_run  # noqa: F401  (re-exported)
+from .run_log import progress_bar, progress_enabled
+from .run_state import network_state, restore_last, save_final, save_last
 
 
 class NonFiniteLossError(OltrError):
     """Training diverged; the last good checkpoint is kept."""
-
-
-def seed_everything(seed):
-    """Seed Python, NumPy and torch (all devices); data-loader workers are seeded from the loader's generator."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def epoch_seed(seed, epoch, rank=0):
-    """Every epoch starts from its own seed, so a resumed run replays the same randomness.
-
-    Each rank gets its own seed too: with one seed for all, every rank would
-    draw the same crops and flips for its different images.
-    """
-    return (seed * 100003 + epoch) * 65536 + rank
 
 
 def training_progress(epoch, num_epochs, step=0, steps_per_epoch=1, granularity="epoch"):
@@ -54,133 +39,9 @@ def training_progress(epoch, num_epochs, step=0, steps_per_epoch=1, granularity=
 
 def set_progress(criterions, t):
     """Tell every loss that follows training progress where we are; no special cases by name."""
-    for module, _ in criterions.values():
-        if hasattr(module, "set_progress"):
-            module.set_progress(t)
-
-
-@dataclass
-class Run:
-    """Everything one training run owns, built once from the config."""
-
-    config: dict
-    ctx: object
-    network: torch.nn.Module
-    train_model: torch.nn.Module  # the network as trained: DDP-wrapped and/or compiled
-    criterions: dict
-    optimizers: dict
-    schedulers: dict
-    scaler: object
-    train_loader: object
-    val_loader: object
-    class_counts: list
-    steps_per_epoch: int
-    logger: RunLogger
-    epoch: int = 0
-    best: dict = field(default_factory=lambda: {"epoch": -1, "top1": -1.0, "networks": None, "centroids": None})
-    history: list = field(default_factory=list)
-
-    @property
-    def feature_loss(self):
-        entry = self.criterions.get("FeatureLoss")
-        return entry[0] if entry else None
-
-    def centroids(self):
-        """Centroids the classifier reads (constants for it), when stage 2 uses memory."""
-        if not self.config["memory"]["centroids"]:
-            return None
-        return self.feature_loss.centroids.detach()
-
-
-# ----------------------------------------------------------------------------- set-up
-
-def build_run(config, ctx, echo=True):
-    training_opt = config["training_opt"]
-    seed_everything(config["seed"])
-    logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo)
-
-    build.prepare_data(training_opt)
-    train_samples = build.load_samples(training_opt, "train")
-    val_samples = build.load_samples(training_opt, "val")
-    class_counts = build.class_counts_of(train_samples, training_opt["num_classes"])
-    train_set = build.build_dataset(training_opt, train_samples, train=True)
-    val_set = build.build_dataset(training_opt, val_samples, train=False)
-    steps_per_epoch = len(train_set) // training_opt["batch_size"]
-    if steps_per_epoch == 0:
-        raise ConfigError(f"training_opt.batch_size ({training_opt['batch_size']}) is larger than the training "
-                          f"split ({len(train_set)} images); lower it")
-
-    network = build.build_network(config)
-    for line in build.load_stage1_weights(network, config):
-        logger.info(f"stage-1 weights: {line}")
-    if config["networks"]["feat_model"]["fix"]:
-        build.freeze_for_fix(network.feat_model)
-    criterions = build.build_criterions(config, class_counts)
-    _check_amp_compatible(criterions, training_opt["amp"])
-    network.to(ctx.device)
-    for module, _ in criterions.values():
-        module.to(ctx.device)
-    if training_opt["channels_last"]:
-        network.to(memory_format=torch.channels_last)
-
-    if config["memory"]["init_centroids"]:
-        plain_train = build.build_dataset(training_opt, train_samples, train=False)
-        loader = build.build_eval_loader(training_opt, plain_train, ctx)
-        centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
-                                      amp=training_opt["amp"], channels_last=training_opt["channels_last"],
-                                      progress=_bar("centroids", ctx))
-        criterions["FeatureLoss"][0].centroids.data.copy_(centroids)
-        logger.info("centroids initialised from one pass over the training set")
-
-    optimizers = build.build_optimizers(network, criterions, config)
-    schedulers = build.build_schedulers(optimizers, training_opt)
-    train_model = _wrap_for_training(network, config, ctx)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=training_opt["amp"] == "fp16")
-    return Run(
-        config=config, ctx=ctx, network=network, train_model=train_model, criterions=criterions,
-        optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-        train_loader=build.build_train_loader(training_opt, train_set, config["seed"], ctx),
-        val_loader=build.build_eval_loader(training_opt, val_set, ctx),
-        class_counts=class_counts, steps_per_epoch=steps_per_epoch, logger=logger,
-    )
-
-
-def _check_amp_compatible(criterions, amp):
-    """fp16 loss scaling is undone by unscaling every gradient; a loss whose custom backward
-    ignores the incoming gradient (OLTR's centroid rule) would see its update shrunk instead."""
-    if amp != "fp16":
-        return
-    for key, (module, _) in criterions.items():
-        if getattr(module, "ignores_loss_scale", False):
-            raise ConfigError(
-                f"training_opt.amp=fp16 cannot train criterions.{key} ({type(module).__name__}): its backward "
-                "ignores the fp16 loss scale; use amp bf16 or off"
-            )
-
-
-def _wrap_for_training(network, config, ctx):
-    training_opt = config["training_opt"]
-    model = network
-    if ctx.distributed:
-        if training_opt["sync_bn"]:
-            if ctx.device.type == "cpu":
-                raise ConfigError("training_opt.sync_bn is true but this run is on CPU, where torch's "
-                                  "SyncBatchNorm does not work; set it to false or train on GPUs")
-            # Replaces the BatchNorm layers of ``network`` itself, sharing their parameters and buffers.
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        # Gradients as views of the all-reduce buckets: less memory, and no stride-mismatch
-        # warnings for 1x1 convolutions whose gradients come back with unusual strides.
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
-                                                          gradient_as_bucket_view=True)
-    if training_opt["compile"]:
-        model = torch.compile(model)
-    return model
-
-
-def _bar(description, ctx):
-    enabled = progress_enabled() and ctx.is_main
-    return lambda iterable: tqdm(iterable, desc=description, leave=False, disable=not enabled)
+    for criterion in criterions.values():
+        if hasattr(criterion.module, "set_progress"):
+            criterion.module.set_progress(t)
 
 
 # ----------------------------------------------------------------------------- one epoch
@@ -190,15 +51,15 @@ def train_one_epoch(run):
     config, ctx = run.config, run.ctx
     training_opt = config["training_opt"]
     run.train_model.train()
-    for module, _ in run.criterions.values():
-        module.train()
+    for criterion in run.criterions.values():
+        criterion.module.train()
     sampler = run.train_loader.sampler
     sampler.set_epoch(run.epoch)
     seed = epoch_seed(config["seed"], run.epoch, ctx.rank)
     run.train_loader.generator.manual_seed(seed)  # the data-loader workers' seeds come from it
     seed_everything(seed)
     totals = {"loss": 0.0, "performance": 0.0, "feature": 0.0}
-    bar = _bar(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}", ctx)
+    bar = progress_bar(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}", ctx)
     for step, (images, labels, _) in enumerate(bar(run.train_loader)):
         if step == run.steps_per_epoch:
             break
@@ -217,15 +78,15 @@ def train_one_epoch(run):
 def train_step(run, images, labels, step):
     """Forward, loss, backward and optimizer steps for one batch."""
     amp = run.config["training_opt"]["amp"]
-    performance_loss, performance_weight = run.criterions["PerformanceLoss"]
+    performance = run.criterions["PerformanceLoss"]
     with autocast(run.ctx.device, amp):
         logits, features = run.train_model(images, run.centroids())
     # Losses compute in float32 whatever the autocast dtype of their inputs.
-    loss_perf = performance_loss(logits.float(), labels) * performance_weight
+    loss_perf = performance.module(logits.float(), labels) * performance.weight
     loss = loss_perf
     loss_feat = torch.zeros((), device=loss.device)
     if run.feature_loss is not None:
-        loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"][1]
+        loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"].weight
         loss = loss + loss_feat
     # The mean over ranks, before backward: every rank then sees the same values and stops
     # together on a non-finite loss, instead of the others hanging in DDP's gradient all-reduce.
@@ -233,7 +94,7 @@ def train_step(run, images, labels, step):
     total, performance, feature = all_reduce_mean_(parts, run.ctx).tolist()
     if not math.isfinite(total):
         log_dir = Path(run.config["training_opt"]["log_dir"])
-        kept = (f"{log_dir / build.LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
+        kept = (f"{log_dir / LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
                 if run.epoch > 0 else "no epoch finished, so there is no checkpoint")
         raise NonFiniteLossError(
             f"loss became {total} at epoch {run.epoch + 1}, step {step + 1} (performance "
@@ -262,100 +123,8 @@ def validate(run):
     broadcast_buffers_(run.network, run.ctx)
     logits, labels, _ = collect_logits(run.network, run.val_loader, run.centroids(), run.ctx,
                                        amp=training_opt["amp"], channels_last=training_opt["channels_last"],
-                                       progress=_bar("validate", run.ctx))
+                                       progress=progress_bar("validate", run.ctx))
     return (logits.argmax(dim=1) == labels).double().mean().item()
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def _cpu_state(module):
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def _network_state(run):
-    return {"feat_model": _cpu_state(run.network.feat_model), "classifier": _cpu_state(run.network.classifier)}
-
-
-def _rng_state():
-    """The global generators' full states, as tensors and plain lists (readable with weights_only)."""
-    _, numpy_keys, numpy_pos, has_gauss, cached_gauss = np.random.get_state()
-    version, python_internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": [int(x) for x in numpy_keys], "pos": int(numpy_pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached_gauss)},
-        "python": {"version": version, "internal": list(python_internal), "gauss_next": gauss_next},
-    }
-
-
-def _set_rng_state(state):
-    """Undo ``_rng_state``. Each epoch reseeds anyway; this keeps anything drawn between epochs exact too."""
-    if not isinstance(state, dict) or not isinstance(state.get("numpy"), dict):
-        return  # written by an older version; the per-epoch seeds still make the resumed epochs exact
-    torch.set_rng_state(state["torch"])
-    numpy_state = state["numpy"]
-    np.random.set_state(("MT19937", np.asarray(numpy_state["keys"], dtype=np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
-    python_state = state["python"]
-    random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
-
-
-def save_last(run):
-    """Everything --resume needs, written atomically after each epoch."""
-    state = {
-        "epoch": run.epoch,
-        "config_hash": config_hash(run.config),
-        "networks": _network_state(run),
-        "losses": {key: _cpu_state(module) for key, (module, _) in run.criterions.items()},
-        "optimizers": {name: opt.state_dict() for name, opt in run.optimizers.items()},
-        "schedulers": {name: sch.state_dict() for name, sch in run.schedulers.items()},
-        "scaler": run.scaler.state_dict(),
-        "sampler": run.train_loader.sampler.state_dict(),
-        "best": run.best,
-        "history": run.history,
-        "rng": _rng_state(),
-    }
-    save_atomic(state, Path(run.config["training_opt"]["log_dir"]) / build.LAST_CHECKPOINT)
-
-
-def restore_last(run):
-    """Load last_checkpoint.pth into ``run``; returns False when there is nothing to resume."""
-    path = Path(run.config["training_opt"]["log_dir"]) / build.LAST_CHECKPOINT
-    if not path.is_file():
-        return False
-    state = load_checkpoint(path, what="resume checkpoint")
-    if state.get("config_hash") != config_hash(run.config):
-        raise CheckpointError(f"{path} was written by a run with a different config; resume with the same "
-                              "config and --opts, or delete it to start over")
-    run.network.feat_model.load_state_dict(state["networks"]["feat_model"])
-    run.network.classifier.load_state_dict(state["networks"]["classifier"])
-    for key, (module, _) in run.criterions.items():
-        module.load_state_dict(state["losses"][key])
-    for name, optimizer in run.optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
-    for name, scheduler in run.schedulers.items():
-        scheduler.load_state_dict(state["schedulers"][name])
-    run.scaler.load_state_dict(state["scaler"])
-    run.train_loader.sampler.load_state_dict(state["sampler"])
-    run.best, run.history = state["best"], state["history"]
-    _set_rng_state(state.get("rng"))
-    run.epoch = state["epoch"] + 1
-    return True
-
-
-def save_final(run):
-    training_opt = run.config["training_opt"]
-    checkpoint = {
-        "networks": run.best["networks"],
-        "centroids": run.best["centroids"],
-        "losses": {key: _cpu_state(module) for key, (module, _) in run.criterions.items()},
-        "config": run.config,
-        "config_hash": config_hash(run.config),
-        "class_counts": run.class_counts,
-        "metrics": {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"],
-                    "history": run.history},
-    }
-    save_atomic(checkpoint, Path(training_opt["log_dir"]) / build.FINAL_CHECKPOINT)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -366,11 +135,11 @@ def fit(config, ctx, resume=False, echo=True):
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
     if resume and restore_last(run):
-        run.logger.info(f"resumed from {log_dir / build.LAST_CHECKPOINT} at epoch {run.epoch + 1}")
+        run.logger.info(f"resumed from {log_dir / LAST_CHECKPOINT} at epoch {run.epoch + 1}")
     elif resume:
         run.logger.info("nothing to resume; starting from the first epoch")
     if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone
-        (log_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+        write_text_atomic(log_dir / RESOLVED_CONFIG, dump_yaml(config))
         _rewrite_metrics_log(log_dir, run.history)
     for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
         run.epoch = scheduler_epoch
@@ -379,7 +148,7 @@ def fit(config, ctx, resume=False, echo=True):
         save_final(run)
     barrier(ctx)  # no rank leaves (for stage 2, or the test) before the final checkpoint is on disk
     run.logger.info(f"best epoch {run.best['epoch'] + 1}: val top-1 {run.best['top1']:.4f}; "
-                    f"saved {log_dir / build.FINAL_CHECKPOINT}")
+                    f"saved {log_dir / FINAL_CHECKPOINT}")
     return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
 
 
@@ -395,7 +164,7 @@ def _run_epoch(run):
     top1 = validate(run)
     if top1 > run.best["top1"]:
         centroids = run.centroids()
-        run.best = {"epoch": run.epoch, "top1": top1, "networks": _network_state(run),
+        run.best = {"epoch": run.epoch, "top1": top1, "networks": network_state(run),
                     "centroids": None if centroids is None else centroids.cpu().clone()}
     record = {"epoch": run.epoch + 1, **losses, "val_top1": top1,
               "images_per_s": run.steps_per_epoch * training_opt["batch_size"] / seconds,
@@ -421,13 +190,9 @@ def _rewrite_metrics_log(log_dir, history):
     logging an epoch but before saving it repeats that epoch when resumed.
     """
     lines = "".join(json.dumps(record, default=float) + "\n" for record in history)
-    path = log_dir / "metrics.jsonl"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(lines, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(log_dir / METRICS_LOG, lines)
 
 
 def _current_xi(run):
-    module = run.criterions["PerformanceLoss"][0]
-    xi = getattr(module, "xi", None)
+    xi = getattr(run.criterions["PerformanceLoss"].module, "xi", None)
     return None if xi is None else float(xi)

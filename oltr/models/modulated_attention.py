@@ -14,11 +14,12 @@ queries (theta) on the rows, the softmax runs over the last dimension (the key
 positions j), and the value map is ``A @ g``. ``flatten(X)`` is in (C, H, W) order,
 as ``x.view(B, -1)`` on an NCHW tensor.
 
-Initialisation follows the project spec: Kaiming-normal g/theta/phi with zero bias
-and a zero ``conv_mask``, so the block is the identity at initialisation. (In the
-OLTR code the ResNet's own init loop ran after the block was built and overwrote
-these with normal(0, sqrt(2 / (k*k*out_channels))), including ``conv_mask``; the
-zero mask here lets stage 2 start exactly from the stage-1 features.)
+Initialisation: Kaiming-normal g/theta/phi over their fan-in (std sqrt(2 / Cf)) with
+zero bias, and a zero ``conv_mask``, so the block is the identity at initialisation.
+(In the OLTR code the ResNet's own init loop ran after the block was built and
+overwrote the conv weights with normal(0, sqrt(2 / (k*k*out_channels))): std
+sqrt(2 / (Cf/2)) for g/theta/phi, twice the variance here, and a random
+``conv_mask``; the zero mask here lets stage 2 start exactly from the stage-1 features.)
 
 The original hard-codes a 7x7 map; here H and W are constructor arguments, so
 224-pixel inputs keep the original parameter shapes (fc_spatial: 512*49 -> 49 for

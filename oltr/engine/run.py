@@ -1,0 +1,134 @@
+"""A training run's set-up: everything one run owns, built once from the config.
+
+    build_run(config, ctx) -> Run   data and loaders, the network (stage-1 weights, ``fix``),
+                                    losses, centroids, optimizers, schedulers, and the model as
+                                    trained (DDP-wrapped and/or compiled)
+
+The trainer (``trainer.py``) runs the epochs of a Run; ``run_state.py`` saves and restores it.
+"""
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import build
+from ..errors import ConfigError
+from ..seeding import seed_everything
+from .inference import compute_centroids
+from .run_log import RunLogger, progress_bar
+
+
+@dataclass
+class Run:
+    """Everything one training run owns, built once from the config."""
+
+    config: dict
+    ctx: object
+    network: torch.nn.Module
+    train_model: torch.nn.Module  # the network as trained: DDP-wrapped and/or compiled
+    criterions: dict
+    optimizers: dict
+    schedulers: dict
+    scaler: object
+    train_loader: object
+    val_loader: object
+    class_counts: list
+    steps_per_epoch: int
+    logger: RunLogger
+    epoch: int = 0
+    best: dict = field(default_factory=lambda: {"epoch": -1, "top1": -1.0, "networks": None, "centroids": None})
+    history: list = field(default_factory=list)
+
+    @property
+    def feature_loss(self):
+        criterion = self.criterions.get("FeatureLoss")
+        return criterion.module if criterion else None
+
+    def centroids(self):
+        """Centroids the classifier reads (constants for it), when stage 2 uses memory."""
+        if not self.config["memory"]["centroids"]:
+            return None
+        return self.feature_loss.centroids.detach()
+
+
+def build_run(config, ctx, echo=True):
+    training_opt = config["training_opt"]
+    seed_everything(config["seed"])
+    logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo)
+
+    build.prepare_data(training_opt)
+    train_samples = build.load_samples(training_opt, "train")
+    val_samples = build.load_samples(training_opt, "val")
+    class_counts = build.class_counts_of(train_samples, training_opt["num_classes"])
+    train_set = build.build_dataset(training_opt, train_samples, train=True)
+    val_set = build.build_dataset(training_opt, val_samples, train=False)
+    steps_per_epoch = len(train_set) // training_opt["batch_size"]
+    if steps_per_epoch == 0:
+        raise ConfigError(f"training_opt.batch_size ({training_opt['batch_size']}) is larger than the training "
+                          f"split ({len(train_set)} images); lower it")
+
+    network = build.build_network(config)
+    for line in build.load_stage1_weights(network, config):
+        logger.info(f"stage-1 weights: {line}")
+    build.freeze_fixed_networks(network, config)
+    criterions = build.build_criterions(config, class_counts)
+    _check_amp_compatible(criterions, training_opt["amp"])
+    network.to(ctx.device)
+    for criterion in criterions.values():
+        criterion.module.to(ctx.device)
+    if training_opt["channels_last"]:
+        network.to(memory_format=torch.channels_last)
+
+    if config["memory"]["init_centroids"]:
+        plain_train = build.build_dataset(training_opt, train_samples, train=False)
+        loader = build.build_eval_loader(training_opt, plain_train, ctx)
+        centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
+                                      amp=training_opt["amp"], channels_last=training_opt["channels_last"],
+                                      progress=progress_bar("centroids", ctx))
+        criterions["FeatureLoss"].module.centroids.data.copy_(centroids)
+        logger.info("centroids initialised from one pass over the training set")
+
+    optimizers = build.build_optimizers(network, criterions, config)
+    schedulers = build.build_schedulers(optimizers, training_opt)
+    train_model = _wrap_for_training(network, config, ctx)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=training_opt["amp"] == "fp16")
+    return Run(
+        config=config, ctx=ctx, network=network, train_model=train_model, criterions=criterions,
+        optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+        train_loader=build.build_train_loader(training_opt, train_set, config["seed"], ctx),
+        val_loader=build.build_eval_loader(training_opt, val_set, ctx),
+        class_counts=class_counts, steps_per_epoch=steps_per_epoch, logger=logger,
+    )
+
+
+def _check_amp_compatible(criterions, amp):
+    """fp16 loss scaling is undone by unscaling every gradient; a loss whose custom backward
+    ignores the incoming gradient (OLTR's centroid rule) would see its update shrunk instead."""
+    if amp != "fp16":
+        return
+    for key, criterion in criterions.items():
+        module = criterion.module
+        if getattr(module, "ignores_loss_scale", False):
+            raise ConfigError(
+                f"training_opt.amp=fp16 cannot train criterions.{key} ({type(module).__name__}): its backward "
+                "ignores the fp16 loss scale; use amp bf16 or off"
+            )
+
+
+def _wrap_for_training(network, config, ctx):
+    training_opt = config["training_opt"]
+    model = network
+    if ctx.distributed:
+        if training_opt["sync_bn"]:
+            if ctx.device.type == "cpu":
+                raise ConfigError("training_opt.sync_bn is true but this run is on CPU, where torch's "
+                                  "SyncBatchNorm does not work; set it to false or train on GPUs")
+            # Replaces the BatchNorm layers of ``network`` itself, sharing their parameters and buffers.
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        # Gradients as views of the all-reduce buckets: less memory, and no stride-mismatch
+        # warnings for 1x1 convolutions whose gradients come back with unusual strides.
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
+                                                          gradient_as_bucket_view=True)
+    if training_opt["compile"]:
+        model = torch.compile(model)
+    return model
