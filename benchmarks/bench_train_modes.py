@@ -63,7 +63,7 @@ def same_weights_check(network, loss_fn, batch, device, mode):
 
 def compiled_check(run, batch):
     """The compiled model against its own eager module, on the weights it has now."""
-    loss_fn = run.criterions["PerformanceLoss"][0]
+    loss_fn = run.criterions["PerformanceLoss"].module
     params = [p for p in run.network.parameters() if p.requires_grad]
     device = run.ctx.device
     ref_loss, ref_grad = loss_and_gradient(run.network, params, loss_fn, batch, device, "off", False)
@@ -116,7 +116,7 @@ def measure(args, ctx, tmp, data_overrides, sync, shape_overrides, synthetic, st
             else:
                 batches = preload_batches(run, min(count, run.steps_per_epoch), ctx.device)
             # A copy of the common initial weights (build_run seeds identically) for the same-weights check.
-            reference = (copy.deepcopy(run.network), run.criterions["PerformanceLoss"][0])
+            reference = (copy.deepcopy(run.network), run.criterions["PerformanceLoss"].module)
         runner = TrainerSteps(run, batches, MODES[mode]["threads"])
         seconds, note = _warm_up(args, label, mode, run, runner, sync)
         if note is not None:

@@ -100,8 +100,8 @@ class TrainerSteps:
         self.step = 0
         self.losses = []
         run.train_model.train()
-        for module, _ in run.criterions.values():
-            module.train()
+        for criterion in run.criterions.values():
+            criterion.module.train()
 
     def __call__(self, steps):
         with thread_count(self.threads):

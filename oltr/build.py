@@ -4,7 +4,7 @@ Each function takes plain values and returns plain objects; nothing here trains.
 """
 import math
 from pathlib import Path
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -275,7 +275,8 @@ def freeze_for_fix(module):
 
 # ----------------------------------------------------------------------------- losses
 
-class Criterion(NamedTuple):
+@dataclass(frozen=True)
+class Criterion:
     """One configured loss: the module and the weight its value is multiplied by in the total loss."""
 
     module: nn.Module
