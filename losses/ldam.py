@@ -5,7 +5,8 @@ Margin Loss", NeurIPS 2019. Class j gets the margin Delta_j proportional to n_j^
 (Eq. 12-13), scaled so that the largest is ``max_margin``; the target logit is lowered by
 its margin and the logits are scaled by ``scale`` (s, as in the authors' code)::
 
-    L = CE(s (z - Delta_y onehot(y)), y)
+    L = CE(s (z - Delta_y onehot(y)), y)          (``ldam_formula``; the loss computes it
+                                                  through losses.fast.dispatch)
 
 Deferred re-weighting (DRW, Sec. 3.3): from training progress ``drw_start`` on, the batch
 mean becomes weighted by the class-balanced weights of Cui et al. 2019,
@@ -29,10 +30,18 @@ from .checks import (
     compute_dtype_logits,
 )
 from .class_balanced import class_balanced_weights
+from .fast import dispatch
 from .registry import register_loss
 from .schedule import check_progress
 
-__all__ = ["LDAMLoss"]
+__all__ = ["LDAMLoss", "ldam_formula"]
+
+
+def ldam_formula(logits, targets, margins, scale, class_weight=None, reduction="mean"):
+    """``CE(s (z - Delta_y onehot(y)), y)``, weighted by ``class_weight`` as F.cross_entropy weights (plain PyTorch)."""
+    is_target = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, targets.unsqueeze(1), True)
+    adjusted = scale * torch.where(is_target, logits - margins[targets].unsqueeze(1), logits)
+    return F.cross_entropy(adjusted, targets, weight=class_weight, reduction=reduction)
 
 
 @register_loss("ldam")
@@ -79,11 +88,9 @@ class LDAMLoss(nn.Module):
             raise ValueError(f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries")
         z = compute_dtype_logits(logits)
         targets = targets.long()
-        index = targets.unsqueeze(1)
-        margin = self.margins.to(device=z.device, dtype=z.dtype)[index]
-        adjusted = z.scatter_add(1, index, margin.neg()).mul_(self.scale)
+        margin = self.margins.to(device=z.device, dtype=z.dtype)[targets]
         weight = self.drw_weights.to(device=z.device, dtype=z.dtype) if self.reweighting else None
-        return F.cross_entropy(adjusted, targets, weight=weight, reduction=self.reduction)
+        return dispatch.scaled_margin_cross_entropy(z, targets, margin, self.scale, weight, self.reduction)
 
     def extra_repr(self):
         return (

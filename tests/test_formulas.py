@@ -5,7 +5,9 @@ import torch
 from torchvision.ops import sigmoid_focal_loss
 
 from losses.fast import dispatch
+from losses.fast.margin_functions import ScaledMarginCrossEntropy
 from losses.focal_family import focal_family_formula
+from losses.ldam import ldam_formula
 from losses.sigmoid_focal import sigmoid_focal_formula, sigmoid_focal_per_sample
 from test_focal_family import GRADCHECK_CASES, make_batch, reference_per_sample
 
@@ -93,3 +95,35 @@ def test_sigmoid_dispatch_computes_the_formula(dtype):
         for mine, ref in zip(fast, plain):
             assert mine.dtype == dtype
             assert torch.allclose(mine, ref, **tolerance), (gamma, pos_weight is None, neg_weight is None)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ldam_function_computes_the_formula(dtype, weighted, reduction):
+    logits, targets = make_batch(batch=40, classes=23, seed=13, dtype=dtype)
+    generator = torch.Generator().manual_seed(13)
+    margins = (torch.rand(23, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
+    weight = (torch.rand(23, generator=generator, dtype=torch.float64) + 0.1).to(dtype) if weighted else None
+    fast = values_and_grads(
+        lambda z: dispatch.scaled_margin_cross_entropy(z, targets, margins[targets], 30.0, weight, reduction), logits
+    )
+    plain = values_and_grads(lambda z: ldam_formula(z, targets, margins, 30.0, weight, reduction), logits)
+    tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
+    for mine, ref in zip(fast, plain):
+        assert mine.dtype == dtype and torch.allclose(mine, ref, **tolerance)
+    with torch.no_grad():  # the no-graph path
+        value = dispatch.scaled_margin_cross_entropy(logits, targets, margins[targets], 30.0, weight, reduction)
+    assert torch.allclose(value, plain[0], **tolerance)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gradcheck_ldam_function(reduction):
+    generator = torch.Generator().manual_seed(14)
+    logits = torch.randn(6, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 5, (6,), generator=generator)
+    margin = torch.rand(6, generator=generator, dtype=torch.float64)
+    weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
+    for class_weight in (None, weight):
+        function = lambda z: ScaledMarginCrossEntropy.apply(z, targets, margin, 3.0, class_weight, reduction)  # noqa: E731
+        assert torch.autograd.gradcheck(function, (logits,), eps=1e-6, atol=1e-8)
