@@ -9,27 +9,25 @@
 # Model: the CIFAR ResNet-18 (torchvision BasicBlocks [2,2,2,2], 3x3 stem, no max-pool: small_input),
 # the usual CIFAR-LT backbone besides LDAM's ResNet-32 (which torchvision's blocks cannot express);
 # ResNet-10's one block per stage is too shallow at 32 px. 512-d features, as OLTR's feature_dim.
-# Schedule: the CIFAR-LT papers' 200 epochs, batch 128, SGD lr 0.1 cosine to 0, wd 5e-4 (OLTR's).
+# Schedule: the CIFAR-LT papers' 200 epochs, SGD lr 0.1 cosine to 0; batch 128 and wd 5e-4 are
+# OLTR's stage-1 recipe (config/recipes/stage_1.py), which this overrides where CIFAR differs.
+_base_ = "../recipes/stage_1.py"
+
 config = {
-    "seed": 0,
     "training_opt": {
         "dataset": "CIFAR10_LT",
         "data_root": "data/CIFAR10_LT",
         "split_dir": "data/CIFAR10_LT",
         "log_dir": "logs/CIFAR10_LT/stage1",
         "num_classes": 8,
-        "batch_size": 128,
         "num_workers": 4,
         "num_epochs": 200,
-        "feature_dim": 512,
         # With 8 classes the top softmax probability is at least 1/8, so OLTR's 0.1 would reject
         # nothing; 0.5 (4x chance) makes the open set count, as for Digits_LT.
         "open_threshold": 0.5,
         "display_step": 20,
-        "sampler": None,
         "scheduler": "cosine",
         "scheduler_params": {"eta_min": 0.0},
-        "shot_thresholds": {"many": 100, "few": 20, "inclusive": True},
         "transforms": {
             "input_size": 32,
             "resize_size": 32,  # test images pass unchanged (Resize/CenterCrop to their own size)
@@ -47,14 +45,7 @@ config = {
         "feat_model": {
             "type": "resnet18",
             "params": {"small_input": True, "use_modulatedatt": False, "use_fc": False},
-            "optim_params": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
-        },
-        "classifier": {
-            "type": "dot_product",
-            "params": {},
-            "optim_params": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
+            "optim_params": {"lr": 0.1},
         },
     },
-    "criterions": {"PerformanceLoss": {"loss": "softmax", "loss_params": {}, "weight": 1.0}},
-    "memory": {"centroids": False, "init_centroids": False},
 }
