@@ -54,8 +54,12 @@ def check_class_counts(class_counts, num_classes=None):
     return counts
 
 
-def check_logits_and_targets(logits, targets, num_classes=None):
-    """Shapes (B, C) and (B,), integer targets in [0, C)."""
+def check_logits_and_targets(logits, targets, num_classes=None, classes_from=None):
+    """Shapes (B, C) and (B,), integer targets in [0, C).
+
+    With ``classes_from`` (``"class_counts"`` or ``"num_classes"``, where the loss took its
+    ``num_classes``), the logits must have exactly ``num_classes`` columns.
+    """
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
     if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
@@ -64,6 +68,10 @@ def check_logits_and_targets(logits, targets, num_classes=None):
         )
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:
         raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
+    if classes_from is not None and logits.shape[1] != num_classes:
+        expected = f"{num_classes} entries" if classes_from == "class_counts" else str(num_classes)
+        verb = "has" if classes_from == "class_counts" else "is"
+        raise ValueError(f"logits have {logits.shape[1]} classes but {classes_from} {verb} {expected}")
     classes = logits.shape[1] if num_classes is None else num_classes
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
         raise ValueError(

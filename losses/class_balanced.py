@@ -57,11 +57,7 @@ class _ClassBalancedLoss(nn.Module):
 
     def _check(self, logits, targets):
         """Validated targets as int64 (gather, scatter and cross_entropy need it)."""
-        check_logits_and_targets(logits, targets, self.num_classes)
-        if logits.shape[1] != self.num_classes:
-            raise ValueError(
-                f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries"
-            )
+        check_logits_and_targets(logits, targets, self.num_classes, classes_from="class_counts")
         return targets.long()
 
     def extra_repr(self):

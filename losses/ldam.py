@@ -83,9 +83,7 @@ class LDAMLoss(nn.Module):
         self.reweighting = self.drw_start is not None and self.progress >= self.drw_start
 
     def forward(self, logits, targets):
-        check_logits_and_targets(logits, targets, self.num_classes)
-        if logits.shape[1] != self.num_classes:
-            raise ValueError(f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries")
+        check_logits_and_targets(logits, targets, self.num_classes, classes_from="class_counts")
         z = compute_dtype_logits(logits)
         targets = targets.long()
         margin = self.margins.to(device=z.device, dtype=z.dtype)[targets]

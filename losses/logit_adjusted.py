@@ -36,9 +36,7 @@ class _PriorShiftedCrossEntropy(nn.Module):
         self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, logits, targets):
-        check_logits_and_targets(logits, targets, self.num_classes)
-        if logits.shape[1] != self.num_classes:
-            raise ValueError(f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes} entries")
+        check_logits_and_targets(logits, targets, self.num_classes, classes_from="class_counts")
         z = compute_dtype_logits(logits)
         return F.cross_entropy(z + self.shift.to(device=z.device, dtype=z.dtype), targets.long(), reduction=self.reduction)
 
