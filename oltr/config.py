@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .config_loading import _load_with_bases, _read_file, _yaml_load, deep_merge, load_raw  # noqa: F401
+from .config_loading import _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
 from .errors import ConfigError
 
 REQUIRED = object()

@@ -3,7 +3,7 @@ import pytest
 
 from losses import build_loss
 from oltr.build import Criterion
-from oltr.engine.trainer import _check_amp_compatible
+from oltr.engine.run import check_amp_compatible
 from oltr.errors import ConfigError
 
 
@@ -14,13 +14,13 @@ def centroid_loss(**kwargs):
 
 def test_fp16_with_oltr_centroid_rule_is_refused():
     with pytest.raises(ConfigError, match=r"training_opt.amp=fp16 cannot train criterions.FeatureLoss .*use amp bf16 or off"):
-        _check_amp_compatible(centroid_loss(), "fp16")
+        check_amp_compatible(centroid_loss(), "fp16")
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16"])
 def test_other_precisions_are_fine(amp):
-    _check_amp_compatible(centroid_loss(), amp)
+    check_amp_compatible(centroid_loss(), amp)
 
 
 def test_fp16_is_fine_when_the_centroid_update_follows_the_scale():
-    _check_amp_compatible(centroid_loss(scale_centroid_grad=True), "fp16")
+    check_amp_compatible(centroid_loss(scale_centroid_grad=True), "fp16")

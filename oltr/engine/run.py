@@ -71,7 +71,7 @@ def build_run(config, ctx, echo=True):
         logger.info(f"stage-1 weights: {line}")
     build.freeze_fixed_networks(network, config)
     criterions = build.build_criterions(config, class_counts)
-    _check_amp_compatible(criterions, training_opt["amp"])
+    check_amp_compatible(criterions, training_opt["amp"])
     network.to(ctx.device)
     for criterion in criterions.values():
         criterion.module.to(ctx.device)
@@ -100,7 +100,7 @@ def build_run(config, ctx, echo=True):
     )
 
 
-def _check_amp_compatible(criterions, amp):
+def check_amp_compatible(criterions, amp):
     """fp16 loss scaling is undone by unscaling every gradient; a loss whose custom backward
     ignores the incoming gradient (OLTR's centroid rule) would see its update shrunk instead."""
     if amp != "fp16":
