@@ -20,7 +20,7 @@ from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, to_device
 from ..seeding import epoch_seed, seed_everything
-from .run import Run, build_run  # noqa: F401  (Run re-exported for callers of the trainer)
+from .run import build_run
 from .run_log import progress_bar, progress_enabled
 from .run_state import network_state, restore_last, save_final, save_last
 
