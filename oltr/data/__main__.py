@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from oltr.errors import DataError
+from oltr.errors import DataError, OltrError
 
 EXIT_DEFECTS = 1
 EXIT_USER_ERROR = 2
@@ -160,8 +160,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except DataError as error:
+    except OltrError as error:  # DataError, and OutputError from the writers
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        print(f"error: cannot access {error.filename or 'a file'}: {error.strerror or error}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

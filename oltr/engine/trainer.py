@@ -6,6 +6,7 @@
 This file holds the epoch loop; a Run is set up in ``run.py`` and saved and restored by
 ``run_state.py`` (their names are re-exported here, where callers have always found them).
 """
+import contextlib
 import json
 import math
 import time
@@ -129,9 +130,19 @@ def validate(run):
 
 # ----------------------------------------------------------------------------- the loop
 
-def fit(config, ctx, resume=False, echo=True):
-    """Train one stage; returns the metrics dict stored in the final checkpoint."""
-    run = build_run(config, ctx, echo=echo)
+def fit(config, ctx, resume=False, echo=True, claim=None):
+    """Train one stage; returns the metrics dict stored in the final checkpoint.
+
+    ``claim``: a context manager (``run_dir.claim``, as the CLI passes) entered after the set-up,
+    which reads the data and builds everything, and before the first write into the log_dir.
+    """
+    run = build_run(config, ctx, echo=echo, defer_logs=True)
+    with claim if claim is not None else contextlib.nullcontext():
+        run.logger.open()
+        return _fit(run, config, ctx, resume)
+
+
+def _fit(run, config, ctx, resume):
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
     if resume and restore_last(run):
