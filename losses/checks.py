@@ -54,14 +54,24 @@ def check_class_counts(class_counts, num_classes=None):
     return counts
 
 
-def check_logits_and_targets(logits, targets, num_classes=None):
-    """Shapes (B, C) and (B,), integer targets in [0, C)."""
+def check_logits_and_targets(logits, targets, num_classes=None, name="logits"):
+    """Tensors of shapes (B, C) and (B,): floating-point ``logits`` (or features, ``name``), integer
+    targets in [0, C) (C: ``num_classes`` when given, else the logits' width)."""
+    for argument, value in ((name, logits), ("targets", targets)):
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{argument} must be a torch.Tensor, got {type(value).__name__}")
+    if not logits.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), "
+                         f"got dtype {logits.dtype}")
     if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+        raise ValueError(f"{name} must have shape (batch, {'features' if name != 'logits' else 'classes'}), "
+                         f"got {tuple(logits.shape)}")
     if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
         raise ValueError(
-            f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}"
+            f"targets must have shape ({logits.shape[0]},) to match {name}, got {tuple(targets.shape)}"
         )
+    if num_classes is not None and name == "logits" and logits.shape[1] != num_classes:
+        raise ValueError(f"logits must have {num_classes} columns (num_classes), got {logits.shape[1]}")
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:
         raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
     classes = logits.shape[1] if num_classes is None else num_classes
