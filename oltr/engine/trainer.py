@@ -138,15 +138,20 @@ def fit(config, ctx, resume=False, echo=True, claim=None):
     """
     run = build_run(config, ctx, echo=echo, defer_logs=True)
     with claim if claim is not None else contextlib.nullcontext():
-        run.logger.open()
         return _fit(run, config, ctx, resume)
 
 
 def _fit(run, config, ctx, resume):
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
-    if resume and restore_last(run):
+    restored = resume and restore_last(run)
+    run.logger.open()  # after the resume check, so a refused resume leaves the old run's log alone
+    if restored:
         run.logger.info(f"resumed from {log_dir / LAST_CHECKPOINT} at epoch {run.epoch + 1}")
+        if run.epoch >= training_opt["num_epochs"] and (log_dir / FINAL_CHECKPOINT).is_file():
+            run.logger.info(f"{log_dir} holds a finished run of this config; nothing to do")
+            barrier(ctx)
+            return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
     elif resume:
         run.logger.info("nothing to resume; starting from the first epoch")
     if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone
