@@ -107,10 +107,10 @@ def refuse_existing(out_dir, dataset, force):
 def _run_make_lt(args):
     from oltr.data.make_lt import make_lt
 
-    refuse_existing(args.out_dir, args.dataset, args.force)
     summary = make_lt(args.image_root, args.out_dir, args.dataset, args.profile, args.max_count, args.min_count,
                       args.imbalance_factor, args.val_per_class, args.test_per_class, args.open_classes,
-                      args.open_per_class, args.seed, shuffle_profile=not args.keep_profile_order)
+                      args.open_per_class, args.seed, shuffle_profile=not args.keep_profile_order,
+                      force=args.force)
     _print_summary(summary)
     return 0
 
