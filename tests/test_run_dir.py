@@ -208,7 +208,7 @@ def test_allowed_config_change_records_the_checkpoints_config_and_epoch(capsys, 
 def test_results_of_another_checkpoint_are_kept_with_a_note(capsys, tiny_digits_root, run_copy):
     results = run_copy / "results_test_closed.json"
     other = json.loads(results.read_text())
-    other["checkpoint_sha256"] = "0" * 64
+    other["weights_sha256"] = "0" * 64
     results.write_text(json.dumps(other))
     old_bytes = results.read_bytes()
     code, err, out = run_cli(capsys, ["--test", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)])

@@ -1,8 +1,8 @@
 """``--test`` and ``--test_open``: checkpoint -> logits -> metrics -> results JSON.
 
 The results describe the checkpoint: its config (the command line's may differ only in what
-``checkpoint_config.py`` leaves free, unless ``--allow-config-change``), its best epoch and its
-SHA-256; results of another checkpoint already in the log_dir are kept aside, with a note.
+``checkpoint_config.py`` leaves free, unless ``--allow-config-change``), its best epoch and the
+SHA-256 of its weights; results of another checkpoint already in the log_dir are kept aside, with a note.
 """
 import hashlib
 import json
@@ -88,7 +88,7 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
     results = {**_run_metadata(config, checkpoint, checkpoint_path, open_set, differences), **metrics}
     out = results_path(training_opt["log_dir"], open_set)
-    _keep_results_of_another_checkpoint(out, results["checkpoint_sha256"])
+    _keep_results_of_another_checkpoint(out, results["weights_sha256"])
     write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
         np.savez_compressed(out.with_suffix(".npz"), logits=logits.numpy(), labels=labels.numpy())
@@ -113,7 +113,7 @@ def _run_metadata(config, checkpoint, checkpoint_path, open_set, differences=())
         "config_hash": config_hash(trained),
         "checkpoint": str(checkpoint_path),
         "checkpoint_epoch": metrics.get("best_epoch"),
-        "checkpoint_sha256": file_sha256(checkpoint_path),
+        "weights_sha256": weights_sha256(checkpoint),
         "checkpoint_config": trained,
         "config_changes": [{"key": key, "test": ours, "checkpoint": theirs} for key, ours, theirs in differences],
         "setting": "open" if open_set else "closed",
@@ -121,11 +121,24 @@ def _run_metadata(config, checkpoint, checkpoint_path, open_set, differences=())
     }
 
 
-def file_sha256(path):
+def weights_sha256(checkpoint):
+    """SHA-256 of what the test evaluates: the networks' tensors and the centroids (names, dtypes,
+    shapes, bytes). Not of the file, which also holds the training log (timings differ run to run)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+
+    def add(name, value):
+        if isinstance(value, dict):
+            for key in sorted(value, key=str):
+                add(f"{name}.{key}", value[key])
+        elif isinstance(value, torch.Tensor):
+            flat = value.detach().cpu().reshape(-1).contiguous()
+            digest.update(f"{name}:{flat.dtype}:{tuple(value.shape)};".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        else:
+            digest.update(f"{name}={value!r};".encode())
+
+    add("networks", checkpoint.get("networks"))
+    add("centroids", checkpoint.get("centroids"))
     return digest.hexdigest()
 
 
@@ -137,7 +150,7 @@ def _keep_results_of_another_checkpoint(out, sha256):
         old = json.loads(out.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = None
-    if isinstance(old, dict) and old.get("checkpoint_sha256") == sha256:
+    if isinstance(old, dict) and old.get("weights_sha256") == sha256:
         return  # a re-test of the same checkpoint
     kept = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     out.rename(kept)
