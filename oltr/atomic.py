@@ -63,7 +63,7 @@ def write_atomic(path, write, binary=False):
         os.replace(tmp, path)
     except OSError as error:
         raise output_error(path, error) from None
-    except Exception as error:
+    except Exception:  # torch.save reports a failed write as a RuntimeError; the recorded OSError says why
         if recorder is not None and recorder.error is not None:
             raise output_error(path, recorder.error) from None
         raise

@@ -17,7 +17,6 @@ import errno
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -200,6 +199,17 @@ class RunLock:
                 return True
             except FileExistsError:
                 return False
+            except OSError as error:
+                if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+            # a filesystem without hard links: exclusive create, then the content (a reader may see it empty)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(owner) + "\n")
+            return True
         except OSError as error:
             raise OutputError(f"cannot write {self.path} in training_opt.log_dir: "
                               f"{describe_os_error(error)}") from None
