@@ -54,24 +54,32 @@ def check_class_counts(class_counts, num_classes=None):
     return counts
 
 
-def check_logits_and_targets(logits, targets, num_classes=None, classes_from=None):
-    """Shapes (B, C) and (B,), integer targets in [0, C).
+def check_logits_and_targets(logits, targets, num_classes=None, classes_from="num_classes", name="logits"):
+    """Tensors of shapes (B, C) and (B,): floating-point ``logits`` (or features, ``name``), integer
+    targets in [0, C) (C: ``num_classes`` when given, else the logits' width).
 
-    With ``classes_from`` (``"class_counts"`` or ``"num_classes"``, where the loss took its
-    ``num_classes``), the logits must have exactly ``num_classes`` columns.
+    With ``num_classes``, logits must have exactly that many columns; ``classes_from`` says where
+    the loss took it (``"class_counts"`` or ``"num_classes"``), for the message.
     """
+    for argument, value in ((name, logits), ("targets", targets)):
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{argument} must be a torch.Tensor, got {type(value).__name__}")
+    if not logits.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), "
+                         f"got dtype {logits.dtype}")
     if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+        raise ValueError(f"{name} must have shape (batch, {'features' if name != 'logits' else 'classes'}), "
+                         f"got {tuple(logits.shape)}")
     if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
         raise ValueError(
-            f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}"
+            f"targets must have shape ({logits.shape[0]},) to match {name}, got {tuple(targets.shape)}"
         )
+    if num_classes is not None and name == "logits" and logits.shape[1] != num_classes:
+        source = f"class_counts has {num_classes} entries" if classes_from == "class_counts" else (
+            f"num_classes is {num_classes}")
+        raise ValueError(f"logits have {logits.shape[1]} classes but {source}")
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:
         raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
-    if classes_from is not None and logits.shape[1] != num_classes:
-        expected = f"{num_classes} entries" if classes_from == "class_counts" else str(num_classes)
-        verb = "has" if classes_from == "class_counts" else "is"
-        raise ValueError(f"logits have {logits.shape[1]} classes but {classes_from} {verb} {expected}")
     classes = logits.shape[1] if num_classes is None else num_classes
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
         raise ValueError(

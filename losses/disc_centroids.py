@@ -123,11 +123,11 @@ class DiscCentroidsLoss(nn.Module):
         return not self.scale_centroid_grad
 
     def forward(self, features, targets):
-        if features.dim() != 2 or features.shape[1] != self.feat_dim:
+        check_logits_and_targets(features, targets, self.num_classes, name="features")
+        if features.shape[1] != self.feat_dim:
             raise ValueError(
                 f"features must have shape (batch, {self.feat_dim}) to match feat_dim, got {tuple(features.shape)}"
             )
-        check_logits_and_targets(features, targets, self.num_classes)
         targets = targets.long()
         features = features.float()
         centroids = self.centroids.float()

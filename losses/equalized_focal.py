@@ -73,7 +73,7 @@ class EqualizedFocalLoss(nn.Module):
         return ratio.masked_fill_((self.pos_grad + self.neg_grad) == 0, 1.0)
 
     def forward(self, logits, targets):
-        check_logits_and_targets(logits, targets, self.num_classes, classes_from="num_classes")
+        check_logits_and_targets(logits, targets, self.num_classes)
         targets = targets.long()  # gather and scatter need int64
         collect = None
         if self.training and logits.requires_grad and torch.is_grad_enabled():

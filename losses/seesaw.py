@@ -79,7 +79,7 @@ class SeesawLoss(nn.Module):
         return counts.clamp(min=1.0)
 
     def forward(self, logits, targets):
-        check_logits_and_targets(logits, targets, self.num_classes, classes_from="num_classes")
+        check_logits_and_targets(logits, targets, self.num_classes)
         z = compute_dtype_logits(logits)
         targets = targets.long()
         if self.counts == "online" and self.training and logits.requires_grad and torch.is_grad_enabled():

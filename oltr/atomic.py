@@ -6,9 +6,42 @@ place. A reader, or a run resumed after a crash, sees the old file or the new on
 never half of either; an interrupted write removes its temp file and leaves the
 old file as it was.
 """
+import errno
 import json
 import os
 from pathlib import Path
+
+from .errors import OutputError
+
+
+class _RecordingHandle:
+    """A file handle that remembers the OSError of a failed write.
+
+    ``torch.save`` turns a failed ``write`` into a RuntimeError ("file write failed"); the
+    recorded OSError (EFBIG, ENOSPC, EROFS...) is the cause a user can act on.
+    """
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+
+def output_error(path, error):
+    """OutputError: one line naming ``path`` and the cause, saying that the old file is kept."""
+    name = errno.errorcode.get(error.errno or 0)
+    reason = (error.strerror or str(error)) + (f" ({name})" if name else "")
+    return OutputError(f"cannot write {path}: {reason}; nothing of it was written, and the file already "
+                       "there (if any) is as it was")
 
 
 def write_atomic(path, write, binary=False):
@@ -18,17 +51,28 @@ def write_atomic(path, write, binary=False):
     Missing parent directories are created. Returns ``path`` as a Path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    recorder = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            write(handle)
+            recorder = _RecordingHandle(handle)
+            write(recorder)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        raise output_error(path, error) from None
+    except Exception:  # torch.save reports a failed write as a RuntimeError; the recorded OSError says why
+        if recorder is not None and recorder.error is not None:
+            raise output_error(path, recorder.error) from None
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            if tmp.exists():
+                tmp.unlink()
+        except OSError:
+            pass
     _fsync_directory(path.parent)
     return path
 

@@ -81,6 +81,17 @@ def class_counts_of(samples, num_classes):
     return np.bincount(labels, minlength=num_classes).tolist()
 
 
+def check_every_class_trains(training_opt, class_counts):
+    """A known class without a training image is a defect (as ``python -m oltr.data check`` says): refuse it."""
+    empty = [label for label, count in enumerate(class_counts) if count == 0]
+    if empty:
+        path = split_path(training_opt["split_dir"], training_opt["dataset"], "train")
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+        raise DataError(f"{path}: {len(empty)} of the {len(class_counts)} known classes have no training image "
+                        f"(class {shown}); add images of them, or renumber the labels and lower "
+                        "training_opt.num_classes")
+
+
 def build_dataset(training_opt, samples, train):
     transform = build_transform(train, **training_opt["transforms"])
     return SplitDataset(samples, transform)

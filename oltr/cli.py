@@ -26,7 +26,14 @@ def build_parser():
     mode.add_argument("--test", action="store_true", help="closed-set test of the trained run in training_opt.log_dir")
     mode.add_argument("--test_open", action="store_true", help="open-set test (test + open splits)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue training from <log_dir>/last_checkpoint.pth (default: start over)")
+                        help="continue training from <log_dir>/last_checkpoint.pth (default: start a new run, "
+                             "refused when the log_dir already holds one)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train even though the log_dir holds a run: the old run is moved aside to "
+                             "<log_dir>.old-<timestamp>, never deleted (default: refuse)")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="--test/--test_open: test even though the model, classes, transforms, data or loss "
+                             "of the config differ from the checkpoint's (default: refuse, naming the first key)")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override config values by dotted key, e.g. training_opt.num_epochs=3 seed=1")
     for flag in LOSS_FLAGS:
@@ -78,14 +85,23 @@ def run(args):
         raise SetupError(str(error)) from None
     from .engine.distributed import init_distributed, shutdown_distributed
 
+    testing = args.test or args.test_open
+    if args.overwrite and (args.resume or testing):
+        raise ConfigError(f"--overwrite starts a new training run; it cannot go with "
+                          f"{'--resume' if args.resume else '--test/--test_open'}")
+    from .engine.run_dir import claim
+
     ctx = init_distributed(check_device(args.device))
     try:
-        if args.test or args.test_open:
+        if testing:
             from .engine.evaluate import evaluate
-            evaluate(config, ctx, open_set=args.test_open)
+            with claim(config, ctx, "test"):
+                evaluate(config, ctx, open_set=args.test_open, allow_config_change=args.allow_config_change)
         else:
             from .engine.trainer import fit
-            fit(config, ctx, resume=args.resume)
+            # claimed after the set-up: a bad split line or loss is reported first, and nothing is written
+            fit(config, ctx, resume=args.resume,
+                claim=claim(config, ctx, "train", resume=args.resume, overwrite=args.overwrite))
     except native.NativeKernelsUnavailable as error:
         raise SetupError(
             f"{error}; 'python -m losses --build' shows the compiler's output, and "
@@ -125,6 +141,12 @@ def main(argv=None):
         if args.debug:
             raise
         print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the environment's answer (a file in the way, a full disk...) is the user's to fix
+        if args.debug or e.filename is None:
+            raise
+        from .engine.run_dir import describe_os_error
+        print(f"error: cannot access {e.filename}: {describe_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue from the last finished epoch", file=sys.stderr)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .config_loading import _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
+from .config_loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
 from .errors import ConfigError
 
 REQUIRED = object()
@@ -187,6 +187,8 @@ def parse_override(text):
         raise ConfigError(f"--opts {text!r}: empty part in the dotted key {key!r}")
     try:
         value = _yaml_load(value_text) if value_text.strip() else ""
+    except DuplicateKeyError as e:
+        raise ConfigError(f"--opts {text!r}: {e.problem.split(' (first at')[0]} in the value") from None
     except (yaml.YAMLError, ValueError):
         value = value_text
     return keys, value

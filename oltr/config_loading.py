@@ -7,12 +7,14 @@ bases are merged left to right, then the file's own dict over them, so a loss
 variant is ``_base_ = ["stage_1.py", "../losses/cfl.py"]`` plus its log_dir.
 Nothing here validates keys; ``oltr.config.validate`` does, on the merged dict.
 """
+import ast
 import copy
 import re
 import runpy
 from pathlib import Path
 
 import yaml
+from yaml.constructor import ConstructorError
 
 from .errors import ConfigError
 
@@ -29,6 +31,37 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
+class DuplicateKeyError(ConstructorError):
+    """A YAML mapping names a key twice; PyYAML would silently keep the last value."""
+
+
+def _construct_mapping_once(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: PyYAML's own error says so
+            break
+        if first is not None:
+            raise DuplicateKeyError(None, None, f"duplicate key {key!r} (first at line {first.line + 1}); "
+                                                "YAML keeps only the last value, so say it once",
+                                    key_node.start_mark)
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping_plain(node, deep=deep)
+
+
+_YamlLoader.construct_mapping_plain = yaml.SafeLoader.construct_mapping
+_YamlLoader.add_constructor("tag:yaml.org,2002:map",
+                            lambda loader, node: _construct_dict(loader, node))
+
+
+def _construct_dict(loader, node):
+    data = {}
+    yield data
+    data.update(_construct_mapping_once(loader, node))
+
+
 def _yaml_load(stream):
     return yaml.load(stream, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
 
@@ -41,6 +74,9 @@ def _read_file(path):
         try:
             with open(path, encoding="utf-8") as f:
                 raw = _yaml_load(f) or {}
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{_line_of_byte(path, e.start)}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                              "save the config as UTF-8") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -53,11 +89,15 @@ def _read_file(path):
         return raw
     if path.suffix == ".py":
         try:
+            _check_dict_literals(path)
             namespace = runpy.run_path(str(path))
         except SyntaxError as e:
             raise ConfigError(f"{path}:{e.lineno}: Python syntax error in config ({e.msg})") from None
         except ConfigError:
             raise
+        except SystemExit as e:  # the config called exit(): it cannot be read as a config
+            raise ConfigError(f"{path}:{_line_in_file(e, path)}: the config called exit({e.code!r}) instead of "
+                              "defining config") from None
         except Exception as e:  # the config is code: a NameError, ImportError... is the file's fault
             raise ConfigError(f"{path}:{_line_in_file(e, path)}: running the config raised "
                               f"{type(e).__name__} ({e})") from None
@@ -68,6 +108,36 @@ def _read_file(path):
             raw["_base_"] = namespace["_base_"]
         return raw
     raise ConfigError(f"config file {path} must end in .py, .yaml or .yml")
+
+
+def _line_of_byte(path, offset):
+    """``path:line`` of byte ``offset`` of the file."""
+    try:
+        line = path.read_bytes()[:offset].count(b"\n") + 1
+        return f"{path}:{line}"
+    except OSError:
+        return str(path)
+
+
+def _check_dict_literals(path):
+    """A dict literal that names a key twice keeps the last value silently; refuse it, naming the line.
+
+    Only constant keys are compared (strings, numbers); the file is parsed, not run.
+    """
+    source = path.read_bytes()
+    tree = ast.parse(source, filename=str(path))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Dict):
+            continue
+        seen = {}
+        for key in node.keys:
+            if not isinstance(key, ast.Constant):
+                continue
+            marker = (type(key.value).__name__ if not isinstance(key.value, (int, float)) else "number", key.value)
+            if marker in seen:
+                raise ConfigError(f"{path}:{key.lineno}: duplicate key {key.value!r} in a dict (first at line "
+                                  f"{seen[marker]}); Python keeps only the last value, so say it once")
+            seen[marker] = key.lineno
 
 
 def _line_in_file(error, path):

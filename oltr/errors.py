@@ -19,3 +19,7 @@ class CheckpointError(OltrError):
 
 class SetupError(OltrError):
     """The environment cannot do what was asked (e.g. required native kernels that do not build)."""
+
+
+class OutputError(OltrError):
+    """A file or directory of a run cannot be written (read-only, full disk, a file in the way...)."""

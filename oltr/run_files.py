@@ -9,6 +9,7 @@ through these, so renaming one is a one-line change.
               final_model_checkpoint.pth   the best validation epoch: what --test loads
               results_test_closed.json     --test
               results_test_open.json       --test_open (and .npz beside either with save_logits)
+              .lock                        while a training run or a test uses the directory (pid, host)
 """
 from pathlib import Path
 
@@ -19,6 +20,7 @@ LAST_CHECKPOINT = "last_checkpoint.pth"
 FINAL_CHECKPOINT = "final_model_checkpoint.pth"
 RESULTS_CLOSED = "results_test_closed.json"
 RESULTS_OPEN = "results_test_open.json"
+LOCK_FILE = ".lock"
 
 # results file name -> which test wrote it
 RESULTS_FILES = {RESULTS_CLOSED: "closed", RESULTS_OPEN: "open"}

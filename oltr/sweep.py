@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import load_config
+from .engine.run_dir import existing_run, move_aside
 from .errors import OltrError
 from .run_files import FINAL_CHECKPOINT, RESULTS_CLOSED, RESULTS_OPEN
 
@@ -105,8 +106,12 @@ def _check_resolves(args, opts):
     load_config(args[args.index("--config") + 1], opts, overlays=overlays)
 
 
-def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs", replay=False):
-    """The four steps of one (dataset, loss, seed), with per-seed log dirs when several seeds run."""
+def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs", replay=False, resume=False):
+    """The four steps of one (dataset, loss, seed), with per-seed log dirs when several seeds run.
+
+    ``resume`` (the sweep's --skip-done): both training steps run with --resume, so an interrupted
+    stage continues from its last finished epoch (and a fresh one simply starts).
+    """
     check_dataset(dataset)
     run_root = Path(logs_root) / dataset / (f"seed{seed}" if num_seeds > 1 else "")
     stage1_dir, stage2_dir = run_root / f"stage1_{loss}", run_root / f"stage2_{loss}"
@@ -119,10 +124,11 @@ def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs"
     _check_resolves(stage1_args, stage1_opts)
     _check_resolves(stage2_args, stage2_opts)
     main = [python, "main.py"]
+    train = ["--resume"] if resume else []
     return [
-        Step(dataset, loss, seed, "stage1", main + stage1_args + ["--opts", *stage1_opts],
+        Step(dataset, loss, seed, "stage1", main + stage1_args + train + ["--opts", *stage1_opts],
              stage1_dir, stage1_dir / FINAL_CHECKPOINT),
-        Step(dataset, loss, seed, "stage2", main + stage2_args + ["--opts", *stage2_opts],
+        Step(dataset, loss, seed, "stage2", main + stage2_args + train + ["--opts", *stage2_opts],
              stage2_dir, stage2_dir / FINAL_CHECKPOINT),
         Step(dataset, loss, seed, "test", main + stage2_args + ["--test", "--opts", *stage2_opts],
              stage2_dir, stage2_dir / RESULTS_CLOSED),
@@ -150,6 +156,22 @@ def check_data_present(dataset):
     if first_image is None or not first_image.is_file():
         raise OltrError(f"{dataset}: image {first_image} (first line of {split_dir / (dataset + '_train.txt')}) is "
                         f"missing; download {hint} and put the images under {data_root}/ (see data/README.md)")
+
+
+TRAINING_PHASES = ("stage1", "stage2")
+
+
+def _refuse_existing_runs(steps, args):
+    """A plain rerun over runs already there never replaces them: stop before anything runs."""
+    if args.skip_done and args.overwrite:
+        raise OltrError("--skip-done keeps finished steps and --overwrite redoes them; choose one")
+    if args.skip_done or args.overwrite:
+        return
+    held = [step.log_dir for step in steps if step.phase in TRAINING_PHASES and existing_run(step.log_dir)]
+    if held:
+        raise OltrError(f"{len(held)} run directories already hold runs (first: {held[0]}); nothing was run. "
+                        "Pass --skip-done to keep finished steps and continue the others, --overwrite to move "
+                        "them aside (<log_dir>.old-<timestamp>) and run everything again, or another --logs")
 
 
 def run_step(step):
@@ -182,7 +204,12 @@ def build_parser():
                              f"{' and '.join(PUBLISHED_DATASETS)}, into {REPLAY_LOGS}/ and {REPLAY_OUT}/")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     parser.add_argument("--skip-done", action="store_true",
-                        help="skip steps whose checkpoint or results file already exists")
+                        help="skip steps whose checkpoint or results file already exists, and train the others "
+                             "with --resume (an interrupted stage continues)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="run every step again, moving each run already there aside to "
+                             "<log_dir>.old-<timestamp> (default: a sweep over existing runs is refused before "
+                             "anything runs, unless --skip-done)")
     parser.add_argument("--logs", default=None,
                         help=f"root of the runs' log dirs (default: logs; with --replay-published: {REPLAY_LOGS})")
     parser.add_argument("--out", default=None,
@@ -250,7 +277,7 @@ def sweep(args):
         for seed in range(args.seeds):
             for loss in args.losses:
                 steps.extend(plan(dataset, loss, seed, args.seeds, logs_root=args.logs,
-                                  replay=args.replay_published))
+                                  replay=args.replay_published, resume=args.skip_done))
     report = [sys.executable, "-m", "oltr.report", *[str(Path(args.logs) / d) for d in args.datasets],
               "--out", args.out]
     if args.dry_run:
@@ -258,6 +285,7 @@ def sweep(args):
             print(step.text())
         print(" ".join(shlex.quote(part) for part in report))
         return 0
+    _refuse_existing_runs(steps, args)
     started, skipped = time.perf_counter(), 0
     for number, step in enumerate(steps, 1):
         label = f"[{number}/{len(steps)}] {step.dataset} {step.loss} seed {step.seed} {step.phase}"
@@ -265,7 +293,12 @@ def sweep(args):
             print(f"{label}: done already, skipped", flush=True)
             skipped += 1
             continue
-        ok, seconds, tail = run_step(step)
+        if args.overwrite and step.phase in TRAINING_PHASES and existing_run(step.log_dir):
+            move_aside(step.log_dir)  # here, not by main.py: the step's output file goes into the new directory
+        try:
+            ok, seconds, tail = run_step(step)
+        except OSError as error:
+            raise OltrError(f"{label}: cannot write its output in {step.log_dir}: {error.strerror or error}") from None
         if not ok:
             print(f"{label}: FAILED after {seconds:.0f}s\n  command: {step.text()}\n  output ({step.log_dir}/"
                   f"{step.phase}.out), last lines:\n    " + "\n    ".join(tail), file=sys.stderr)

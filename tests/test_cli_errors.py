@@ -238,12 +238,15 @@ def test_bad_test_split_line_on_test_keeps_results(capsys, trained, data_root, t
 def corrupt_image_root(data_root, tmp_path):
     """A data root whose Tiny splits name a PNG full of garbage bytes, read by the first batch.
 
-    The train split is cut to one batch of 16 (so drop_last cannot skip the image).
+    The train split is cut to one batch of 16, two images of each class (so drop_last cannot skip
+    the image, and every class still has training images).
     """
     root = tmp_path / "corrupt"
     shutil.copytree(data_root / "images", root / "images")
     copy_tiny_splits(data_root, root)
-    train_lines = (root / "Tiny_train.txt").read_text().splitlines()[:16]
+    all_train = (root / "Tiny_train.txt").read_text().splitlines()
+    train_lines = [line for label in range(8) for line in
+                   [line for line in all_train if line.rsplit(None, 1)[1] == str(label)][:2]]
     victim = train_lines[0].rsplit(None, 1)[0]
     (root / "Tiny_train.txt").write_text("\n".join(train_lines) + "\n")
     (root / victim).write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
@@ -334,7 +337,8 @@ def test_test_with_a_checkpoint_of_another_kind(capsys, trained, data_root, tmp_
 def test_test_with_a_checkpoint_of_other_networks(capsys, trained, data_root):
     opts = tiny_opts(data_root, trained, **{"networks.feat_model.params.base_channels": 8,
                                             "training_opt.feature_dim": 64})
-    line = fails_cleanly(capsys, ["--test", "--config", STAGE_1, "--opts", *opts],
+    # --allow-config-change gets past the config check (test_run_dir.py) to the weights' own mismatch
+    line = fails_cleanly(capsys, ["--test", "--allow-config-change", "--config", STAGE_1, "--opts", *opts],
                          f"{trained / 'final_model_checkpoint.pth'} does not match the networks in this config",
                          "size mismatch for", untouched=trained)
     assert "test with the config that trained it" in line

@@ -252,7 +252,8 @@ def test_skip_done_runs_only_the_missing_steps(in_repo, runner, tmp_path, capsys
 def test_without_skip_done_finished_steps_run_again(in_repo, runner, tmp_path):
     logs = tmp_path / "logs"
     all_markers(logs, losses=("focal",))
-    assert sweep.main(["--losses", "focal", "--logs", str(logs)]) == 0
+    # a plain rerun over existing runs is refused (test_run_dir.py); --overwrite runs them again
+    assert sweep.main(["--losses", "focal", "--overwrite", "--logs", str(logs)]) == 0
     assert len(runner.calls) == 4 + 1
 
 

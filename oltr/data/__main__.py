@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from oltr.errors import DataError
+from oltr.errors import DataError, OltrError
 
 EXIT_DEFECTS = 1
 EXIT_USER_ERROR = 2
@@ -79,7 +79,29 @@ def _add_make_lt(commands):
     parser.add_argument("--keep_profile_order", action="store_true",
                         help="give the largest count to the first class in name order instead of dealing the profile randomly")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    _add_force(parser)
     parser.set_defaults(run=_run_make_lt)
+
+
+def _add_force(parser):
+    parser.add_argument("--force", action="store_true",
+                        help="replace split files already in the output folder (default: refuse, naming them)")
+
+
+def refuse_existing(out_dir, dataset, force):
+    """Split files of ``dataset`` already in ``out_dir`` are not replaced silently: a DataError unless ``force``."""
+    from pathlib import Path
+
+    from oltr.data.split_file import SPLITS, split_path
+
+    names = [split_path(out_dir, dataset, split) for split in SPLITS]
+    names += [Path(out_dir) / f"{dataset}_classes.txt", Path(out_dir) / f"{dataset}_meta.json"]
+    found = [str(path) for path in names if path.exists()]
+    if found and not force:
+        raise DataError(f"{found[0]} already exists" + (f" (and {len(found) - 1} more of {dataset}'s files)"
+                                                        if len(found) > 1 else "")
+                        + "; nothing was written. Choose another output folder or --dataset, or pass --force "
+                          "to replace them")
 
 
 def _run_make_lt(args):
@@ -87,7 +109,8 @@ def _run_make_lt(args):
 
     summary = make_lt(args.image_root, args.out_dir, args.dataset, args.profile, args.max_count, args.min_count,
                       args.imbalance_factor, args.val_per_class, args.test_per_class, args.open_classes,
-                      args.open_per_class, args.seed, shuffle_profile=not args.keep_profile_order)
+                      args.open_per_class, args.seed, shuffle_profile=not args.keep_profile_order,
+                      force=args.force)
     _print_summary(summary)
     return 0
 
@@ -96,13 +119,21 @@ def _add_digits(commands):
     parser = commands.add_parser("digits", help="build the embedded Digits_LT dataset (no network needed)",
                                  formatter_class=_HelpFormatter)
     parser.add_argument("--root", default="data/Digits_LT", help="where to build it (data_root and split_dir of its configs)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an older or incomplete Digits_LT build at --root (default: refuse)")
     parser.set_defaults(run=_run_digits)
 
 
 def _run_digits(args):
-    from oltr.data.digits_lt import ensure_digits_lt
+    from pathlib import Path
 
-    root = ensure_digits_lt(args.root)
+    from oltr.data.digits_lt import ensure_digits_lt, is_complete
+
+    root = Path(args.root)
+    if root.is_dir() and any(root.iterdir()) and not is_complete(root) and not args.force:
+        raise DataError(f"{root} holds an older or incomplete Digits_LT build (or other files); nothing was "
+                        "written. Pass --force to replace an older build, or choose another --root")
+    root = ensure_digits_lt(root)
     with open(root / "meta.json", encoding="utf-8") as handle:
         meta = json.load(handle)
     print(f"Digits_LT ready at {root}")
@@ -125,6 +156,7 @@ def _add_cifar_lt(commands):
     parser.add_argument("--dataset", default=None, help="split-file prefix (default CIFAR10_LT / CIFAR100_LT)")
     parser.add_argument("--no-download", dest="download", action="store_false", help="use an already extracted archive under --root (default: download it when absent)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    _add_force(parser)
     parser.set_defaults(run=_run_cifar_lt)
 
 
@@ -133,6 +165,7 @@ def _run_cifar_lt(args):
 
     imbalance = int(args.imbalance_factor) if float(args.imbalance_factor).is_integer() else args.imbalance_factor
     out_dir = args.out_dir or f"data/{args.dataset or VARIANTS[args.which][1]}"
+    refuse_existing(out_dir, args.dataset or VARIANTS[args.which][1], args.force)
     summary = export_cifar_lt(args.root, out_dir, args.which, imbalance, args.profile, args.open_classes,
                               args.val_per_class, args.max_count, args.download, args.seed, args.dataset)
     _print_summary(summary)
@@ -160,8 +193,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except DataError as error:
+    except OltrError as error:  # DataError, and OutputError from the writers
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        print(f"error: cannot access {error.filename or 'a file'}: {error.strerror or error}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

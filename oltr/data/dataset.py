@@ -31,8 +31,11 @@ class SplitDataset(Dataset):
                 return image.convert("RGB")
         except FileNotFoundError:
             raise DataError(f"image {path} does not exist (it was listed in the split file).") from None
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise DataError(f"image {path} cannot be read as an image ({error}); replace or remove it.") from None
+        except DataError:
+            raise
+        except Exception as error:  # PIL fails in many ways: OSError, SyntaxError, DecompressionBombError, struct.error...
+            reason = f"{type(error).__name__}: {error}" if not isinstance(error, UnidentifiedImageError) else str(error)
+            raise DataError(f"image {path} cannot be read as an image ({reason}); replace or remove it.") from None
 
     def __getitem__(self, index):
         image = self.transform(self.load_image(index))

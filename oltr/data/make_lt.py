@@ -80,6 +80,7 @@ def make_lt(
     open_per_class=None,
     seed=0,
     shuffle_profile=True,
+    force=True,
 ):
     """Write ``<out_dir>/<dataset_name>_{train,val,test,open}.txt`` (+ ``_classes.txt``, ``_meta.json``).
 
@@ -89,7 +90,8 @@ def make_lt(
     ``imbalance_factor`` (max/min) is given. ``open_classes`` is a count (drawn
     with the seed) or a list of class names; each contributes
     ``open_per_class`` images (default ``test_per_class``, fewer if it has
-    fewer). Returns the summary also saved as ``_meta.json``.
+    fewer). Returns the summary also saved as ``_meta.json``. ``force=False`` refuses (DataError)
+    to replace split files of ``dataset_name`` already in ``out_dir``, after every other check.
     """
     for name, value in (("val_per_class", val_per_class), ("test_per_class", test_per_class)):
         _check_count(name, value)
@@ -148,6 +150,9 @@ def make_lt(
         "open_per_class": open_per_class,
         "seed": seed,
     }
+    if not force:
+        from oltr.data.__main__ import refuse_existing
+        refuse_existing(out_dir, dataset_name, force)
     return write_split_files(out_dir, dataset_name, splits, known, summary)
 
 

@@ -1,4 +1,12 @@
-"""``--test`` and ``--test_open``: checkpoint -> logits -> metrics -> results JSON."""
+"""``--test`` and ``--test_open``: checkpoint -> logits -> metrics -> results JSON.
+
+The results describe the checkpoint: its config (the command line's may differ only in what
+``checkpoint_config.py`` leaves free, unless ``--allow-config-change``), its best epoch and the
+SHA-256 of its weights; results of another checkpoint already in the log_dir are kept aside, with a note.
+"""
+import hashlib
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +19,16 @@ from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
 from ..run_files import FINAL_CHECKPOINT, results_path
 from .checkpoint import load_checkpoint
+from .checkpoint_config import config_differences
 from .inference import collect_logits
+from .run_dir import note
 
 
-def load_trained_network(config, ctx):
+def load_trained_network(config, ctx, checkpoint=None):
     """The best weights and centroids of the run in ``training_opt.log_dir``."""
     path = Path(config["training_opt"]["log_dir"]) / FINAL_CHECKPOINT
-    checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
+    if checkpoint is None:
+        checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     try:
         network = build.build_network(config, for_training=False)
         network.feat_model.load_state_dict(checkpoint["networks"]["feat_model"])
@@ -32,11 +43,31 @@ def load_trained_network(config, ctx):
     return network, (None if centroids is None else centroids.to(ctx.device)), checkpoint, path
 
 
-def evaluate(config, ctx, open_set=False, echo=True):
+def check_test_config(config, checkpoint, checkpoint_path, allow_config_change):
+    """The command line's config against the checkpoint's; returns the differences (allowed ones)."""
+    stored = checkpoint.get("config")
+    if not isinstance(stored, dict):
+        return []
+    differences = config_differences(config, stored)
+    if differences and not allow_config_change:
+        key, ours, theirs = differences[0]
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        raise CheckpointError(
+            f"{checkpoint_path} was trained with {key}={theirs!r} but this config has {ours!r}{more}; test with "
+            "the config that trained it, or pass --allow-config-change to test it anyway")
+    return differences
+
+
+def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
     """Evaluate the trained run on the test split (plus the open split for ``open_set``)."""
     training_opt = config["training_opt"]
     build.prepare_data(training_opt)
-    network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx)
+    path = Path(training_opt["log_dir"]) / FINAL_CHECKPOINT
+    checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
+    differences = check_test_config(config, checkpoint, path, allow_config_change)
+    for key, ours, theirs in differences:
+        note(f"--allow-config-change: {key} is {ours!r} here but {theirs!r} in {path}")
+    network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx, checkpoint)
     samples = build.load_samples(training_opt, "test")
     if open_set:
         samples = samples + build.load_samples(training_opt, "open")
@@ -55,8 +86,9 @@ def evaluate(config, ctx, open_set=False, echo=True):
                                    **shot_args)
     else:
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
-    results = {**_run_metadata(config, checkpoint_path, open_set), **metrics}
+    results = {**_run_metadata(config, checkpoint, checkpoint_path, open_set, differences), **metrics}
     out = results_path(training_opt["log_dir"], open_set)
+    _keep_results_of_another_checkpoint(out, results["weights_sha256"])
     write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
         np.savez_compressed(out.with_suffix(".npz"), logits=logits.numpy(), labels=labels.numpy())
@@ -66,20 +98,63 @@ def evaluate(config, ctx, open_set=False, echo=True):
     return results
 
 
-def _run_metadata(config, checkpoint_path, open_set):
-    performance = config["criterions"]["PerformanceLoss"]
+def _run_metadata(config, checkpoint, checkpoint_path, open_set, differences=()):
+    """What was tested: the checkpoint's config and epoch (the command line's where it holds none)."""
+    trained = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else config
+    performance = trained["criterions"]["PerformanceLoss"]
+    metrics = checkpoint.get("metrics") if isinstance(checkpoint.get("metrics"), dict) else {}
     return {
-        "dataset": config["training_opt"]["dataset"],
-        "stage": config["training_opt"]["stage"],
+        "dataset": trained["training_opt"]["dataset"],
+        "stage": trained["training_opt"]["stage"],
         "loss": performance["loss"],
         "loss_params": performance["loss_params"],
-        "num_epochs": config["training_opt"]["num_epochs"],
-        "seed": config["seed"],
-        "config_hash": config_hash(config),
+        "num_epochs": trained["training_opt"]["num_epochs"],
+        "seed": trained["seed"],
+        "config_hash": config_hash(trained),
         "checkpoint": str(checkpoint_path),
+        "checkpoint_epoch": metrics.get("best_epoch"),
+        "weights_sha256": weights_sha256(checkpoint),
+        "checkpoint_config": trained,
+        "config_changes": [{"key": key, "test": ours, "checkpoint": theirs} for key, ours, theirs in differences],
         "setting": "open" if open_set else "closed",
         "torch_version": torch.__version__,
     }
+
+
+def weights_sha256(checkpoint):
+    """SHA-256 of what the test evaluates: the networks' tensors and the centroids (names, dtypes,
+    shapes, bytes). Not of the file, which also holds the training log (timings differ run to run)."""
+    digest = hashlib.sha256()
+
+    def add(name, value):
+        if isinstance(value, dict):
+            for key in sorted(value, key=str):
+                add(f"{name}.{key}", value[key])
+        elif isinstance(value, torch.Tensor):
+            flat = value.detach().cpu().reshape(-1).contiguous()
+            digest.update(f"{name}:{flat.dtype}:{tuple(value.shape)};".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        else:
+            digest.update(f"{name}={value!r};".encode())
+
+    add("networks", checkpoint.get("networks"))
+    add("centroids", checkpoint.get("centroids"))
+    return digest.hexdigest()
+
+
+def _keep_results_of_another_checkpoint(out, sha256):
+    """An old results file of another checkpoint is renamed ``<name>.replaced-<timestamp>`` and named in a note."""
+    if not out.is_file():
+        return
+    try:
+        old = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and old.get("weights_sha256") == sha256:
+        return  # a re-test of the same checkpoint
+    kept = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    out.rename(kept)
+    note(f"{out} held results of another checkpoint (or of an unknown one); kept them as {kept}")
 
 
 def _json_default(value):

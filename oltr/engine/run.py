@@ -50,15 +50,17 @@ class Run:
         return self.feature_loss.centroids.detach()
 
 
-def build_run(config, ctx, echo=True):
+def build_run(config, ctx, echo=True, defer_logs=False):
+    """``defer_logs``: the log lines of the set-up wait in memory until ``run.logger.open()``."""
     training_opt = config["training_opt"]
     seed_everything(config["seed"])
-    logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo)
+    logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo, deferred=defer_logs)
 
     build.prepare_data(training_opt)
     train_samples = build.load_samples(training_opt, "train")
     val_samples = build.load_samples(training_opt, "val")
     class_counts = build.class_counts_of(train_samples, training_opt["num_classes"])
+    build.check_every_class_trains(training_opt, class_counts)
     train_set = build.build_dataset(training_opt, train_samples, train=True)
     val_set = build.build_dataset(training_opt, val_samples, train=False)
     steps_per_epoch = len(train_set) // training_opt["batch_size"]

@@ -6,6 +6,7 @@
 This file holds the epoch loop; a Run is set up in ``run.py`` and saved and restored by
 ``run_state.py`` (their names are re-exported here, where callers have always found them).
 """
+import contextlib
 import json
 import math
 import time
@@ -129,13 +130,28 @@ def validate(run):
 
 # ----------------------------------------------------------------------------- the loop
 
-def fit(config, ctx, resume=False, echo=True):
-    """Train one stage; returns the metrics dict stored in the final checkpoint."""
-    run = build_run(config, ctx, echo=echo)
+def fit(config, ctx, resume=False, echo=True, claim=None):
+    """Train one stage; returns the metrics dict stored in the final checkpoint.
+
+    ``claim``: a context manager (``run_dir.claim``, as the CLI passes) entered after the set-up,
+    which reads the data and builds everything, and before the first write into the log_dir.
+    """
+    run = build_run(config, ctx, echo=echo, defer_logs=True)
+    with claim if claim is not None else contextlib.nullcontext():
+        return _fit(run, config, ctx, resume)
+
+
+def _fit(run, config, ctx, resume):
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
-    if resume and restore_last(run):
+    restored = resume and restore_last(run)
+    run.logger.open()  # after the resume check, so a refused resume leaves the old run's log alone
+    if restored:
         run.logger.info(f"resumed from {log_dir / LAST_CHECKPOINT} at epoch {run.epoch + 1}")
+        if run.epoch >= training_opt["num_epochs"] and (log_dir / FINAL_CHECKPOINT).is_file():
+            run.logger.info(f"{log_dir} holds a finished run of this config; nothing to do")
+            barrier(ctx)
+            return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
     elif resume:
         run.logger.info("nothing to resume; starting from the first epoch")
     if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone

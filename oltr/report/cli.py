@@ -59,14 +59,24 @@ def write_dataset_report(results, dataset, out_dir, formats=FORMATS, plots=True,
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    missing = [directory for directory in args.dirs if not Path(directory).is_dir()]
+    if missing:
+        print(f"error: RESULTS_DIR {missing[0]} is not a directory; name the log directories of your runs "
+              "(e.g. logs/Digits_LT)", file=sys.stderr)
+        return 2
     results = collect_results(args.dirs)
     if not results:
-        print(f"error: no usable {RESULTS_CLOSED} or {RESULTS_OPEN} under {', '.join(args.dirs)}", file=sys.stderr)
-        return 1
+        print(f"error: no usable {RESULTS_CLOSED} or {RESULTS_OPEN} under {', '.join(args.dirs)}; test a run "
+              "first (python main.py --config ... --test)", file=sys.stderr)
+        return 2
     plots = not args.no_plots and matplotlib_available()
     if not args.no_plots and not plots:
         print_warning("matplotlib is not installed; plots skipped (pip install matplotlib)")
-    for dataset in datasets_of(results):
-        print(write_dataset_report(results, dataset, args.out, args.format, plots))
+    try:
+        for dataset in datasets_of(results):
+            print(write_dataset_report(results, dataset, args.out, args.format, plots))
+    except OSError as error:
+        print(f"error: cannot write {error.filename or args.out}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"tables written under {args.out}/")
     return 0

@@ -6,6 +6,7 @@ the trainer) gives what the run logged while training, such as the cyclical loss
 A file that cannot be read is skipped with one warning line; a missing metrics log is a gap.
 """
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -34,10 +35,43 @@ def _load_result(path, warn):
         if not isinstance(result.get(key), str) or not result[key]:
             warn(f"skipping {path}: key {key!r} is missing or not a string")
             return None
+    problem = implausible_value(result)
+    if problem:
+        warn(f"skipping {path}: {problem}")
+        return None
     result = dict(result)
     result["setting"] = RESULTS_FILES[Path(path).name]  # the file name decides, whatever the body says
     result["_source"] = str(path)
     return result
+
+
+# Values a results file holds as fractions in [0, 1] (or null: an empty group); anything else cannot be what it claims.
+FRACTION_KEYS = ("overall_top1", "many_shot_top1", "medium_shot_top1", "few_shot_top1", "top5", "macro_f1", "ece",
+                 "f_measure", "open_auroc", "fpr_at_95_tpr", "open_rejection_acc")
+FRACTION_LISTS = ("per_class_top1",)
+
+
+def _is_fraction(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0.0 <= value <= 1.0)
+
+
+def implausible_value(result):
+    """'key 'overall_top1' is 1.7, not a number in [0, 1]' for the first such value, else None."""
+    for key in FRACTION_KEYS:
+        value = result.get(key)
+        if value is not None and not _is_fraction(value):
+            return f"key {key!r} is {value!r}, not a number in [0, 1]"
+    for key in FRACTION_LISTS:
+        values = result.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list):
+            return f"key {key!r} is {values!r}, not a list of numbers in [0, 1]"
+        for index, value in enumerate(values):
+            if value is not None and not _is_fraction(value):
+                return f"key {key!r}[{index}] is {value!r}, not a number in [0, 1]"
+    return None
 
 
 def collect_results(dirs, warn=print_warning):
