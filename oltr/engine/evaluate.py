@@ -6,7 +6,8 @@ import torch
 
 from .. import build
 from ..atomic import write_json_atomic
-from ..config import config_hash
+from ..config import config_hash, recipe_of
+from ..posthoc import adjust_logits
 from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
 from ..run_files import FINAL_CHECKPOINT, results_path
@@ -50,12 +51,13 @@ def evaluate(config, ctx, open_set=False, echo=True):
     shot_args = dict(many_threshold=thresholds["many"], few_threshold=thresholds["few"],
                      inclusive=thresholds["inclusive"])
     class_counts = checkpoint["class_counts"]
+    logits = adjust_logits(logits, class_counts, config["evaluation"]["logit_adjustment_tau"])
     if open_set:
         metrics = open_set_metrics(logits, labels, class_counts, threshold=training_opt["open_threshold"],
                                    **shot_args)
     else:
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
-    results = {**_run_metadata(config, checkpoint_path, open_set), **metrics}
+    results = {**_run_metadata(config, checkpoint_path, open_set), **_recipe_metadata(config, checkpoint), **metrics}
     out = results_path(training_opt["log_dir"], open_set)
     write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
@@ -80,6 +82,12 @@ def _run_metadata(config, checkpoint_path, open_set):
         "setting": "open" if open_set else "closed",
         "torch_version": torch.__version__,
     }
+
+
+def _recipe_metadata(config, checkpoint):
+    """Which stage-2 recipe the run is, what it fitted (tau_norm's tau), and the test-time logit adjustment."""
+    return {"recipe": recipe_of(config), "recipe_fit": checkpoint.get("recipe_fit"),
+            "logit_adjustment_tau": config["evaluation"]["logit_adjustment_tau"]}
 
 
 def _json_default(value):

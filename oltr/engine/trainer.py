@@ -17,6 +17,7 @@ from ..atomic import write_text_atomic
 from ..config import dump_yaml
 from ..errors import OltrError
 from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
+from . import recipes
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, to_device
 from ..seeding import epoch_seed, seed_everything
@@ -131,6 +132,8 @@ def validate(run):
 
 def fit(config, ctx, resume=False, echo=True):
     """Train one stage; returns the metrics dict stored in the final checkpoint."""
+    if recipes.needs_no_training(config):  # tau_norm, ncm: fitted in one pass, nothing to resume
+        return recipes.fit_without_training(config, ctx, echo=echo)
     run = build_run(config, ctx, echo=echo)
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
