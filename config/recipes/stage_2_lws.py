@@ -17,4 +17,7 @@ config = {
         "feat_model": {"stage1_weights": True},
         "classifier": {"type": "lws", "params": {}, "stage1_weights": True},
     },
+    # no centroid memory and no feature loss: those are the meta-embedding's
+    "criterions": {"FeatureLoss": None},
+    "memory": {"centroids": False, "init_centroids": False},
 }

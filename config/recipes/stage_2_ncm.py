@@ -10,4 +10,7 @@ config = {
         "feat_model": {"stage1_weights": True},
         "classifier": {"type": "ncm", "params": {"scale": 16.0}, "stage1_weights": False},
     },
+    # no centroid memory and no feature loss: those are the meta-embedding's
+    "criterions": {"FeatureLoss": None},
+    "memory": {"centroids": False, "init_centroids": False},
 }

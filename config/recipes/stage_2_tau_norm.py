@@ -16,4 +16,7 @@ config = {
         "feat_model": {"stage1_weights": True},
         "classifier": {"type": "tau_norm", "params": {"use_bias": True}, "stage1_weights": True},
     },
+    # no centroid memory and no feature loss: those are the meta-embedding's
+    "criterions": {"FeatureLoss": None},
+    "memory": {"centroids": False, "init_centroids": False},
 }
