@@ -17,6 +17,9 @@ crt and lws train with the ordinary trainer (``run.py`` calls ``prepare_network`
 tau_norm and ncm are fitted here (``fit_without_training``). Every recipe writes a normal run
 directory with ``final_model_checkpoint.pth``, tested by ``--test`` / ``--test_open`` as any run.
 """
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -64,7 +67,6 @@ class FrozenFeatureNetwork(build.OLTRNetwork):
 
 
 def stage1_checkpoint_path(config):
-    from pathlib import Path
     return Path(config["training_opt"]["stage1_log_dir"]) / FINAL_CHECKPOINT
 
 
@@ -189,18 +191,18 @@ def fit_without_training(config, ctx, echo=True):
     classifier = network.classifier
     val_features, val_labels = collect_features(network.feat_model, training_opt, val_samples, ctx, "validation")
     fit = {"recipe": recipe}
+    classifier.cpu()  # fitted on the gathered CPU features
     if recipe == "ncm":
         features, labels = collect_features(network.feat_model, training_opt, train_samples, ctx, "class means")
         classifier.means.copy_(class_means_of_normalised(features, labels, training_opt["num_classes"]))
         logger.info(f"ncm: class means of L2-normalised features from {len(labels)} training images")
     else:
         taus = tau_grid(training_opt)
-        best, scores = fit_tau(classifier.cpu(), val_features, val_labels, taus)
-        classifier.to(ctx.device)
+        best, scores = fit_tau(classifier, val_features, val_labels, taus)
         fit.update(tau=best, val_top1_by_tau={str(tau): score for tau, score in scores.items()})
         logger.info(f"tau_norm: tau {best} (validation top-1 {scores[best]:.4f}; grid {taus[0]}..{taus[-1]}, "
                     f"{len(taus)} values)")
-    val_top1 = top1(classifier.cpu()(val_features)[0], val_labels)
+    val_top1 = top1(classifier(val_features)[0], val_labels)
     fit["val_top1"] = val_top1
     record = {"epoch": 1, "val_top1": val_top1, **{k: v for k, v in fit.items() if k != "val_top1_by_tau"}}
     if ctx.is_main:
@@ -212,9 +214,6 @@ def fit_without_training(config, ctx, echo=True):
 
 def _save(config, network, class_counts, record, fit):
     """The run directory of a fitted recipe: what ``save_final`` writes for a trained run, plus the fit."""
-    import json
-    from pathlib import Path
-
     log_dir = Path(config["training_opt"]["log_dir"])
     write_text_atomic(log_dir / RESOLVED_CONFIG, dump_yaml(config))
     write_text_atomic(log_dir / METRICS_LOG, json.dumps(record, default=float) + "\n")
