@@ -13,8 +13,8 @@ import torch.nn as nn
 import losses as loss_registry
 from losses.registry import Registry
 
-from .data import (ClassAwareSampler, SplitDataset, build_transform, ensure_digits_lt, find_image_root, read_split,
-                   split_path)
+from .data import (ClassAwareSampler, ClassPriorSampler, SplitDataset, build_transform, ensure_digits_lt,
+                   find_image_root, read_split, split_path)
 from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ConfigError, DataError
 from .models import build_classifier, build_feature_model
@@ -105,12 +105,7 @@ def seeded_generator(seed):
 
 def build_train_loader(training_opt, dataset, seed, ctx):
     """The training loader: shuffled, class-aware, or distributed; reseeded per epoch via set_epoch."""
-    sampler_cfg = training_opt["sampler"]
-    if sampler_cfg is not None:
-        sampler = ClassAwareSampler(dataset.labels, num_samples_cls=sampler_cfg["num_samples_cls"],
-                                    seed=seed, rank=ctx.rank, world_size=ctx.world_size)
-    else:
-        sampler = EpochShuffleSampler(len(dataset), seed=seed, rank=ctx.rank, world_size=ctx.world_size)
+    sampler = build_sampler(training_opt, dataset.labels, seed, ctx)
     batch_size = _per_rank_batch(training_opt["batch_size"], ctx)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=training_opt["num_workers"],
@@ -119,6 +114,22 @@ def build_train_loader(training_opt, dataset, seed, ctx):
         # resumed run replays the same augmentations (persistent workers would not).
         worker_init_fn=_seed_worker, generator=seeded_generator(seed),
     )
+
+
+def build_sampler(training_opt, labels, seed, ctx):
+    """``training_opt.sampler.type`` (a null sampler is ``instance``: plain shuffling), split across ranks."""
+    sampler_cfg = training_opt["sampler"]
+    kind = "instance" if sampler_cfg is None else sampler_cfg["type"]
+    shard = dict(seed=seed, rank=ctx.rank, world_size=ctx.world_size)
+    if kind == "instance":
+        return EpochShuffleSampler(len(labels), **shard)
+    if kind == "class_aware":
+        return ClassAwareSampler(labels, num_samples_cls=sampler_cfg["num_samples_cls"], **shard)
+    try:
+        return ClassPriorSampler(labels, kind, num_classes=training_opt["num_classes"],
+                                 num_epochs=training_opt["num_epochs"], **shard)
+    except ValueError as error:
+        raise DataError(f"training_opt.sampler.type {kind!r}: {error}") from None
 
 
 def build_eval_loader(training_opt, dataset, ctx):

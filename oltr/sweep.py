@@ -9,6 +9,11 @@ performance loss of the registry runs on it, its stage config found in this orde
 overlay ``config/losses/<loss>.py``, else the base file with the registry loss at its defaults
 (``--opts criterions.PerformanceLoss.loss=<loss> criterions.PerformanceLoss.loss_params={}``).
 ``--replay-published`` adds ``config/replay_published/<loss>.py`` where one exists (cfl, casl).
+
+``--recipes`` picks the stage-2 recipes run over each loss's stage-1 run (default: meta_embedding):
+a decoupled recipe ``R`` (crt, lws, tau_norm, ncm) uses the dataset's ``stage_2_<loss>_<R>.py`` if
+it exists, else ``stage_2_<R>.py`` with the loss found as above, and writes ``stage2_<loss>_<R>``
+beside the meta-embedding's ``stage2_<loss>``.
 """
 import argparse
 import inspect
@@ -19,12 +24,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import load_config
+from .config import RECIPES, load_config
 from .engine.run_dir import existing_run, move_aside
 from .errors import OltrError
 from .run_files import FINAL_CHECKPOINT, RESULTS_CLOSED, RESULTS_OPEN
 
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")  # the rows of Tables 3-4, the default --losses
+DEFAULT_RECIPE = "meta_embedding"  # OLTR's stage 2, the default --recipes
 DEFAULT_DATASETS = ("Digits_LT",)
 CONFIG_ROOT = Path("config")
 LOSS_OVERLAYS = CONFIG_ROOT / "losses"
@@ -53,6 +59,7 @@ class Step:
     command: list
     log_dir: Path
     done_marker: Path
+    recipe: str = DEFAULT_RECIPE
 
     def text(self):
         return " ".join(shlex.quote(part) for part in self.command)
@@ -64,12 +71,17 @@ def base_configs(dataset):
     return root / "stage_1.py", root / "stage_2_meta_embedding.py"
 
 
-def config_paths(dataset, loss):
+def recipe_config(dataset, recipe):
+    """The dataset's base stage-2 file of ``recipe``: stage_2_meta_embedding.py, stage_2_crt.py, ..."""
+    return CONFIG_ROOT / dataset / f"stage_2_{recipe}.py"
+
+
+def config_paths(dataset, loss, recipe=DEFAULT_RECIPE):
     """The dataset's own stage-1 and stage-2 files for ``loss`` (which may not exist: see stage_command)."""
     if loss == "softmax":
-        return base_configs(dataset)
+        return base_configs(dataset)[0], recipe_config(dataset, recipe)
     root = CONFIG_ROOT / dataset
-    return root / f"stage_1_{loss}.py", root / f"stage_2_{loss}_meta_embedding.py"
+    return root / f"stage_1_{loss}.py", root / f"stage_2_{loss}_{recipe}.py"
 
 
 def datasets_with_configs():
@@ -83,9 +95,17 @@ def check_dataset(dataset):
                         f"{', '.join(datasets_with_configs())}")
 
 
-def stage_command(dataset, loss, stage, replay=False):
+def check_recipe_configs(dataset, recipes):
+    missing = [str(recipe_config(dataset, recipe)) for recipe in recipes if not recipe_config(dataset, recipe).is_file()]
+    if missing:
+        raise OltrError(f"{dataset} has no {', '.join(missing)}; write it over stage_1.py and "
+                        "config/recipes/<that recipe's file> as the other datasets do, or drop it from --recipes")
+
+
+def stage_command(dataset, loss, stage, replay=False, recipe=DEFAULT_RECIPE):
     """``--config FILE [--overlay FILE ...]`` and the loss's ``--opts`` for one stage of one loss."""
-    own, base = config_paths(dataset, loss)[stage - 1], base_configs(dataset)[stage - 1]
+    own = config_paths(dataset, loss, recipe)[stage - 1]
+    base = base_configs(dataset)[0] if stage == 1 else recipe_config(dataset, recipe)
     shared = LOSS_OVERLAYS / f"{loss}.py"
     if own.is_file():
         args, loss_opts = ["--config", str(own)], []
@@ -106,35 +126,46 @@ def _check_resolves(args, opts):
     load_config(args[args.index("--config") + 1], opts, overlays=overlays)
 
 
-def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs", replay=False, resume=False):
-    """The four steps of one (dataset, loss, seed), with per-seed log dirs when several seeds run.
+def stage2_dir_name(loss, recipe):
+    """stage2_<loss> for the meta-embedding (as always), stage2_<loss>_<recipe> for the others."""
+    return f"stage2_{loss}" if recipe == DEFAULT_RECIPE else f"stage2_{loss}_{recipe}"
 
-    ``resume`` (the sweep's --skip-done): both training steps run with --resume, so an interrupted
+
+def plan(dataset, loss, seed, num_seeds, python=sys.executable, logs_root="logs", replay=False,
+         recipes=(DEFAULT_RECIPE,), resume=False):
+    """The steps of one (dataset, loss, seed): stage 1, then each recipe's stage 2, closed and open test,
+    with per-seed log dirs when several seeds run.
+
+    ``resume`` (the sweep's --skip-done): the training steps run with --resume, so an interrupted
     stage continues from its last finished epoch (and a fresh one simply starts).
     """
     check_dataset(dataset)
+    check_recipe_configs(dataset, recipes)
     run_root = Path(logs_root) / dataset / (f"seed{seed}" if num_seeds > 1 else "")
-    stage1_dir, stage2_dir = run_root / f"stage1_{loss}", run_root / f"stage2_{loss}"
+    stage1_dir = run_root / f"stage1_{loss}"
     stage1_args, stage1_loss_opts = stage_command(dataset, loss, 1, replay)
-    stage2_args, stage2_loss_opts = stage_command(dataset, loss, 2, replay)
     common = [f"seed={seed}"]
     stage1_opts = common + [f"training_opt.log_dir={stage1_dir}"] + stage1_loss_opts
-    stage2_opts = (common + [f"training_opt.log_dir={stage2_dir}", f"training_opt.stage1_log_dir={stage1_dir}"]
-                   + stage2_loss_opts)
     _check_resolves(stage1_args, stage1_opts)
-    _check_resolves(stage2_args, stage2_opts)
     main = [python, "main.py"]
     train = ["--resume"] if resume else []
-    return [
-        Step(dataset, loss, seed, "stage1", main + stage1_args + train + ["--opts", *stage1_opts],
-             stage1_dir, stage1_dir / FINAL_CHECKPOINT),
-        Step(dataset, loss, seed, "stage2", main + stage2_args + train + ["--opts", *stage2_opts],
-             stage2_dir, stage2_dir / FINAL_CHECKPOINT),
-        Step(dataset, loss, seed, "test", main + stage2_args + ["--test", "--opts", *stage2_opts],
-             stage2_dir, stage2_dir / RESULTS_CLOSED),
-        Step(dataset, loss, seed, "test_open", main + stage2_args + ["--test_open", "--opts", *stage2_opts],
-             stage2_dir, stage2_dir / RESULTS_OPEN),
-    ]
+    steps = [Step(dataset, loss, seed, "stage1", main + stage1_args + train + ["--opts", *stage1_opts],
+                  stage1_dir, stage1_dir / FINAL_CHECKPOINT)]
+    for recipe in recipes:
+        stage2_dir = run_root / stage2_dir_name(loss, recipe)
+        stage2_args, stage2_loss_opts = stage_command(dataset, loss, 2, replay, recipe)
+        stage2_opts = (common + [f"training_opt.log_dir={stage2_dir}", f"training_opt.stage1_log_dir={stage1_dir}"]
+                       + stage2_loss_opts)
+        _check_resolves(stage2_args, stage2_opts)
+        steps += [
+            Step(dataset, loss, seed, "stage2", main + stage2_args + train + ["--opts", *stage2_opts],
+                 stage2_dir, stage2_dir / FINAL_CHECKPOINT, recipe),
+            Step(dataset, loss, seed, "test", main + stage2_args + ["--test", "--opts", *stage2_opts],
+                 stage2_dir, stage2_dir / RESULTS_CLOSED, recipe),
+            Step(dataset, loss, seed, "test_open", main + stage2_args + ["--test_open", "--opts", *stage2_opts],
+                 stage2_dir, stage2_dir / RESULTS_OPEN, recipe),
+        ]
+    return steps
 
 
 def check_data_present(dataset):
@@ -198,6 +229,10 @@ def build_parser():
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), metavar="LOSS",
                         help=f"any performance loss of the losses registry (default: the table's "
                              f"{', '.join(LOSSES)})")
+    parser.add_argument("--recipes", nargs="+", default=[DEFAULT_RECIPE], metavar="RECIPE",
+                        help=f"stage-2 recipes over each loss's stage-1 run: {', '.join(RECIPES)} (default: "
+                             f"{DEFAULT_RECIPE}, OLTR's; the others are the decoupled classifiers of Kang et al. "
+                             "2020, each in stage2_<loss>_<recipe>/)")
     parser.add_argument("--replay-published", action="store_true",
                         help="replay the CFL fork's OLTR runs: its reference xi schedule with its loss-local "
                              f"epochs (config/replay_published/<loss>.py, for cfl and casl), on "
@@ -250,6 +285,20 @@ def check_losses(names):
             f"or any other registry loss: {', '.join(others)}")
 
 
+def check_recipes(names):
+    """One line naming each unknown ``--recipes`` name and its closest match; None if all are known."""
+    from losses.registry import closest_name
+
+    unknown = [name for name in names if name not in RECIPES]
+    if not unknown:
+        return None
+    described = []
+    for name in unknown:
+        close = closest_name(name, RECIPES)
+        described.append(repr(name) + (f" (did you mean {close!r}?)" if close else ""))
+    return f"unknown recipe(s) {', '.join(described)} for --recipes; choose from {', '.join(RECIPES)}"
+
+
 def resolve_defaults(args):
     """Fill in the defaults that depend on --replay-published; an OltrError for a bad combination."""
     if args.seeds < 1:
@@ -277,7 +326,8 @@ def sweep(args):
         for seed in range(args.seeds):
             for loss in args.losses:
                 steps.extend(plan(dataset, loss, seed, args.seeds, logs_root=args.logs,
-                                  replay=args.replay_published, resume=args.skip_done))
+                                  replay=args.replay_published, recipes=list(dict.fromkeys(args.recipes)),
+                                  resume=args.skip_done))
     report = [sys.executable, "-m", "oltr.report", *[str(Path(args.logs) / d) for d in args.datasets],
               "--out", args.out]
     if args.dry_run:
@@ -288,7 +338,8 @@ def sweep(args):
     _refuse_existing_runs(steps, args)
     started, skipped = time.perf_counter(), 0
     for number, step in enumerate(steps, 1):
-        label = f"[{number}/{len(steps)}] {step.dataset} {step.loss} seed {step.seed} {step.phase}"
+        recipe = "" if step.recipe == DEFAULT_RECIPE or step.phase == "stage1" else f" {step.recipe}"
+        label = f"[{number}/{len(steps)}] {step.dataset} {step.loss}{recipe} seed {step.seed} {step.phase}"
         if args.skip_done and step.done_marker.is_file():
             print(f"{label}: done already, skipped", flush=True)
             skipped += 1
@@ -311,7 +362,7 @@ def sweep(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    unknown = check_losses(args.losses)
+    unknown = check_losses(args.losses) or check_recipes(args.recipes)
     if unknown:
         print(f"error: {unknown}", file=sys.stderr)
         return 2

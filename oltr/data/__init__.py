@@ -18,6 +18,7 @@ _EXPORTS = {
     "scan_image_folder": "oltr.data.make_lt",
     "long_tail_counts": "oltr.data.profiles",
     "ClassAwareSampler": "oltr.data.samplers",
+    "ClassPriorSampler": "oltr.data.samplers",
     "SPLITS": "oltr.data.split_file",
     "find_image_root": "oltr.data.split_file",
     "read_split": "oltr.data.split_file",

@@ -1,4 +1,6 @@
-"""Class-aware sampling, as OLTR's stage 2 (Liu et al., CVPR 2019; Shen et al., ECCV 2016).
+"""Samplers beyond plain shuffling: class-aware (OLTR) and the class-prior samplers of Kang et al.
+
+``ClassAwareSampler``: class-aware sampling, as OLTR's stage 2 (Liu et al., CVPR 2019; Shen et al., ECCV 2016).
 
 The stream cycles through the classes in a shuffled order (the order is
 reshuffled each time every class has had its turn) and takes
@@ -13,6 +15,10 @@ from a private ``torch.Generator``: the trainer calls ``set_epoch`` each epoch
 (as with ``DistributedSampler``), and resuming from ``state_dict`` replays it.
 With ``world_size > 1`` the global stream is cut ``rank::world_size`` so the
 ranks' shares are disjoint and together are the stream a single process sees.
+
+``ClassPriorSampler`` (``class_balanced``, ``square_root``, ``progressive``; Kang et al.,
+"Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR 2020) draws
+each sample's class from a distribution over classes, with the same seeding and sharding.
 """
 import numpy as np
 import torch
@@ -93,6 +99,125 @@ class ClassAwareSampler(Sampler):
             count = min(self.num_samples_cls, self.total_size - len(stream))
             stream.extend(member_cycles[turn].take(count))
         return stream
+
+    def __iter__(self):
+        return iter(self.global_stream()[self.rank :: self.world_size])
+
+    def __len__(self):
+        return self.total_size // self.world_size
+
+    def state_dict(self):
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+
+
+# ----------------------------------------------------------------------------- class-prior samplers
+
+CLASS_PRIOR_SAMPLERS = ("class_balanced", "square_root", "progressive")
+
+
+def class_sampling_probabilities(kind, class_counts, progress=0.0):
+    """p_j, the chance that a draw comes from class j (Kang et al., ICLR 2020, Sec. 3 and Eq. 1).
+
+        class_balanced  p_j = 1 / C                                  (each class equally likely)
+        square_root     p_j = n_j^(1/2) / sum_k n_k^(1/2)
+        progressive     p_j = (1 - t) n_j / sum_k n_k + t / C        (t: training progress in [0, 1])
+
+    A class with no training image but p_j > 0 cannot be drawn: a ValueError names it.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64).reshape(-1)
+    if counts.size == 0 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f"class counts must be >= 0 with a positive total, got {counts.tolist()}")
+    num_classes = counts.size
+    if kind == "class_balanced":
+        probabilities = np.full(num_classes, 1.0 / num_classes)
+    elif kind == "square_root":
+        probabilities = np.sqrt(counts) / np.sqrt(counts).sum()
+    elif kind == "progressive":
+        t = float(progress)
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"progress must be in [0, 1], got {progress!r}")
+        probabilities = (1.0 - t) * counts / counts.sum() + t / num_classes
+    else:
+        raise ValueError(f"unknown class-prior sampler {kind!r}; choose from {', '.join(CLASS_PRIOR_SAMPLERS)}")
+    empty = np.flatnonzero((counts == 0) & (probabilities > 0))
+    if empty.size:
+        raise ValueError(f"the {kind} sampler draws class {int(empty[0])}, which has no training image "
+                         f"(class counts {counts.astype(int).tolist()}); fix the training split or num_classes, "
+                         "or use the instance or class_aware sampler")
+    return probabilities
+
+
+class ClassPriorSampler(Sampler):
+    """Draw a class from p_j (``class_sampling_probabilities``), then one of its images.
+
+    Each draw's class is independent (``torch.multinomial`` with replacement); within a class
+    the images come from the class's own shuffled list, reshuffled whenever it runs out, so
+    a class's images repeat only after all have been seen. As ``ClassAwareSampler``: the
+    stream is a pure function of (seed, epoch) (``set_epoch``, ``state_dict``), cut
+    ``rank::world_size`` across processes. ``progressive`` moves from instance-balanced
+    (t = 0, first epoch) to class-balanced (t = 1, last epoch), t = epoch / (num_epochs - 1).
+
+    Args:
+        labels: the training labels (class ids in [0, num_classes)).
+        kind: ``class_balanced``, ``square_root`` or ``progressive``.
+        num_classes: C (default: max label + 1); a class without images must have p_j = 0.
+        num_samples: length of the global stream per epoch (default ``len(labels)``).
+        num_epochs: for ``progressive``'s t.
+    """
+
+    def __init__(self, labels, kind, num_classes=None, num_samples=None, num_epochs=1, seed=0, rank=0,
+                 world_size=1):
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if labels.size == 0:
+            raise ValueError("ClassPriorSampler needs at least one label")
+        if labels.min() < 0:
+            raise ValueError("ClassPriorSampler got a negative (open-set) label; train labels must be >= 0")
+        if not isinstance(world_size, int) or world_size < 1 or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+        if labels.max() >= num_classes:
+            raise ValueError(f"label {int(labels.max())} is outside [0, {num_classes})")
+        num_samples = len(labels) if num_samples is None else num_samples
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        self.kind = kind
+        self.class_counts = np.bincount(labels, minlength=num_classes)
+        self.num_epochs = max(int(num_epochs), 1)
+        for t in (0.0, 1.0):  # every p the epochs will use is valid (an empty class fails here, not mid-run)
+            class_sampling_probabilities(kind, self.class_counts, t)
+        order = np.argsort(labels, kind="stable")
+        self.class_members = [part.tolist() for part in np.split(order, np.cumsum(self.class_counts)[:-1])]
+        self.rank = rank
+        self.world_size = world_size
+        self.total_size = -(-num_samples // world_size) * world_size
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def progress(self):
+        return min(self.epoch / max(self.num_epochs - 1, 1), 1.0)
+
+    def probabilities(self):
+        """This epoch's p_j."""
+        return class_sampling_probabilities(self.kind, self.class_counts, self.progress())
+
+    def global_stream(self):
+        """All ``total_size`` indices of this epoch, before the split across ranks."""
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
+        weights = torch.as_tensor(self.probabilities(), dtype=torch.float64)
+        classes = torch.multinomial(weights, self.total_size, replacement=True, generator=generator).numpy()
+        stream = np.empty(self.total_size, dtype=np.int64)
+        for label, members in enumerate(self.class_members):
+            positions = np.flatnonzero(classes == label)
+            if positions.size:
+                stream[positions] = _ShuffledCycle(members, generator).take(positions.size)
+        return stream.tolist()
 
     def __iter__(self):
         return iter(self.global_stream()[self.rank :: self.world_size])

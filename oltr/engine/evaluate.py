@@ -14,7 +14,8 @@ import torch
 
 from .. import build
 from ..atomic import write_json_atomic
-from ..config import config_hash
+from ..config import config_hash, recipe_of
+from ..posthoc import adjust_logits
 from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
 from ..run_files import FINAL_CHECKPOINT, results_path
@@ -81,12 +82,14 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
     shot_args = dict(many_threshold=thresholds["many"], few_threshold=thresholds["few"],
                      inclusive=thresholds["inclusive"])
     class_counts = checkpoint["class_counts"]
+    logits = adjust_logits(logits, class_counts, config["evaluation"]["logit_adjustment_tau"])
     if open_set:
         metrics = open_set_metrics(logits, labels, class_counts, threshold=training_opt["open_threshold"],
                                    **shot_args)
     else:
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
-    results = {**_run_metadata(config, checkpoint, checkpoint_path, open_set, differences), **metrics}
+    results = {**_run_metadata(config, checkpoint, checkpoint_path, open_set, differences),
+               **_recipe_metadata(config, checkpoint), **metrics}
     out = results_path(training_opt["log_dir"], open_set)
     _keep_results_of_another_checkpoint(out, results["weights_sha256"])
     write_json_atomic(out, results, indent=2, default=_json_default)
@@ -155,6 +158,12 @@ def _keep_results_of_another_checkpoint(out, sha256):
     kept = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     out.rename(kept)
     note(f"{out} held results of another checkpoint (or of an unknown one); kept them as {kept}")
+
+
+def _recipe_metadata(config, checkpoint):
+    """Which stage-2 recipe the run is, what it fitted (tau_norm's tau), and the test-time logit adjustment."""
+    return {"recipe": recipe_of(config), "recipe_fit": checkpoint.get("recipe_fit"),
+            "logit_adjustment_tau": config["evaluation"]["logit_adjustment_tau"]}
 
 
 def _json_default(value):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import build
+from . import recipes
 from ..errors import ConfigError
 from ..seeding import seed_everything
 from .inference import compute_centroids
@@ -69,7 +70,11 @@ def build_run(config, ctx, echo=True, defer_logs=False):
                           f"split ({len(train_set)} images); lower it")
 
     network = build.build_network(config)
-    for line in build.load_stage1_weights(network, config):
+    if recipes.is_decoupled(config):  # crt, lws: stage 1's feature model, frozen in eval mode
+        network, lines = recipes.prepare_network(network, config)
+    else:
+        lines = build.load_stage1_weights(network, config)
+    for line in lines:
         logger.info(f"stage-1 weights: {line}")
     build.freeze_fixed_networks(network, config)
     criterions = build.build_criterions(config, class_counts)

@@ -18,6 +18,7 @@ from ..atomic import write_text_atomic
 from ..config import dump_yaml
 from ..errors import OltrError
 from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
+from . import recipes
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, to_device
 from ..seeding import epoch_seed, seed_everything
@@ -136,8 +137,12 @@ def fit(config, ctx, resume=False, echo=True, claim=None):
     ``claim``: a context manager (``run_dir.claim``, as the CLI passes) entered after the set-up,
     which reads the data and builds everything, and before the first write into the log_dir.
     """
+    claimed = claim if claim is not None else contextlib.nullcontext()
+    if recipes.needs_no_training(config):  # tau_norm, ncm: fitted in one pass, nothing to resume
+        with claimed:
+            return recipes.fit_without_training(config, ctx, echo=echo)
     run = build_run(config, ctx, echo=echo, defer_logs=True)
-    with claim if claim is not None else contextlib.nullcontext():
+    with claimed:
         return _fit(run, config, ctx, resume)
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from losses.registry import Registry, did_you_mean
 from oltr.errors import ConfigError
 from oltr.models.classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
+from oltr.models.decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
 from oltr.models.resnet_feature import RESNET_ARCHS, ResNetFeature
 
 # Every ResNet arch is built by ResNetFeature(arch, **params).
@@ -21,6 +22,9 @@ CLASSIFIERS = Registry("classifier type", "classifier types", error=ConfigError)
 CLASSIFIERS.register("dot_product", DotProductClassifier)
 CLASSIFIERS.register("cosine_norm", CosineNormClassifier)
 CLASSIFIERS.register("meta_embedding", MetaEmbeddingClassifier)
+CLASSIFIERS.register("lws", LWSClassifier)  # the decoupled recipes' (oltr/models/decoupled.py)
+CLASSIFIERS.register("tau_norm", TauNormClassifier)
+CLASSIFIERS.register("ncm", NCMClassifier)
 
 
 def available_feature_models() -> list[str]:
@@ -39,7 +43,7 @@ def build_feature_model(type: str, **params) -> ResNetFeature:
 
 
 def build_classifier(type: str, **params) -> nn.Module:
-    """Classifier by name (dot_product, cosine_norm, meta_embedding), e.g. in_dim=512, num_classes=1000."""
+    """Classifier by name (dot_product, cosine_norm, meta_embedding, lws, tau_norm, ncm), e.g. in_dim=512, num_classes=1000."""
     classifier_class = CLASSIFIERS.get(type)
     _check_params(f"classifier {type!r}", classifier_class, params)
     missing = [

@@ -1,6 +1,6 @@
 """From results dicts to the rows of one dataset's table: mean +- sample std over seeds, paper rows, differences.
 
-Runs are grouped by (loss, stage); a cell is None (no results file: a gap) or
+Runs are grouped by (loss, recipe, stage) (recipe None: the meta-embedding); a cell is None (no results file: a gap) or
 {mean, std, n} in display units (accuracies in %), mean None meaning "n/a".
 """
 import json
@@ -9,7 +9,7 @@ import re
 import statistics
 
 from .collect import print_warning
-from .layout import COLUMNS, loss_label, loss_sort_key, published_for, row_label
+from .layout import COLUMNS, loss_label, loss_sort_key, published_for, recipe_sort_key, row_label, table_recipe
 
 
 def stage_of(result):
@@ -39,22 +39,28 @@ def aggregate(runs, results_key, percent):
 
 
 def group_runs(results, dataset):
-    """{(loss, stage): {"closed": [...], "open": [...]}} for one dataset, in table order."""
+    """{(loss, recipe, stage): {"closed": [...], "open": [...]}} for one dataset, in table order."""
     groups = {}
     for result in results:
         if result["dataset"] != dataset:
             continue
-        key = (result["loss"], stage_of(result))
+        key = (result["loss"], table_recipe(result), stage_of(result))
         groups.setdefault(key, {"closed": [], "open": []})[result["setting"]].append(result)
-    order = sorted(groups, key=lambda key: (loss_sort_key(key[0]), key[1] or ""))
+    order = sorted(groups, key=lambda key: (recipe_sort_key(key[1]), loss_sort_key(key[0]), key[2] or ""))
     return {key: groups[key] for key in order}
+
+
+def _recipe_groups(results, dataset):
+    """[(label, loss, recipe, stage, runs)] of group_runs, each labelled as its table row is."""
+    groups = group_runs(results, dataset)
+    several_stages = len({stage for _, recipe, stage in groups if recipe is None}) > 1
+    return [(row_label(loss, stage, several_stages, recipe), loss, recipe, stage, runs)
+            for (loss, recipe, stage), runs in groups.items()]
 
 
 def labelled_groups(results, dataset):
     """[(label, loss, stage, runs)] of group_runs, each labelled as its table row is."""
-    groups = group_runs(results, dataset)
-    several_stages = len({stage for _, stage in groups}) > 1
-    return [(row_label(loss, stage, several_stages), loss, stage, runs) for (loss, stage), runs in groups.items()]
+    return [(label, loss, stage, runs) for label, loss, _, stage, runs in _recipe_groups(results, dataset)]
 
 
 def _warn_mixed_params(runs, label, warn):
@@ -79,17 +85,17 @@ def build_table(results, dataset, warn=print_warning):
     def paper_row(loss):
         cells = {key: {"mean": value, "std": None, "n": 1}
                  for (key, *_), value in zip(COLUMNS, paper_rows[loss])}
-        return {"kind": "paper", "label": f"{loss_label(loss)} (paper)", "loss": loss, "stage": None,
+        return {"kind": "paper", "label": f"{loss_label(loss)} (paper)", "loss": loss, "recipe": None, "stage": None,
                 "cells": cells, "num_closed": 0, "num_open": 0}
 
-    for label, loss, stage, runs in labelled_groups(results, dataset):
+    for label, loss, recipe, stage, runs in _recipe_groups(results, dataset):
         _warn_mixed_params(runs["closed"] + runs["open"], f"{dataset} {label}", warn)
         cells = {key: aggregate(runs[setting], results_key, percent)
                  for key, _, setting, results_key, percent in COLUMNS}
-        ours = {"kind": "ours", "label": label, "loss": loss, "stage": stage, "cells": cells,
+        ours = {"kind": "ours", "label": label, "loss": loss, "recipe": recipe, "stage": stage, "cells": cells,
                 "num_closed": len(runs["closed"]), "num_open": len(runs["open"])}
         rows.append(ours)
-        if loss in paper_rows and stage in (None, "2"):
+        if loss in paper_rows and stage in (None, "2") and recipe is None:
             if loss not in losses_shown:
                 rows.append(paper_row(loss))
                 losses_shown.add(loss)
@@ -108,14 +114,14 @@ def _difference_row(ours, paper):
             cells[key] = None if mine is None else {"mean": None, "std": None, "n": 0}
         else:
             cells[key] = {"mean": mine["mean"] - theirs["mean"], "std": None, "n": mine["n"]}
-    return {"kind": "diff", "label": f"{ours['label']} (ours - paper)", "loss": ours["loss"],
+    return {"kind": "diff", "label": f"{ours['label']} (ours - paper)", "loss": ours["loss"], "recipe": None,
             "stage": ours["stage"], "cells": cells, "num_closed": ours["num_closed"],
             "num_open": ours["num_open"]}
 
 
 def _insert_position(rows, loss):
-    """After every row of losses that come earlier in the table order."""
+    """After every row of losses that come earlier in the table order (the meta-embedding's rows)."""
     for index, row in enumerate(rows):
-        if loss_sort_key(row["loss"]) > loss_sort_key(loss):
+        if (recipe_sort_key(row.get("recipe")), loss_sort_key(row["loss"])) > (recipe_sort_key(None), loss_sort_key(loss)):
             return index
     return len(rows)

@@ -1,6 +1,7 @@
 """What Tables 3-4 of the cyclical focal loss paper show: their columns, their rows, their numbers.
 
-Rows are OLTR, OLTR + FL, + ASL, + CFL, + CASL (then any other loss as "OLTR + <NAME>");
+Rows are OLTR, OLTR + FL, + ASL, + CFL, + CASL (then any other loss as "OLTR + <NAME>"), then the
+decoupled recipes, named by loss and recipe ("CE + cRT", "Balanced Softmax + tau-norm");
 columns are closed-set many/medium/few/average top-1 and open-set many/medium/few top-1
 and F-measure. The paper's published rows are here too, for ImageNet-LT and Places-LT.
 """
@@ -49,14 +50,46 @@ PUBLISHED = {
 }
 
 
+# How a loss is named beside a decoupled recipe (and in "OLTR + <NAME>" for the losses not in Tables 3-4).
+LOSS_NAMES = {"softmax": "CE", "focal": "FL", "asl": "ASL", "cfl": "CFL", "casl": "CASL",
+              "balanced_softmax": "Balanced Softmax", "logit_adjusted": "Logit Adjusted", "ldam": "LDAM",
+              "seesaw": "Seesaw", "cb_softmax": "CB Softmax", "cb_sigmoid": "CB Sigmoid", "cb_focal": "CB Focal",
+              "efl": "EFL"}
+# The stage-2 recipes after OLTR's meta-embedding (None: the meta-embedding, or a stage-1 run), in table order.
+RECIPE_ORDER = (None, "crt", "lws", "tau_norm", "ncm")
+RECIPE_LABELS = {"crt": "cRT", "lws": "LWS", "tau_norm": "tau-norm", "ncm": "NCM"}
+
+
+def loss_name(loss):
+    """"CE" for softmax, "Balanced Softmax" for balanced_softmax, "FOO" for an unlisted foo."""
+    return LOSS_NAMES.get(loss, loss.upper())
+
+
 def loss_label(loss):
-    """The row name of a loss: "OLTR + CFL" for cfl, "OLTR + LDAM" for an unlisted ldam."""
-    return LOSS_LABELS.get(loss, f"OLTR + {loss.upper()}")
+    """The row name of a loss: "OLTR + CFL" for cfl, "OLTR + Balanced Softmax", "OLTR + FOO" for an unlisted foo."""
+    return LOSS_LABELS.get(loss, f"OLTR + {loss_name(loss)}")
 
 
-def row_label(loss, stage, several_stages):
-    """A loss's row name, with its stage when the table holds more than one stage."""
-    return loss_label(loss) + (f" (stage {stage})" if several_stages and stage else "")
+def table_recipe(result):
+    """The recipe a results dict belongs to in the table: None for the meta-embedding (or no recipe recorded)."""
+    recipe = result.get("recipe")
+    return None if recipe in (None, "meta_embedding") else str(recipe)
+
+
+def method_label(loss, recipe):
+    """A row's method: loss_label for the meta-embedding, "<loss name> + <recipe>" for a decoupled recipe."""
+    if recipe is None:
+        return loss_label(loss)
+    return f"{loss_name(loss)} + {RECIPE_LABELS.get(recipe, recipe)}"
+
+
+def recipe_sort_key(recipe):
+    return (RECIPE_ORDER.index(recipe), "") if recipe in RECIPE_ORDER else (len(RECIPE_ORDER), str(recipe))
+
+
+def row_label(loss, stage, several_stages, recipe=None):
+    """A row's name (method_label), with its stage when the table holds more than one stage."""
+    return method_label(loss, recipe) + (f" (stage {stage})" if several_stages and stage and recipe is None else "")
 
 
 def loss_sort_key(loss):

@@ -1,0 +1,11 @@
+# CIFAR10_LT stage 2 with learnable weight scaling (LWS) (Kang et al., ICLR 2020):
+# the shared recipe
+# config/recipes/stage_2_lws.py over stage_1.py, starting from stage_1.py's run.
+_base_ = ["stage_1.py", "../recipes/stage_2_lws.py"]
+
+config = {
+    "training_opt": {
+        "log_dir": "logs/CIFAR10_LT/stage2_lws",
+        "stage1_log_dir": "logs/CIFAR10_LT/stage1",
+    },
+}

@@ -1,0 +1,11 @@
+# Digits_LT stage 2 with classifier re-training (cRT) (Kang et al., ICLR 2020):
+# the shared recipe
+# config/recipes/stage_2_crt.py over stage_1.py, starting from stage_1.py's run.
+_base_ = ["stage_1.py", "../recipes/stage_2_crt.py"]
+
+config = {
+    "training_opt": {
+        "log_dir": "logs/Digits_LT/stage2_crt",
+        "stage1_log_dir": "logs/Digits_LT/stage1",
+    },
+}

@@ -1,0 +1,23 @@
+# Learnable weight scaling, LWS (Kang et al., ICLR 2020, Sec. 4), shared by every dataset's
+# stage_2_lws.py: `_base_ = ["stage_1.py", "../recipes/stage_2_lws.py"]`. Start from the stage-1 run
+# (training_opt.stage1_log_dir), keep its feature model and its classifier's weights and bias frozen,
+# and learn one scale per class (initialised to 1; logits_j = s_j (W_j . x + b_j)) with class-balanced
+# sampling, for classifier-balancing's 5 epochs with cosine decay to 0. Only the scales change.
+# Not a complete config on its own: it has no dataset.
+config = {
+    "training_opt": {
+        "stage": 2,
+        "recipe": "lws",
+        "num_epochs": 5,
+        "sampler": {"type": "class_balanced"},
+        "scheduler": "cosine",
+        "scheduler_params": {"eta_min": 0.0},
+    },
+    "networks": {
+        "feat_model": {"stage1_weights": True},
+        "classifier": {"type": "lws", "params": {}, "stage1_weights": True},
+    },
+    # no centroid memory and no feature loss: those are the meta-embedding's
+    "criterions": {"FeatureLoss": None},
+    "memory": {"centroids": False, "init_centroids": False},
+}
