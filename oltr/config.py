@@ -136,6 +136,7 @@ SCHEMA = Section({
         "compile": _bool(False),
         "sync_bn": _bool(False),
         "save_logits": _bool(False),
+        "tensorboard": _bool(False),
         "shot_thresholds": Section({
             "many": _int(100, minimum=1),
             "few": _int(20, minimum=0),
@@ -171,6 +172,10 @@ SCHEMA = Section({
     "memory": Section({
         "centroids": _bool(False),
         "init_centroids": _bool(False),
+    }),
+    "evaluation": Section({
+        "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
+        "ci_seed": _int(0, minimum=0),
     }),
 })
 
