@@ -23,6 +23,7 @@ from ..seeding import epoch_seed, seed_everything
 from .run import Run, _check_amp_compatible, build_run  # noqa: F401  (re-exported)
 from .run_log import progress_bar, progress_enabled
 from .run_state import network_state, restore_last, save_final, save_last
+from .tensorboard_log import TensorBoardLog, check_tensorboard
 
 
 class NonFiniteLossError(OltrError):
@@ -131,6 +132,7 @@ def validate(run):
 
 def fit(config, ctx, resume=False, echo=True):
     """Train one stage; returns the metrics dict stored in the final checkpoint."""
+    check_tensorboard(config)
     run = build_run(config, ctx, echo=echo)
     training_opt = config["training_opt"]
     log_dir = Path(training_opt["log_dir"])
@@ -141,9 +143,13 @@ def fit(config, ctx, resume=False, echo=True):
     if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone
         write_text_atomic(log_dir / RESOLVED_CONFIG, dump_yaml(config))
         _rewrite_metrics_log(log_dir, run.history)
-    for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
-        run.epoch = scheduler_epoch
-        _run_epoch(run)
+    tensorboard = TensorBoardLog(config, ctx)
+    try:
+        for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
+            run.epoch = scheduler_epoch
+            _run_epoch(run, tensorboard)
+    finally:
+        tensorboard.close()
     if ctx.is_main:
         save_final(run)
     barrier(ctx)  # no rank leaves (for stage 2, or the test) before the final checkpoint is on disk
@@ -152,7 +158,7 @@ def fit(config, ctx, resume=False, echo=True):
     return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
 
 
-def _run_epoch(run):
+def _run_epoch(run, tensorboard=None):
     training_opt = run.config["training_opt"]
     if training_opt["progress_granularity"] == "epoch":
         set_progress(run.criterions, training_progress(run.epoch, training_opt["num_epochs"]))
@@ -174,6 +180,8 @@ def _run_epoch(run):
         record["xi"] = xi
     run.history.append(record)
     run.logger.metrics(record)
+    if tensorboard is not None:
+        tensorboard.epoch(record)
     run.logger.info(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}: loss {losses['loss']:.4f} "
                     f"val top-1 {top1:.4f}" + (f" xi {xi:.3f}" if xi is not None else "")
                     + f" ({record['images_per_s']:.0f} img/s)")
