@@ -87,12 +87,14 @@ def _stratified_weights(strata_sizes, resamples, rng, position=None):
     """
     sizes = np.asarray(strata_sizes)
     total = int(sizes.sum())
-    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each position's stratum start
-    span = np.repeat(sizes, sizes)
-    drawn = starts + (rng.random((resamples, total)) * span).astype(np.int64)
+    index = np.int32 if resamples * total < 2**31 else np.int64  # half the memory traffic where it fits
+    starts = np.repeat(np.cumsum(sizes) - sizes, sizes).astype(index)  # each position's stratum start
+    span = np.repeat(sizes, sizes).astype(np.float64)
+    drawn = (rng.random((resamples, total)) * span).astype(index)
+    drawn += starts
     if position is not None:
-        drawn = position[drawn]
-    drawn += (np.arange(resamples) * total)[:, None]
+        drawn = position.astype(index)[drawn]
+    drawn += (np.arange(resamples, dtype=index) * total)[:, None]
     return np.bincount(drawn.ravel(), minlength=resamples * total).reshape(resamples, total)
 
 
@@ -109,14 +111,22 @@ def auroc_resamples(known_scores, known_labels, open_scores, resamples, rng):
     known_sorted = is_known[by_score]
     rank = np.empty_like(by_score)
     rank[by_score] = np.arange(by_score.size)  # stratum layout -> score order
+    tied = starts.size < scores.size
+    open_sorted = known_sorted == 0
     chunk = max(1, _CHUNK_ELEMENTS // scores.size)
     values = []
     for first in range(0, resamples, chunk):
         weights = _stratified_weights(sizes, min(chunk, resamples - first), rng, rank)
-        positive = np.add.reduceat(weights * known_sorted, starts, axis=1)
-        negative = np.add.reduceat(weights * (1 - known_sorted), starts, axis=1)
-        below = np.cumsum(negative, axis=1) - negative
-        values.append(np.sum(positive * (below + 0.5 * negative), axis=1))
+        if tied:  # sum weights over each run of equal scores; ties count half
+            positive = np.add.reduceat(weights * known_sorted, starts, axis=1)
+            negative = np.add.reduceat(weights * (1 - known_sorted), starts, axis=1)
+            below = np.cumsum(negative, axis=1) - negative
+            values.append(np.sum(positive * (below + 0.5 * negative), axis=1))
+        else:  # distinct scores: each known image beats the open weight sorted below it
+            negative = np.where(open_sorted, weights, 0)
+            below = np.cumsum(negative, axis=1)  # inclusive, but at a known position negative is 0
+            weights[:, open_sorted] = 0
+            values.append(np.einsum("ij,ij->i", weights, below))
     return np.concatenate(values) / (known_scores.size * open_scores.size)
 
 

@@ -32,10 +32,11 @@ def test_coverage_of_the_overall_accuracy_on_simulated_truth():
     assert 0.92 <= covered_few / trials <= 0.98
 
 
-def _open_case(seed=0):
+def _open_case(seed=0, decimals=2):
     rng = np.random.default_rng(seed)
     labels = np.r_[np.repeat(np.arange(COUNTS.size), 12), -np.ones(50, int)]
-    confidence = np.where(labels >= 0, rng.beta(4, 2, labels.size), rng.beta(2, 4, labels.size)).round(2)
+    confidence = np.where(labels >= 0, rng.beta(4, 2, labels.size), rng.beta(2, 4, labels.size))
+    confidence = confidence if decimals is None else confidence.round(decimals)
     predictions = np.where(rng.random(labels.size) < 0.7, labels, 0)
     predictions[confidence < 0.2] = -1
     return labels, predictions, confidence
@@ -66,9 +67,10 @@ def test_empty_group_has_no_interval():
     assert ci["few_shot_top1"] is None and ci["many_shot_top1"] == [1.0, 1.0]
 
 
-def test_weighted_auroc_equals_sklearn_on_the_drawn_resample():
+@pytest.mark.parametrize("decimals", [2, None])  # tied scores, and the distinct-scores path
+def test_weighted_auroc_equals_sklearn_on_the_drawn_resample(decimals):
     """One resample's weights, expanded into repeated images, scored by sklearn: the same AUROC."""
-    labels, _, confidence = _open_case(1)
+    labels, _, confidence = _open_case(1, decimals)
     known = labels >= 0
     drawn = auroc_resamples(confidence[known], labels[known], confidence[~known], 3, np.random.default_rng(5))
     # redraw the same weights (same generator state) and expand them by hand
