@@ -23,6 +23,7 @@ setup(
     extras_require={
         "test": ["pytest>=7"],
         "plot": ["matplotlib>=3.5"],
+        "tb": ["tensorboard>=2.10"],
     },
     entry_points={"console_scripts": ["oltr=oltr.cli:entry_point"]},
 )

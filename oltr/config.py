@@ -149,6 +149,7 @@ SCHEMA = Section({
         "compile": _bool(False),
         "sync_bn": _bool(False),
         "save_logits": _bool(False),
+        "tensorboard": _bool(False),
         "shot_thresholds": Section({
             "many": _int(100, minimum=1),
             "few": _int(20, minimum=0),
@@ -188,6 +189,8 @@ SCHEMA = Section({
     "evaluation": Section({
         # post-hoc logit adjustment (Menon et al. 2021): logits - tau * log(prior) before every test metric
         "logit_adjustment_tau": _num(0.0, minimum=0.0),
+        "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
+        "ci_seed": _int(0, minimum=0),
     }),
 })
 

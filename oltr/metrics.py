@@ -347,6 +347,9 @@ _TABLE_ROWS = (
     ("macro F1", "macro_f1", _score),
     ("F-measure", "f_measure", _score),
     ("open AUROC", "open_auroc", _percent),
+    ("open AUPR (known +)", "open_aupr_in", _percent),
+    ("open AUPR (open +)", "open_aupr_out", _percent),
+    ("OSCR", "oscr", _percent),
     ("FPR at 95% TPR", "fpr_at_95_tpr", _percent),
     ("open rejection acc", "open_rejection_acc", _percent),
     (f"ECE ({ECE_BINS} bins)", "ece", _percent),
@@ -368,6 +371,9 @@ def format_results_table(results):
         if key not in results:
             continue
         line = f"  {label:<{width}}  {show(results[key]):>7}"
+        interval = (results.get("ci95") or {}).get(key)
+        if interval:
+            line += f" [{show(interval[0])}, {show(interval[1])}]"
         group = groups.get(key.split("_shot_")[0]) if "_shot_" in key else None
         if isinstance(group, dict):
             line += f"   ({group.get('rule', '?')}: {group.get('num_classes', '?')} classes)"

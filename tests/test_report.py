@@ -81,7 +81,8 @@ def test_main_writes_markdown_csv_latex_and_plots(runs, tmp_path, capsys):
     out = tmp_path / "out"
     assert report.main([str(runs), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "## ImageNet_LT" in printed and "| OLTR + CFL | 41.0 ± 1.4 |" in printed
+    # two seeds: the t-interval of the mean, 41 -+ t_{0.975,1} (12.706) * 1.414 / sqrt(2)
+    assert "## ImageNet_LT" in printed and "| OLTR + CFL | 41.0 ± 1.4 [28.3, 53.7] |" in printed
     assert "many n >= 100 (1 classes)" in printed  # group sizes printed with the table
     target = out / "ImageNet_LT"
     assert (target / "table.md").read_text(encoding="utf-8") in printed
@@ -92,7 +93,7 @@ def test_main_writes_markdown_csv_latex_and_plots(runs, tmp_path, capsys):
     assert rows["OLTR"]["open_many"] == "" and rows["OLTR"]["runs_open"] == "0"
     assert float(rows["OLTR + CFL (ours - paper)"]["closed_average"]) == pytest.approx(0.5)
     latex = (target / "table.tex").read_text(encoding="utf-8")
-    assert r"\begin{tabular}" in latex and r"OLTR + CFL & 41.0 $\pm$ 1.4 &" in latex
+    assert r"\begin{tabular}" in latex and r"OLTR + CFL & 41.0 $\pm$ 1.4 [28.3, 53.7] &" in latex
     assert r"ImageNet\_LT" in latex
     pytest.importorskip("matplotlib")
     assert (target / "per_class_accuracy.png").stat().st_size > 0

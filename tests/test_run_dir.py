@@ -252,11 +252,11 @@ def interrupted_run(capsys, monkeypatch, log_dir, tiny_digits_root):
     argv = ["--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, log_dir, **{"training_opt.num_epochs": 2})]
     real_run_epoch, calls = trainer._run_epoch, []
 
-    def stop_at_the_second_epoch(run):
+    def stop_at_the_second_epoch(run, *args):
         calls.append(run.epoch)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real_run_epoch(run)
+        real_run_epoch(run, *args)
 
     with monkeypatch.context() as patch:
         patch.setattr(trainer, "_run_epoch", stop_at_the_second_epoch)
@@ -275,8 +275,9 @@ def test_a_full_disk_while_writing_results_or_a_checkpoint_keeps_the_old_files(c
     (test_code, test_err), (resume_code, resume_err) = run_with_file_size_limits(
         (1000, ["--test", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)]),
         (last.stat().st_size // 2, ["--resume", *argv]))
-    # results: the old results file, and everything else, as they were; no temp file left
-    one_line_error(test_code, test_err, f"cannot write {run_copy / 'results_test_closed.json'}",
+    # a test: the old results file, and everything else, as they were; no temp file left. The first
+    # file a test writes is its per-image predictions (the results JSON, the sweep's done marker, last).
+    one_line_error(test_code, test_err, f"cannot write {run_copy / 'predictions_test_closed.npz'}",
                    "File too large (EFBIG)")
     assert hashes(run_copy) == before
     # a checkpoint: the last good one intact, no final checkpoint, no temp file

@@ -19,6 +19,7 @@ from ..posthoc import adjust_logits
 from ..errors import CheckpointError
 from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
 from ..run_files import FINAL_CHECKPOINT, results_path
+from .evaluate_extras import rigor_extras, save_predictions
 from .checkpoint import load_checkpoint
 from .checkpoint_config import config_differences
 from .inference import collect_logits
@@ -88,10 +89,12 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
                                    **shot_args)
     else:
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
+    extras, predictions = rigor_extras(config, logits, labels, class_counts, open_set, shot_args)
     results = {**_run_metadata(config, checkpoint, checkpoint_path, open_set, differences),
-               **_recipe_metadata(config, checkpoint), **metrics}
+               **_recipe_metadata(config, checkpoint), **metrics, **extras}
     out = results_path(training_opt["log_dir"], open_set)
     _keep_results_of_another_checkpoint(out, results["weights_sha256"])
+    save_predictions(training_opt["log_dir"], open_set, predictions)
     write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
         np.savez_compressed(out.with_suffix(".npz"), logits=logits.numpy(), labels=labels.numpy())

@@ -25,6 +25,7 @@ from ..seeding import epoch_seed, seed_everything
 from .run import build_run
 from .run_log import progress_bar, progress_enabled
 from .run_state import network_state, restore_last, save_final, save_last
+from .tensorboard_log import TensorBoardLog, check_tensorboard
 
 
 class NonFiniteLossError(OltrError):
@@ -137,6 +138,7 @@ def fit(config, ctx, resume=False, echo=True, claim=None):
     ``claim``: a context manager (``run_dir.claim``, as the CLI passes) entered after the set-up,
     which reads the data and builds everything, and before the first write into the log_dir.
     """
+    check_tensorboard(config)
     claimed = claim if claim is not None else contextlib.nullcontext()
     if recipes.needs_no_training(config):  # tau_norm, ncm: fitted in one pass, nothing to resume
         with claimed:
@@ -162,9 +164,13 @@ def _fit(run, config, ctx, resume):
     if ctx.is_main:  # after the resume check, so a refused resume leaves the old run's files alone
         write_text_atomic(log_dir / RESOLVED_CONFIG, dump_yaml(config))
         _rewrite_metrics_log(log_dir, run.history)
-    for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
-        run.epoch = scheduler_epoch
-        _run_epoch(run)
+    tensorboard = TensorBoardLog(config, ctx)
+    try:
+        for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
+            run.epoch = scheduler_epoch
+            _run_epoch(run, tensorboard)
+    finally:
+        tensorboard.close()
     if ctx.is_main:
         save_final(run)
     barrier(ctx)  # no rank leaves (for stage 2, or the test) before the final checkpoint is on disk
@@ -173,7 +179,7 @@ def _fit(run, config, ctx, resume):
     return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
 
 
-def _run_epoch(run):
+def _run_epoch(run, tensorboard=None):
     training_opt = run.config["training_opt"]
     if training_opt["progress_granularity"] == "epoch":
         set_progress(run.criterions, training_progress(run.epoch, training_opt["num_epochs"]))
@@ -195,6 +201,8 @@ def _run_epoch(run):
         record["xi"] = xi
     run.history.append(record)
     run.logger.metrics(record)
+    if tensorboard is not None:
+        tensorboard.epoch(record)
     run.logger.info(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}: loss {losses['loss']:.4f} "
                     f"val top-1 {top1:.4f}" + (f" xi {xi:.3f}" if xi is not None else "")
                     + f" ({record['images_per_s']:.0f} img/s)")

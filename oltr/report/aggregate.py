@@ -9,6 +9,7 @@ import re
 import statistics
 
 from .collect import print_warning
+from ..uncertainty import t_interval
 from .layout import COLUMNS, loss_label, loss_sort_key, published_for, recipe_sort_key, row_label, table_recipe
 
 
@@ -31,11 +32,25 @@ def aggregate(runs, results_key, percent):
     if not runs:
         return None
     scale = 100.0 if percent else 1.0
-    values = [scale * value for value in (finite_number(run.get(results_key)) for run in runs) if value is not None]
+    kept = [run for run in runs if finite_number(run.get(results_key)) is not None]
+    values = [scale * run[results_key] for run in kept]
     if not values:
         return {"mean": None, "std": None, "n": 0}
     std = statistics.stdev(values) if len(values) > 1 else None  # sample std, ddof=1
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values),
+            **interval_of(kept, values, results_key, scale)}
+
+
+def interval_of(runs, values, results_key, scale):
+    """{"ci": [low, high], "ci_kind": "t" | "bootstrap"} or {}: over seeds the t-interval of the mean,
+    for a single run its own bootstrap interval (results' ci95), when the file has one."""
+    if len(values) > 1:
+        return {"ci": t_interval(values), "ci_kind": "t"}
+    bounds = runs[0].get("ci95") if isinstance(runs[0].get("ci95"), dict) else {}
+    pair = bounds.get(results_key)
+    if isinstance(pair, list) and len(pair) == 2 and all(finite_number(value) is not None for value in pair):
+        return {"ci": [scale * pair[0], scale * pair[1]], "ci_kind": "bootstrap"}
+    return {}
 
 
 def group_runs(results, dataset):

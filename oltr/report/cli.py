@@ -12,7 +12,11 @@ from ..run_files import RESULTS_CLOSED, RESULTS_OPEN
 from .aggregate import build_table
 from .collect import collect_results, datasets_of, print_warning
 from .formats import format_csv, format_latex, format_markdown
+from .formats import format_sentences
+from .html import write_html_report
+from .paired import DEFAULT_RESAMPLES, DEFAULT_SEED, closing_sentences, paired_rows, paired_sentences
 from .plots import matplotlib_available, plot_per_class_accuracy, plot_xi_schedule
+from .plots_rigor import plot_f_measure_curves, plot_reliability
 
 FORMATS = ("md", "csv", "tex")
 
@@ -35,6 +39,11 @@ def _parser():
     parser.add_argument("--format", type=_formats, default=list(FORMATS),
                         help="comma list of table files to write: md,csv,tex (default: all)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    parser.add_argument("--ci-resamples", type=int, default=DEFAULT_RESAMPLES,
+                        help=f"paired-bootstrap resamples of the differences to OLTR (default: {DEFAULT_RESAMPLES})")
+    parser.add_argument("--ci-seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the paired bootstrap (default: {DEFAULT_SEED})")
+    parser.add_argument("--no-html", action="store_true", help="do not write <out>/report.html")
     return parser
 
 
@@ -42,19 +51,28 @@ def _safe_name(dataset):
     return re.sub(r"[^\w.-]", "_", dataset)
 
 
-def write_dataset_report(results, dataset, out_dir, formats=FORMATS, plots=True, warn=print_warning):
-    """Write table.{md,csv,tex} (and plots) for one dataset; returns the Markdown."""
+def write_dataset_report(results, dataset, out_dir, formats=FORMATS, plots=True, warn=print_warning,
+                         resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED):
+    """Write table.{md,csv,tex} (and plots) for one dataset; returns {dataset, rows, sentences, markdown, images}."""
     rows = build_table(results, dataset, warn=warn)
+    paired, notes = paired_rows(results, dataset, resamples, seed)
+    rows = rows + paired
+    sentences = paired_sentences(paired) + notes + closing_sentences(paired)
     target = Path(out_dir) / _safe_name(dataset)
     target.mkdir(parents=True, exist_ok=True)
-    markdown = format_markdown(rows, dataset, results)
-    writers = {"md": lambda: markdown, "csv": lambda: format_csv(rows), "tex": lambda: format_latex(rows, dataset)}
+    markdown = format_markdown(rows, dataset, results) + ("\n" + format_sentences(sentences) if sentences else "")
+    writers = {"md": lambda: markdown, "csv": lambda: format_csv(rows),
+               "tex": lambda: format_latex(rows, dataset, sentences)}
     for extension in formats:
         (target / f"table.{extension}").write_text(writers[extension](), encoding="utf-8")
+    images = {}
     if plots:
-        plot_per_class_accuracy(results, dataset, target / "per_class_accuracy.png")
-        plot_xi_schedule(results, dataset, target / "xi_schedule.png", warn=warn)
-    return markdown
+        drawers = {"per_class_accuracy.png": lambda path: plot_per_class_accuracy(results, dataset, path),
+                   "xi_schedule.png": lambda path: plot_xi_schedule(results, dataset, path, warn=warn),
+                   "f_measure_curve.png": lambda path: plot_f_measure_curves(results, dataset, path),
+                   "reliability.png": lambda path: plot_reliability(results, dataset, path)}
+        images = {name: target / name for name, draw in drawers.items() if draw(target / name)}
+    return {"dataset": dataset, "rows": rows, "sentences": sentences, "markdown": markdown, "images": images}
 
 
 def main(argv=None):
@@ -72,9 +90,17 @@ def main(argv=None):
     plots = not args.no_plots and matplotlib_available()
     if not args.no_plots and not plots:
         print_warning("matplotlib is not installed; plots skipped (pip install matplotlib)")
+    if args.ci_resamples < 1:
+        print(f"error: --ci-resamples must be at least 1, got {args.ci_resamples}", file=sys.stderr)
+        return 2
+    reports = []
     try:
         for dataset in datasets_of(results):
-            print(write_dataset_report(results, dataset, args.out, args.format, plots))
+            reports.append(write_dataset_report(results, dataset, args.out, args.format, plots,
+                                                resamples=args.ci_resamples, seed=args.ci_seed))
+            print(reports[-1]["markdown"])
+        if not args.no_html:
+            print(f"wrote {write_html_report(reports, Path(args.out) / 'report.html')}")
     except OSError as error:
         print(f"error: cannot write {error.filename or args.out}: {error.strerror or error}", file=sys.stderr)
         return 2

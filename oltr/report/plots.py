@@ -1,6 +1,7 @@
 """The report's PNG plots, drawn when matplotlib is installed (the ``plot`` extra).
 
-- per_class_accuracy.png: closed-set accuracy of each class against its training count (log x).
+- per_class_accuracy.png: closed-set accuracy of each class against its training count (log x), binned
+  means with error bars (std across seeds) where a loss has several seeds.
 - xi_schedule.png: the cyclical losses' xi over training, as each run's trainer logged it in
   ``<log_dir>/metrics.jsonl`` (so it is right whatever ``training_opt.progress_granularity``,
   schedule or epoch count the run had). Runs that logged no xi have no curve.
@@ -35,7 +36,7 @@ def _per_class_series(runs):
         return None
     curves = np.asarray(curves, dtype=float)
     present = ~np.isnan(curves).all(axis=0) & (counts > 0)  # log axis: no zero counts
-    return counts[present], np.nanmean(curves[:, present], axis=0)
+    return counts[present], np.nanmean(curves[:, present], axis=0), curves[:, present]
 
 
 def plot_per_class_accuracy(results, dataset, path):
@@ -50,7 +51,7 @@ def plot_per_class_accuracy(results, dataset, path):
         series = _per_class_series(runs["closed"])
         if series is None:
             continue
-        counts, accuracy = series
+        counts, accuracy, per_seed = series
         points = axes.scatter(counts, 100 * accuracy, s=8, alpha=0.35)
         # binned means on a log scale make the trend readable where points pile up
         edges = np.unique(np.geomspace(counts.min(), counts.max() + 1, 11))
@@ -59,7 +60,16 @@ def plot_per_class_accuracy(results, dataset, path):
         filled = sizes > 0
         means = np.bincount(which, weights=accuracy, minlength=len(edges) - 1)[filled] / sizes[filled]
         centres = np.sqrt(edges[:-1] * edges[1:])[filled]
-        axes.plot(centres, 100 * means, marker="o", color=points.get_facecolor()[0][:3], label=label)
+        colour = points.get_facecolor()[0][:3]
+        if per_seed.shape[0] > 1:  # error bars: std across seeds of each bin's mean
+            seed_means = np.stack([np.bincount(which, weights=np.nan_to_num(seed), minlength=len(edges) - 1)[filled]
+                                   / np.maximum(np.bincount(which, weights=~np.isnan(seed),
+                                                            minlength=len(edges) - 1)[filled], 1)
+                                   for seed in per_seed])
+            axes.errorbar(centres, 100 * means, yerr=100 * seed_means.std(axis=0, ddof=1), marker="o", color=colour,
+                          capsize=3, label=f"{label} (± std over {per_seed.shape[0]} seeds)")
+        else:
+            axes.plot(centres, 100 * means, marker="o", color=colour, label=label)
         plotted += 1
     if not plotted:
         return False

@@ -1,0 +1,135 @@
+"""Every row against the baseline row (softmax, "OLTR"): paired bootstrap differences per shot group.
+
+Both models' per-image predictions come from the ``predictions_test_{closed,open}.npz`` their tests
+saved beside the results files. Runs are paired by seed (same test images, same resamples for both),
+and the differences are pooled over the seeds both rows have (oltr.uncertainty.pooled_paired_difference).
+A row whose runs lack the files, or whose test images differ from the baseline's, gets no paired row;
+``paired_rows`` says why in its notes.
+"""
+import numpy as np
+
+from ..metrics import SHOT_GROUPS
+from ..run_files import predictions_path
+from ..uncertainty import pooled_paired_difference
+from .aggregate import labelled_groups
+from .collect import log_dir_of
+from .layout import COLUMNS
+
+BASELINE_LOSS = "softmax"
+DEFAULT_RESAMPLES, DEFAULT_SEED = 1000, 0
+_PAIRED_COLUMNS = {f"{setting}_{name}": f"{name}_shot_top1" for setting in ("closed", "open") for name in SHOT_GROUPS}
+_PAIRED_COLUMNS.update({"closed_average": "overall_top1"})
+
+
+def load_predictions(result):
+    """(labels, correct) of a result's known test images from its predictions npz, or None if absent/unreadable."""
+    path = predictions_path(log_dir_of(result), result["setting"] == "open")
+    try:
+        with np.load(path) as saved:
+            labels, predictions = saved["labels"].astype(np.int64), saved["predictions"].astype(np.int64)
+            class_group = saved["class_group"].astype(np.int64)
+    except (OSError, KeyError, ValueError):
+        return None
+    known = labels >= 0
+    return labels[known], predictions[known] == labels[known], class_group
+
+
+def _pairs(runs, baseline_runs):
+    """[(labels, correct_row, correct_baseline)] by seed, the class groups, and why pairs are missing."""
+    baseline_by_seed = {run.get("seed"): run for run in baseline_runs}
+    pairs, groups, problems = [], None, []
+    for run in runs:
+        other = baseline_by_seed.get(run.get("seed"))
+        if other is None:
+            problems.append(f"seed {run.get('seed')} has no baseline run")
+            continue
+        mine, theirs = load_predictions(run), load_predictions(other)
+        if mine is None or theirs is None:
+            problems.append(f"seed {run.get('seed')} has no {predictions_path('', run['setting'] == 'open').name}")
+            continue
+        if mine[0].shape != theirs[0].shape or not np.array_equal(mine[0], theirs[0]):
+            problems.append(f"seed {run.get('seed')} was tested on other images than the baseline")
+            continue
+        pairs.append((mine[0], mine[1], theirs[1]))
+        groups = {name: mine[2] == index for index, name in enumerate(SHOT_GROUPS)}
+    return pairs, groups, problems
+
+
+def paired_rows(results, dataset, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED):
+    """(rows of kind "paired", notes): one row per non-baseline row of the table, differences in points.
+
+    A cell is None (not compared) or {mean, low, high, significant, n} with n the number of seeds
+    pooled. notes: one sentence per row that could not be compared.
+    """
+    labelled = labelled_groups(results, dataset)
+    baselines = {stage: (label, runs) for label, loss, stage, runs in labelled if loss == BASELINE_LOSS}
+    rows, notes = [], []
+    for label, loss, stage, runs in labelled:
+        if loss == BASELINE_LOSS:
+            continue
+        if stage not in baselines:
+            notes.append(f"{label}: no paired comparison, there is no {BASELINE_LOSS} (OLTR) run of the same stage.")
+            continue
+        base_label, base_runs = baselines[stage]
+        cells, problems, seeds = {key: None for key, *_ in COLUMNS}, [], 0
+        for setting in ("closed", "open"):
+            pairs, groups, missing = _pairs(runs[setting], base_runs[setting])
+            problems += [f"{setting}: {text}" for text in missing]
+            if not pairs:
+                continue
+            seeds = max(seeds, len(pairs))
+            summary = pooled_paired_difference(pairs, groups, resamples, seed)
+            for column, key in _PAIRED_COLUMNS.items():
+                if column.startswith(setting) and summary.get(key) is not None:
+                    cell = summary[key]
+                    cells[column] = {"mean": 100 * cell["mean"], "low": 100 * cell["low"],
+                                     "high": 100 * cell["high"], "significant": cell["significant"],
+                                     "n": len(pairs)}
+        if all(cell is None for cell in cells.values()):
+            why = "; ".join(problems) or "no closed or open runs"
+            notes.append(f"{label} vs {base_label}: no paired row ({why}).")
+            continue
+        rows.append({"kind": "paired", "label": f"{label} - {base_label} (paired)", "loss": loss, "stage": stage,
+                     "versus": base_label, "of": label, "cells": cells, "num_closed": seeds, "num_open": seeds,
+                     "problems": problems})
+    return rows, notes
+
+
+_COLUMN_WORDS = {"closed_many": "closed many-shot", "closed_medium": "closed medium-shot",
+                 "closed_few": "closed few-shot", "closed_average": "closed overall",
+                 "open_many": "open many-shot", "open_medium": "open medium-shot", "open_few": "open few-shot"}
+
+
+def _difference_text(column, cell):
+    return f"{_COLUMN_WORDS[column]} {cell['mean']:+.1f} points [{cell['low']:+.1f}, {cell['high']:+.1f}]"
+
+
+def paired_sentences(rows):
+    """One sentence per paired row: which differences hold (interval excludes zero), else the largest one."""
+    sentences = []
+    for row in rows:
+        compared = [(column, cell) for column, cell in row["cells"].items() if cell is not None]
+        real = [(column, cell) for column, cell in compared if cell["significant"]]
+        seeds = f"{row['num_closed']} seed{'s' if row['num_closed'] != 1 else ''}"
+        head = f"{row['of']} vs {row['versus']} ({seeds}, paired bootstrap over the same test images)"
+        if real:
+            sentences.append(f"{head}: " + "; ".join(_difference_text(c, cell) for c, cell in real)
+                             + f"; the other {len(compared) - len(real)} differences cannot be told from zero.")
+        else:
+            column, cell = max(compared, key=lambda item: abs(item[1]["mean"]))
+            sentences.append(f"{head}: no difference can be told from zero (largest: "
+                             f"{_difference_text(column, cell)}).")
+    return sentences
+
+
+def closing_sentences(rows):
+    """What the table can and cannot tell, in one sentence over all paired rows."""
+    cells = [(row, column, cell) for row in rows for column, cell in row["cells"].items() if cell is not None]
+    if not cells:
+        return []
+    real = [f"{row['of']} {_COLUMN_WORDS[column]}" for row, column, cell in cells if cell["significant"]]
+    if not real:
+        return [f"None of the {len(cells)} paired differences to OLTR excludes zero: on this test set the "
+                "losses cannot be told apart."]
+    return [f"{len(real)} of the {len(cells)} paired differences to OLTR exclude zero ({', '.join(real)}); "
+            "the rest cannot be told from noise on this test set."]
