@@ -105,7 +105,7 @@ def measure(args, ctx, tmp, data_overrides, sync, shape_overrides, synthetic, st
     for mode in args.modes:
         log(f"{label}: building {mode}")
         run = make_run(args.config, bench_overrides(tmp, f"{label}_{mode}", data_overrides, mode,
-                                                    extra=shape_overrides), ctx)
+                                                    extra=shape_overrides), ctx, synthetic=synthetic)
         training_opt = run.config["training_opt"]
         if batches is None:
             batch, steps_per_epoch = training_opt["batch_size"], run.steps_per_epoch

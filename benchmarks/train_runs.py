@@ -67,9 +67,10 @@ def data_overrides_for(config_path, tmp):
     return []
 
 
-def make_run(config_path, overrides, ctx):
+def make_run(config_path, overrides, ctx, synthetic=False):
+    """A real Run; ``synthetic``: it will train on synthetic batches, so its split may lack classes."""
     config = load_config(config_path, overrides)
-    return trainer.build_run(config, ctx, echo=False)
+    return trainer.build_run(config, ctx, echo=False, require_every_class=not synthetic)
 
 
 def preload_batches(run, count, device):

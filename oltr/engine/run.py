@@ -51,8 +51,12 @@ class Run:
         return self.feature_loss.centroids.detach()
 
 
-def build_run(config, ctx, echo=True, defer_logs=False):
-    """``defer_logs``: the log lines of the set-up wait in memory until ``run.logger.open()``."""
+def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True):
+    """``defer_logs``: the log lines of the set-up wait in memory until ``run.logger.open()``.
+
+    ``require_every_class=False`` only for runs that train on synthetic batches (the benchmarks'
+    1000-class shape over the small demo split): real training refuses a class without images.
+    """
     training_opt = config["training_opt"]
     seed_everything(config["seed"])
     logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo, deferred=defer_logs)
@@ -61,7 +65,8 @@ def build_run(config, ctx, echo=True, defer_logs=False):
     train_samples = build.load_samples(training_opt, "train")
     val_samples = build.load_samples(training_opt, "val")
     class_counts = build.class_counts_of(train_samples, training_opt["num_classes"])
-    build.check_every_class_trains(training_opt, class_counts)
+    if require_every_class:
+        build.check_every_class_trains(training_opt, class_counts)
     train_set = build.build_dataset(training_opt, train_samples, train=True)
     val_set = build.build_dataset(training_opt, val_samples, train=False)
     steps_per_epoch = len(train_set) // training_opt["batch_size"]
