@@ -54,8 +54,8 @@ class Run:
 def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True):
     """``defer_logs``: the log lines of the set-up wait in memory until ``run.logger.open()``.
 
-    ``require_every_class=False`` only for runs that train on synthetic batches (the benchmarks'
-    1000-class shape over the small demo split): real training refuses a class without images.
+    ``require_every_class=False`` only for runs that do not train on their split (the benchmarks'
+    synthetic batches, the config tests' two-image splits): real training refuses a class without images.
     """
     training_opt = config["training_opt"]
     seed_everything(config["seed"])
