@@ -49,7 +49,28 @@ class _ShuffledCycle:
         return taken
 
 
-class ClassAwareSampler(Sampler):
+class _EpochStreamSampler(Sampler):
+    """What the epoch-seeded samplers share: a ``global_stream()`` that is a function of
+    (seed, epoch), this rank's share of it, and the (seed, epoch) state that resume restores."""
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(self.global_stream()[self.rank :: self.world_size])
+
+    def __len__(self):
+        return self.total_size // self.world_size
+
+    def state_dict(self):
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+
+
+class ClassAwareSampler(_EpochStreamSampler):
     """Balanced-by-class index stream for a dataset with integer ``labels``.
 
     Args:
@@ -85,8 +106,6 @@ class ClassAwareSampler(Sampler):
         self.seed = int(seed)
         self.epoch = 0
 
-    def set_epoch(self, epoch):
-        self.epoch = int(epoch)
 
     def global_stream(self):
         """All ``total_size`` indices of this epoch, before the split across ranks."""
@@ -99,19 +118,6 @@ class ClassAwareSampler(Sampler):
             count = min(self.num_samples_cls, self.total_size - len(stream))
             stream.extend(member_cycles[turn].take(count))
         return stream
-
-    def __iter__(self):
-        return iter(self.global_stream()[self.rank :: self.world_size])
-
-    def __len__(self):
-        return self.total_size // self.world_size
-
-    def state_dict(self):
-        return {"seed": self.seed, "epoch": self.epoch}
-
-    def load_state_dict(self, state):
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
 
 
 # ----------------------------------------------------------------------------- class-prior samplers
@@ -151,7 +157,7 @@ def class_sampling_probabilities(kind, class_counts, progress=0.0):
     return probabilities
 
 
-class ClassPriorSampler(Sampler):
+class ClassPriorSampler(_EpochStreamSampler):
     """Draw a class from p_j (``class_sampling_probabilities``), then one of its images.
 
     Each draw's class is independent (``torch.multinomial`` with replacement); within a class
@@ -197,8 +203,6 @@ class ClassPriorSampler(Sampler):
         self.seed = int(seed)
         self.epoch = 0
 
-    def set_epoch(self, epoch):
-        self.epoch = int(epoch)
 
     def progress(self):
         return min(self.epoch / max(self.num_epochs - 1, 1), 1.0)
@@ -219,15 +223,3 @@ class ClassPriorSampler(Sampler):
                 stream[positions] = _ShuffledCycle(members, generator).take(positions.size)
         return stream.tolist()
 
-    def __iter__(self):
-        return iter(self.global_stream()[self.rank :: self.world_size])
-
-    def __len__(self):
-        return self.total_size // self.world_size
-
-    def state_dict(self):
-        return {"seed": self.seed, "epoch": self.epoch}
-
-    def load_state_dict(self, state):
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
