@@ -1,5 +1,7 @@
 """Fixtures shared by the tests that train for real on tiny data."""
+import hashlib
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,3 +76,30 @@ def load_native_kernels_or_skip():
         if native.mode() == "require":
             raise
         pytest.skip(f"fused CPU kernels unavailable: {native.summarize_error(error)}")
+
+
+def tiny_opts(data_root, log_dir, split_dir=None, **extra):
+    """--opts for a one-epoch run on the tiny Digits splits (dataset "Tiny")."""
+    opts = {"training_opt.dataset": "Tiny", "training_opt.data_root": data_root,
+            "training_opt.split_dir": split_dir or data_root, "training_opt.log_dir": log_dir,
+            "training_opt.num_epochs": 1, "training_opt.batch_size": 16, "training_opt.num_workers": 0}
+    opts.update(extra)
+    return [f"{key}={value}" for key, value in opts.items()]
+
+
+def hashes(directory):
+    """SHA-256 of every file under ``directory``, by relative path."""
+    root = Path(directory)
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def one_line_error(code, err, *culprits):
+    """A user error: exit 2, one 'error:' line naming every culprit, no traceback; returns the line."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for culprit in culprits:
+        assert str(culprit) in lines[0], (culprit, lines[0])
+    return lines[0]

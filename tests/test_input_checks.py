@@ -2,7 +2,6 @@
 ambiguous configs, data that cannot train, split tools over existing files, implausible results
 files in the report, and losses given tensors of the wrong shape, length or dtype.
 """
-import hashlib
 import json
 import shutil
 import struct
@@ -10,6 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import hashes, one_line_error, tiny_opts
 import torch
 
 import losses
@@ -21,30 +21,6 @@ from oltr.data.__main__ import main as data_main
 STAGE_1 = "config/Digits_LT/stage_1.py"
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def tiny_opts(data_root, log_dir, split_dir=None, **extra):
-    opts = {"training_opt.dataset": "Tiny", "training_opt.data_root": data_root,
-            "training_opt.split_dir": split_dir or data_root, "training_opt.log_dir": log_dir,
-            "training_opt.num_epochs": 1, "training_opt.batch_size": 16, "training_opt.num_workers": 0}
-    opts.update(extra)
-    return [f"{key}={value}" for key, value in opts.items()]
-
-
-def hashes(directory):
-    root = Path(directory)
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def one_line_error(code, err, *culprits):
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for culprit in culprits:
-        assert str(culprit) in lines[0], (culprit, lines[0])
-    return lines[0]
 
 
 def cli(capsys, argv, entry=main):

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import hashes, one_line_error, tiny_opts
 
 from oltr.cli import main
 from oltr.engine import trainer
@@ -25,31 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 STAGE_1 = "config/Digits_LT/stage_1.py"
 STAGE_2 = "config/Digits_LT/stage_2_meta_embedding.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def tiny_opts(data_root, log_dir, **extra):
-    opts = {"training_opt.dataset": "Tiny", "training_opt.data_root": data_root, "training_opt.split_dir": data_root,
-            "training_opt.log_dir": log_dir,
-            "training_opt.num_epochs": 1, "training_opt.batch_size": 16, "training_opt.num_workers": 0}
-    opts.update(extra)
-    return [f"{key}={value}" for key, value in opts.items()]
-
-
-def hashes(directory):
-    """SHA-256 of every file under ``directory``, by relative path."""
-    root = Path(directory)
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
-
-
-def one_line_error(code, err, *culprits):
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for culprit in culprits:
-        assert str(culprit) in lines[0], (culprit, lines[0])
-    return lines[0]
 
 
 def run_cli(capsys, argv):
