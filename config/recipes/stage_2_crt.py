@@ -6,21 +6,11 @@
 # for classifier-balancing's 10 epochs with cosine decay to 0. Any registry loss may be the
 # performance loss (softmax by default, as the paper). A dataset overrides what is its own
 # (log dirs, batch, learning rate; ImageNet-LT and Places-LT use the published values).
+# Over stage_2_decoupled_training.py (sampler, schedule, frozen features, no memory).
 # Not a complete config on its own: it has no dataset.
+_base_ = "stage_2_decoupled_training.py"
+
 config = {
-    "training_opt": {
-        "stage": 2,
-        "recipe": "crt",
-        "num_epochs": 10,
-        "sampler": {"type": "class_balanced"},
-        "scheduler": "cosine",
-        "scheduler_params": {"eta_min": 0.0},
-    },
-    "networks": {
-        "feat_model": {"stage1_weights": True},
-        "classifier": {"type": "dot_product", "params": {}, "stage1_weights": False},
-    },
-    # no centroid memory and no feature loss: those are the meta-embedding's
-    "criterions": {"FeatureLoss": None},
-    "memory": {"centroids": False, "init_centroids": False},
+    "training_opt": {"recipe": "crt", "num_epochs": 10},
+    "networks": {"classifier": {"type": "dot_product", "params": {}, "stage1_weights": False}},
 }

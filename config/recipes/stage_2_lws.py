@@ -3,21 +3,11 @@
 # (training_opt.stage1_log_dir), keep its feature model and its classifier's weights and bias frozen,
 # and learn one scale per class (initialised to 1; logits_j = s_j (W_j . x + b_j)) with class-balanced
 # sampling, for classifier-balancing's 5 epochs with cosine decay to 0. Only the scales change.
+# Over stage_2_decoupled_training.py (sampler, schedule, frozen features, no memory).
 # Not a complete config on its own: it has no dataset.
+_base_ = "stage_2_decoupled_training.py"
+
 config = {
-    "training_opt": {
-        "stage": 2,
-        "recipe": "lws",
-        "num_epochs": 5,
-        "sampler": {"type": "class_balanced"},
-        "scheduler": "cosine",
-        "scheduler_params": {"eta_min": 0.0},
-    },
-    "networks": {
-        "feat_model": {"stage1_weights": True},
-        "classifier": {"type": "lws", "params": {}, "stage1_weights": True},
-    },
-    # no centroid memory and no feature loss: those are the meta-embedding's
-    "criterions": {"FeatureLoss": None},
-    "memory": {"centroids": False, "init_centroids": False},
+    "training_opt": {"recipe": "lws", "num_epochs": 5},
+    "networks": {"classifier": {"type": "lws", "params": {}, "stage1_weights": True}},
 }
