@@ -1,11 +1,11 @@
 """``./run_all.sh --recipes`` (the sweep's stage-2 recipes) and the report's rows named by loss and recipe."""
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 
 from oltr import report, sweep
+from test_sweep import dry_run, opts_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -15,13 +15,6 @@ def in_repo(monkeypatch):
     monkeypatch.chdir(REPO)
 
 
-def dry_run(capsys, *args):
-    assert sweep.main(["--dry-run", *args]) == 0
-    return [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
-
-
-def opts_of(command):
-    return dict(item.split("=", 1) for item in command[command.index("--opts") + 1:])
 
 
 def test_recipes_run_once_per_loss_over_its_stage_1_run(in_repo, capsys):
