@@ -2,8 +2,9 @@
 
 ``oltr.engine.trainer.train_step`` on a Run from ``build_run`` against a bare loop
 (``F.cross_entropy`` + one SGD) on the same network (``build.build_network``, same initial
-weights) and the same pre-loaded batches; then a whole ``train_one_epoch`` (our DataLoader)
-against the bare loop iterating the same dataset through a plain shuffled DataLoader. Both
+weights) and the same pre-loaded batches; then a whole ``train_one_epoch`` (our loader and data
+pipeline) against the bare loop iterating the same images through a plain shuffled DataLoader
+with per-image PIL transforms (OLTR's, the textbook way). Both
 use softmax cross-entropy in fp32, so the ratio ours/bare is the pipeline's own cost
 (target >= 0.95). Each is timed again on one thread when torch uses more.
 
@@ -13,6 +14,7 @@ import torch
 
 from harness import log, on_threads, paired_ratio, print_table, rate_text, throughput, time_interleaved
 from oltr import build
+from oltr.data import SplitDataset, build_transform
 from oltr.engine import trainer
 from train_runs import BareSteps, TrainerSteps, bench_overrides, make_run, preload_batches
 
@@ -52,9 +54,13 @@ def measure(args, ctx, tmp, data_overrides, sync):
         runner(args.warmup)
     step_times = time_interleaved(candidates, args.repeats, args.steps, sync)
 
-    # Whole epochs: our train_one_epoch (our loader, sampler, seeding) vs a plain shuffled DataLoader.
+    # Whole epochs: our train_one_epoch (our loader, sampler, seeding, data pipeline) vs a plain shuffled
+    # DataLoader over the textbook dataset (PIL images, per-image torchvision transforms).
+    ours_set = run.train_loader.dataset
+    plain_set = SplitDataset(list(zip(ours_set.paths, ours_set.labels.tolist())),
+                             build_transform(True, **training_opt["transforms"]))
     plain_loader = torch.utils.data.DataLoader(
-        run.train_loader.dataset, batch_size=batch, shuffle=True, drop_last=True,
+        plain_set, batch_size=batch, shuffle=True, drop_last=True,
         num_workers=training_opt["num_workers"], pin_memory=ctx.device.type == "cuda")
 
     def our_epoch(epochs):

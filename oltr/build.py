@@ -15,6 +15,10 @@ from losses.registry import Registry
 
 from .data import (ClassAwareSampler, ClassPriorSampler, SplitDataset, build_transform, ensure_digits_lt,
                    find_image_root, read_split, split_path)
+from .data.batch_transforms import BatchTransform
+from .data.batches import SeededBatchSampler, TensorLoader
+from .data.dataset import UInt8SplitDataset
+from .data.image_store import default_cache_dir, estimated_bytes, open_or_build
 from .engine.checkpoint import load_checkpoint
 from .errors import CheckpointError, ConfigError, DataError
 from .models import build_classifier, build_feature_model
@@ -93,8 +97,30 @@ def check_every_class_trains(training_opt, class_counts):
 
 
 def build_dataset(training_opt, samples, train):
-    transform = build_transform(train, **training_opt["transforms"])
-    return SplitDataset(samples, transform)
+    """The dataset of ``samples`` for ``training_opt.data_pipeline``.
+
+    tensor: uint8 images (from the decoded store when ``cache_images`` allows one), with the batch
+    transform the loaders apply in ``.batch_transform``; pil: OLTR's per-image PIL transforms.
+    """
+    if training_opt["data_pipeline"] == "pil":
+        return SplitDataset(samples, build_transform(train, **training_opt["transforms"]))
+    dataset = UInt8SplitDataset(samples, store=image_store_for(training_opt, samples),
+                                encoded_jpegs=training_opt["gpu_decode"])
+    dataset.batch_transform = BatchTransform(train, **training_opt["transforms"])
+    return dataset
+
+
+def image_store_for(training_opt, samples):
+    """The decoded store of ``samples`` (built on first use), or None when ``cache_images`` says not to."""
+    policy = training_opt["cache_images"]
+    if policy == "never" or not samples:
+        return None
+    paths = [path for path, _ in samples]
+    if policy == "auto" and estimated_bytes(paths) > training_opt["cache_images_max_gb"] * 2**30:
+        return None
+    cache_dir = training_opt["cache_dir"] or default_cache_dir()
+    return open_or_build(paths, cache_dir, f"{training_opt['dataset']}-{len(paths)}",
+                         num_workers=training_opt["num_workers"])
 
 
 def seeded_generator(seed):
@@ -104,16 +130,23 @@ def seeded_generator(seed):
 
 
 def build_train_loader(training_opt, dataset, seed, ctx):
-    """The training loader: shuffled, class-aware, or distributed; reseeded per epoch via set_epoch."""
+    """The training loader: shuffled, class-aware, or distributed; reseeded per epoch (trainer.start_epoch)."""
     sampler = build_sampler(training_opt, dataset.labels, seed, ctx)
     batch_size = _per_rank_batch(training_opt["batch_size"], ctx)
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=training_opt["num_workers"],
-        drop_last=True, pin_memory=ctx.device.type == "cuda",
-        # Workers are re-created every epoch from a reseeded generator, so a
-        # resumed run replays the same augmentations (persistent workers would not).
-        worker_init_fn=_seed_worker, generator=seeded_generator(seed),
-    )
+    if training_opt["data_pipeline"] == "pil":
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=training_opt["num_workers"],
+            drop_last=True, pin_memory=ctx.device.type == "cuda",
+            # Workers are re-created every epoch from a reseeded generator, so a
+            # resumed run replays the same augmentations (persistent workers would not).
+            worker_init_fn=_seed_worker, generator=seeded_generator(seed),
+        )
+    # Augmentations follow the batch seeds of SeededBatchSampler, not the workers: they may persist.
+    return TensorLoader(dataset, dataset.batch_transform, ctx.device,
+                        batch_sampler=SeededBatchSampler(sampler, batch_size, drop_last=True),
+                        num_workers=training_opt["num_workers"],
+                        persistent_workers=training_opt["persistent_workers"],
+                        generator=seeded_generator(seed), worker_init_fn=_seed_worker)
 
 
 def build_sampler(training_opt, labels, seed, ctx):
@@ -137,9 +170,13 @@ def build_eval_loader(training_opt, dataset, ctx):
     indices = list(range(ctx.rank, len(dataset), ctx.world_size))
     subset = torch.utils.data.Subset(dataset, indices) if ctx.distributed else dataset
     batch_size = training_opt["eval_batch_size"] or training_opt["batch_size"]
-    return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
-                                       num_workers=training_opt["num_workers"],
-                                       pin_memory=ctx.device.type == "cuda")
+    if training_opt["data_pipeline"] == "pil":
+        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
+                                           num_workers=training_opt["num_workers"],
+                                           pin_memory=ctx.device.type == "cuda")
+    return TensorLoader(subset, dataset.batch_transform, ctx.device, batch_size=batch_size,
+                        num_workers=training_opt["num_workers"],
+                        persistent_workers=training_opt["persistent_workers"])
 
 
 def _per_rank_batch(batch_size, ctx):

@@ -144,8 +144,17 @@ SCHEMA = Section({
             "eta_min": _num(0.0, minimum=0.0),
         }),
         "progress_granularity": _str("epoch", choices=("epoch", "step")),
-        "amp": _str("off", choices=("off", "bf16", "fp16")),
-        "channels_last": _bool(False),
+        # auto: bf16 on CUDA and on CPUs with native bf16 (oltr/engine/precision.py), fp32 elsewhere
+        "amp": _str("auto", choices=("auto", "off", "bf16", "fp16")),
+        "channels_last": _bool(True),
+        # tensor: uint8 tensors, decoded once into a cache when they fit, batched transforms
+        # (oltr/data/batch_transforms.py); pil: OLTR's per-image PIL transforms, the reference
+        "data_pipeline": _str("tensor", choices=("tensor", "pil")),
+        "cache_images": _str("auto", choices=("auto", "always", "never")),
+        "cache_images_max_gb": _num(8.0, minimum=0.0),  # auto caches a split whose decoded images fit
+        "cache_dir": _str(None, nullable=True),  # null: $OLTR_CACHE_DIR or ~/.cache/oltr-lt/images
+        "gpu_decode": _bool(False),  # decode JPEGs on the GPU (torchvision.io.decode_jpeg), uncached splits
+        "persistent_workers": _bool(True),  # with data_pipeline tensor (PIL workers restart every epoch)
         "compile": _bool(False),
         "sync_bn": _bool(False),
         "save_logits": _bool(False),

@@ -26,6 +26,22 @@ def _write_tiny_splits(digits_root, split_dir):
     return split_dir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache_dir(tmp_path_factory):
+    """The decoded-image stores of every test's runs in one temporary folder, not ~/.cache;
+    subprocesses inherit it through the environment."""
+    import os
+
+    path = tmp_path_factory.mktemp("image-cache")
+    previous = os.environ.get("OLTR_CACHE_DIR")
+    os.environ["OLTR_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("OLTR_CACHE_DIR", None)
+    else:
+        os.environ["OLTR_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="module")
 def tiny_digits_root(tmp_path_factory):
     """Digits_LT images plus "Tiny" split files beside the full ones (dataset name "Tiny")."""

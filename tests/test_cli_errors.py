@@ -122,7 +122,7 @@ def test_unknown_key_in_opts_suggests_the_closest(capsys, trained, data_root):
 @pytest.mark.parametrize("override, culprit", [
     ("training_opt.num_epochs=-3", "training_opt.num_epochs must be an integer >= 1, got -3"),
     ("training_opt.batch_size=abc", "training_opt.batch_size must be an integer >= 1, got 'abc'"),
-    ("training_opt.amp=fp8", "training_opt.amp must be one of 'off', 'bf16', 'fp16', got 'fp8'"),
+    ("training_opt.amp=fp8", "training_opt.amp must be one of 'auto', 'off', 'bf16', 'fp16', got 'fp8'"),
     ("networks.classifier.optim_params.lr=.nan", "networks.classifier.optim_params.lr must be a finite number"),
     ("networks.classifier.optim_params.lr=1e-3x", "networks.classifier.optim_params.lr must be a number >= 0.0, "
                                                   "got '1e-3x'"),

@@ -61,7 +61,7 @@ def test_overrides_parse_yaml_values(base):
     ("training_opt.num_epoch=3", "unknown config key 'training_opt.num_epoch' (did you mean 'num_epochs'?)"),
     ("training_opt.num_epochs=-3", "training_opt.num_epochs must be an integer >= 1, got -3"),
     ("training_opt.batch_size=abc", "training_opt.batch_size must be an integer >= 1, got 'abc'"),
-    ("training_opt.amp=bf32", "training_opt.amp must be one of 'off', 'bf16', 'fp16'"),
+    ("training_opt.amp=bf32", "training_opt.amp must be one of 'auto', 'off', 'bf16', 'fp16'"),
     ("training_opt.channels_last=3", "training_opt.channels_last must be true/false"),
     ("trainig_opt.seed=1", "did you mean 'training_opt'?"),
 ])

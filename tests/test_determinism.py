@@ -84,23 +84,35 @@ def test_same_seed_same_weights_with_worker_processes(data, tmp_path):
     assert records_a == records_b
 
 
-def test_worker_augmentations_follow_the_epoch_seed(data):
-    """The training loader with workers replays an epoch's crops exactly after reseeding its generator."""
+def _first_batches(data, pipeline, num_workers, seed, count=3):
+    """The first ``count`` training batches after ``trainer.start_epoch(loader, 0, seed)``."""
     config = load_config(REPO / STAGE1, [f"training_opt.data_root={data}", f"training_opt.split_dir={data}",
-                                         "training_opt.log_dir=unused", "training_opt.num_workers=2"])
+                                         "training_opt.log_dir=unused", f"training_opt.num_workers={num_workers}",
+                                         f"training_opt.data_pipeline={pipeline}"])
     training_opt = config["training_opt"]
     dataset = build.build_dataset(training_opt, build.load_samples(training_opt, "train"), train=True)
     loader = build.build_train_loader(training_opt, dataset, config["seed"], DistContext())
+    trainer.start_epoch(loader, 0, seed)  # epoch 0 every time: the same images, only the seed may change
+    iterator = iter(loader)
+    return [next(iterator) for _ in range(count)]  # three batches: both workers contribute
 
-    def first_batches(generator_seed):
-        loader.sampler.set_epoch(0)  # the same images every time: only the augmentations may change
-        loader.generator.manual_seed(generator_seed)
-        iterator = iter(loader)
-        return [next(iterator) for _ in range(3)]  # three batches: both workers contribute
 
-    seed = trainer.epoch_seed(config["seed"], 0)
-    reference, replay, other = first_batches(seed), first_batches(seed), first_batches(seed + 1)
+@pytest.mark.parametrize("pipeline", ["tensor", "pil"])
+def test_worker_augmentations_follow_the_epoch_seed(data, pipeline):
+    """The training loader with workers replays an epoch's crops exactly after reseeding."""
+    seed = trainer.epoch_seed(0, 0)
+    reference = _first_batches(data, pipeline, 2, seed)
+    replay = _first_batches(data, pipeline, 2, seed)
+    other = _first_batches(data, pipeline, 2, seed + 1)
     for (images, labels, indices), (images2, _, indices2), (images3, _, indices3) in zip(reference, replay, other):
         assert torch.equal(indices, indices2) and torch.equal(indices, indices3)
         assert torch.equal(images, images2)
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(reference, other))
+
+
+def test_tensor_augmentations_do_not_depend_on_the_workers(data):
+    """Batch seeds, not worker seeds: no workers, two workers and persistent workers give the same batches."""
+    seed = trainer.epoch_seed(0, 3)
+    in_process = _first_batches(data, "tensor", 0, seed)
+    for images, batch in zip([b[0] for b in in_process], _first_batches(data, "tensor", 2, seed)):
+        assert torch.equal(images, batch[0])

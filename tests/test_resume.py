@@ -190,10 +190,10 @@ def test_resumed_stage2_is_bit_identical(stage1, tmp_path, monkeypatch):
     config = _stage2_config(stage1["reference"], stage1["data"], interrupted)
     real_step = trainer.train_step
 
-    def failing_step(run, images, labels, step):
+    def failing_step(run, images, labels, step, **options):
         if run.epoch == 1 and step == 5:
             raise _Interrupted
-        return real_step(run, images, labels, step)
+        return real_step(run, images, labels, step, **options)
 
     monkeypatch.setattr(trainer, "train_step", failing_step)
     with pytest.raises(_Interrupted):

@@ -40,10 +40,10 @@ def test_seesaw_counts_survive_resume_bit_for_bit(tiny_digits_root, tmp_path, mo
 
     real_step = trainer.train_step
 
-    def failing_step(run, images, labels, step):
+    def failing_step(run, images, labels, step, **options):
         if run.epoch == 1 and step == 2:
             raise _Interrupted
-        return real_step(run, images, labels, step)
+        return real_step(run, images, labels, step, **options)
 
     monkeypatch.setattr(trainer, "train_step", failing_step)
     with pytest.raises(_Interrupted):

@@ -1,4 +1,9 @@
-"""A dataset over ``(image_path, label)`` samples read from a split file."""
+"""Datasets over ``(image_path, label)`` samples read from a split file.
+
+``SplitDataset`` is OLTR's: PIL images through a per-image transform (``training_opt.data_pipeline:
+pil``). ``UInt8SplitDataset`` hands out uint8 tensors, from the decoded store when there is one,
+for the batched transforms of ``batch_transforms.py`` (``data_pipeline: tensor``, the default).
+"""
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
@@ -37,6 +42,48 @@ class SplitDataset(Dataset):
             reason = f"{type(error).__name__}: {error}" if not isinstance(error, UnidentifiedImageError) else str(error)
             raise DataError(f"image {path} cannot be read as an image ({reason}); replace or remove it.") from None
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        index, _ = split_key(key)
         image = self.transform(self.load_image(index))
         return image, int(self.labels[index]), index
+
+
+def split_key(key):
+    """A loader asks for ``index`` or, from ``SeededBatchSampler``, ``(index, batch_seed)``."""
+    if isinstance(key, tuple):
+        return int(key[0]), int(key[1])
+    return int(key), 0
+
+
+class UInt8SplitDataset(Dataset):
+    """``dataset[key]`` is ``(image, label, index, batch_seed)`` with ``image`` uint8 (3, H, W), RGB.
+
+    ``store``: an ``ImageStore`` of exactly these samples (decoded once), else every image is
+    decoded when asked for. ``encoded_jpegs``: JPEG files come back undecoded (their bytes, 1-d
+    uint8) for the GPU decoder; other formats are decoded here.
+    """
+
+    def __init__(self, samples, store=None, encoded_jpegs=False):
+        self.paths = [str(path) for path, _ in samples]
+        self.labels = np.asarray([label for _, label in samples], dtype=np.int64)
+        if store is not None and len(store) != len(self.paths):
+            raise ValueError(f"the image store holds {len(store)} images, the split {len(self.paths)}")
+        self.store = store
+        self.encoded_jpegs = encoded_jpegs
+
+    def __len__(self):
+        return len(self.paths)
+
+    def load_image(self, index):
+        from .decode import decode_bytes, is_jpeg, read_bytes, read_image
+
+        if self.store is not None:
+            return self.store[index]
+        if not self.encoded_jpegs:
+            return read_image(self.paths[index])
+        data = read_bytes(self.paths[index])
+        return data if is_jpeg(data) else decode_bytes(data, self.paths[index])
+
+    def __getitem__(self, key):
+        index, batch_seed = split_key(key)
+        return self.load_image(index), int(self.labels[index]), index, batch_seed

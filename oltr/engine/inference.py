@@ -4,12 +4,14 @@ import contextlib
 import torch
 
 from .distributed import all_reduce_sum_, gather_rows
+from .precision import resolve_amp
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def autocast(device, amp):
-    """Autocast context for ``amp`` in {"off", "bf16", "fp16"}; bf16 works on CPUs too."""
+    """Autocast context for ``amp`` in {"auto", "off", "bf16", "fp16"}; bf16 works on CPUs too."""
+    amp = resolve_amp(amp, device)
     if amp == "off":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])

@@ -49,6 +49,14 @@ def set_progress(criterions, t):
 
 # ----------------------------------------------------------------------------- one epoch
 
+def start_epoch(loader, epoch, seed):
+    """Reseed the training loader: the sampler's order, the workers' seeds and the batches' augmentations."""
+    loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed(seed)  # the data-loader workers' seeds come from it (PIL transforms)
+    if hasattr(loader.batch_sampler, "set_seed"):  # the tensor pipeline's per-batch augmentation seeds
+        loader.batch_sampler.set_seed(seed)
+
+
 def train_one_epoch(run):
     """One pass of ``steps_per_epoch`` batches; returns the mean losses."""
     config, ctx = run.config, run.ctx
@@ -56,12 +64,15 @@ def train_one_epoch(run):
     run.train_model.train()
     for criterion in run.criterions.values():
         criterion.module.train()
-    sampler = run.train_loader.sampler
-    sampler.set_epoch(run.epoch)
     seed = epoch_seed(config["seed"], run.epoch, ctx.rank)
-    run.train_loader.generator.manual_seed(seed)  # the data-loader workers' seeds come from it
+    start_epoch(run.train_loader, run.epoch, seed)
     seed_everything(seed)
-    totals = {"loss": 0.0, "performance": 0.0, "feature": 0.0}
+    # The losses stay on the device: on CUDA, reading one (``.item()``) waits for the GPU to finish,
+    # so the host reads them only at logged steps and at the end of the epoch (on a CPU it costs nothing,
+    # and every step is checked before its update).
+    check_each_step = ctx.device.type != "cuda"
+    totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)
+    first_nonfinite = torch.full((), -1, dtype=torch.int64, device=ctx.device)
     bar = progress_bar(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}", ctx)
     for step, (images, labels, _) in enumerate(bar(run.train_loader)):
         if step == run.steps_per_epoch:
@@ -70,16 +81,42 @@ def train_one_epoch(run):
             set_progress(run.criterions, training_progress(run.epoch, training_opt["num_epochs"], step,
                                                            run.steps_per_epoch, "step"))
         parts = train_step(run, to_device(images, ctx.device, training_opt["channels_last"]),
-                           labels.to(ctx.device, non_blocking=True), step)
-        for key, value in parts.items():
-            totals[key] += value
+                           labels.to(ctx.device, non_blocking=True), step, check=check_each_step)
+        stacked = torch.stack([parts["loss"], parts["performance"], parts["feature"]]).double()
+        totals += stacked
+        if not check_each_step:
+            first_nonfinite = torch.where((first_nonfinite < 0) & ~torch.isfinite(stacked[0]),
+                                          torch.full_like(first_nonfinite, step), first_nonfinite)
         if ctx.is_main and (step + 1) % training_opt["display_step"] == 0 and not progress_enabled():
-            run.logger.info(f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss {parts['loss']:.4f}")
-    return {key: value / run.steps_per_epoch for key, value in totals.items()}
+            _raise_if_a_step_diverged(run, first_nonfinite)
+            run.logger.info(f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss "
+                            f"{float(parts['loss']):.4f}")
+    _raise_if_a_step_diverged(run, first_nonfinite)
+    return {key: value / run.steps_per_epoch for key, value in zip(("loss", "performance", "feature"),
+                                                                    totals.tolist())}
 
 
-def train_step(run, images, labels, step):
-    """Forward, loss, backward and optimizer steps for one batch."""
+def _raise_if_a_step_diverged(run, first_nonfinite):
+    """The deferred check of the steps that were not checked one by one (CUDA)."""
+    step = int(first_nonfinite)
+    if step >= 0:
+        raise NonFiniteLossError(
+            f"loss became non-finite at epoch {run.epoch + 1}, step {step + 1}; training stopped and "
+            f"{_kept_checkpoint(run)}; start over with lower learning rates or with amp off (a --resume "
+            "would replay the same steps)")
+
+
+def _kept_checkpoint(run):
+    log_dir = Path(run.config["training_opt"]["log_dir"])
+    return (f"{log_dir / LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
+            if run.epoch > 0 else "no epoch finished, so there is no checkpoint")
+
+
+def train_step(run, images, labels, step, check=True):
+    """Forward, loss, backward and optimizer steps for one batch; returns the losses (0-d device tensors).
+
+    ``check``: read the loss on the host and stop before the update when it is not finite.
+    """
     amp = run.config["training_opt"]["amp"]
     performance = run.criterions["PerformanceLoss"]
     with autocast(run.ctx.device, amp):
@@ -93,17 +130,16 @@ def train_step(run, images, labels, step):
         loss = loss + loss_feat
     # The mean over ranks, before backward: every rank then sees the same values and stops
     # together on a non-finite loss, instead of the others hanging in DDP's gradient all-reduce.
-    parts = torch.stack([part.detach().float() for part in (loss, loss_perf, loss_feat)])
-    total, performance, feature = all_reduce_mean_(parts, run.ctx).tolist()
-    if not math.isfinite(total):
-        log_dir = Path(run.config["training_opt"]["log_dir"])
-        kept = (f"{log_dir / LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
-                if run.epoch > 0 else "no epoch finished, so there is no checkpoint")
-        raise NonFiniteLossError(
-            f"loss became {total} at epoch {run.epoch + 1}, step {step + 1} (performance "
-            f"{performance:.4g}, feature {feature:.4g}); training stopped and {kept}; start over with "
-            "lower learning rates or with amp off (a --resume would replay the same steps)"
-        )
+    parts = all_reduce_mean_(torch.stack([part.detach().float() for part in (loss, loss_perf, loss_feat)]), run.ctx)
+    if check:
+        total, performance_value, feature_value = parts.tolist()
+        if not math.isfinite(total):
+            raise NonFiniteLossError(
+                f"loss became {total} at epoch {run.epoch + 1}, step {step + 1} (performance "
+                f"{performance_value:.4g}, feature {feature_value:.4g}); training stopped and "
+                f"{_kept_checkpoint(run)}; start over with lower learning rates or with amp off (a --resume "
+                "would replay the same steps)"
+            )
     for optimizer in run.optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
@@ -115,7 +151,7 @@ def train_step(run, images, labels, step):
     for optimizer in run.optimizers.values():
         run.scaler.step(optimizer)
     run.scaler.update()
-    return {"loss": total, "performance": performance, "feature": feature}
+    return {"loss": parts[0], "performance": parts[1], "feature": parts[2]}
 
 
 def validate(run):

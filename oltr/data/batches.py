@@ -1,0 +1,142 @@
+"""Batches of uint8 images, augmented a batch at a time, in the loader's workers or on the GPU.
+
+    TensorLoader(dataset, transform, ...)   iterates like a DataLoader: (float images, labels, indices)
+
+Every training batch draws its augmentation from its own generator, seeded with
+``mix_seed(epoch seed, batch number)`` (``SeededBatchSampler``): the augmentations are a function
+of the seed, the epoch and the batch alone, not of the number of workers or of which worker made
+the batch, so workers can live across epochs (``persistent_workers``) and a resumed run still
+replays exactly the batches an uninterrupted one would have seen.
+
+On the CPU the transform runs in the collate function (in the workers, or on the main thread
+with ``num_workers: 0``). On CUDA the workers only read the uint8 images (or, with
+``gpu_decode``, the JPEG bytes), and decoding, crop, flip, jitter and normalisation run on the
+device, a batch at a time, with parameters drawn on the CPU from the same generator.
+"""
+import torch
+
+from ..errors import DataError
+from ..seeding import mix_seed
+
+
+class SeededBatchSampler(torch.utils.data.Sampler):
+    """Batches of ``(index, batch_seed)`` keys over ``sampler``; ``set_seed`` once per epoch."""
+
+    def __init__(self, sampler, batch_size, drop_last):
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.seed = 0
+
+    def set_seed(self, seed):
+        self.seed = seed
+
+    def __len__(self):
+        count = len(self.sampler)
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    def __iter__(self):
+        batch, number = [], 0
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                yield self._keys(batch, number)
+                batch, number = [], number + 1
+        if batch and not self.drop_last:
+            yield self._keys(batch, number)
+
+    def _keys(self, batch, number):
+        seed = mix_seed(self.seed, number)
+        return [(index, seed) for index in batch]
+
+
+def batch_generator(seed):
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def _labels_and_indices(items):
+    labels = torch.tensor([item[1] for item in items], dtype=torch.int64)
+    indices = torch.tensor([item[2] for item in items], dtype=torch.int64)
+    return labels, indices
+
+
+class TransformingCollate:
+    """Collate that applies the batch transform where the batch is made (CPU training and evaluation)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, items):
+        labels, indices = _labels_and_indices(items)
+        images = [item[0] for item in items]
+        return self.transform(images, batch_generator(items[0][3])), labels, indices
+
+
+def raw_collate(items):
+    """Collate that leaves the images as they are (a list of uint8 tensors), for the device step."""
+    labels, indices = _labels_and_indices(items)
+    return [item[0] for item in items], labels, indices, items[0][3]
+
+
+class TensorLoader:
+    """A DataLoader over a ``UInt8SplitDataset`` whose batches come out transformed.
+
+    ``on_device`` (default: ``device`` is CUDA): the transform (and gpu_decode's JPEG decoding)
+    runs on ``device`` in the main process; otherwise in the collate function. ``sampler``, ``batch_sampler`` and ``generator`` are the
+    DataLoader's (the trainer reseeds them every epoch).
+    """
+
+    def __init__(self, dataset, transform, device, sampler=None, batch_sampler=None, batch_size=1,
+                 num_workers=0, persistent_workers=False, generator=None, worker_init_fn=None, on_device=None):
+        self.dataset = dataset
+        self.transform = transform
+        self.device = torch.device(device)
+        self.on_device = self.device.type == "cuda" if on_device is None else on_device
+        collate = raw_collate if self.on_device else TransformingCollate(transform)
+        options = dict(batch_size=batch_size, shuffle=False) if batch_sampler is None else {}
+        self.loader = torch.utils.data.DataLoader(
+            dataset, sampler=sampler, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate,
+            pin_memory=self.device.type == "cuda", persistent_workers=persistent_workers and num_workers > 0,
+            generator=generator, worker_init_fn=worker_init_fn, **options)
+        self.batch_sampler = batch_sampler
+        self.sampler = batch_sampler.sampler if batch_sampler is not None else self.loader.sampler
+        self.generator = generator
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        if not self.on_device:
+            yield from self.loader
+            return
+        for images, labels, indices, seed in self.loader:
+            images = self._decode_on_device(images, indices)
+            yield self.transform(images, batch_generator(seed)), labels, indices
+
+    def _decode_on_device(self, images, indices):
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        images = [image.to(self.device, non_blocking=True) if image.dim() == 3 else image for image in images]
+        encoded = [position for position, image in enumerate(images) if image.dim() == 1]  # gpu_decode's JPEG bytes
+        if not encoded:
+            return images
+        try:
+            decoded = decode_jpeg([images[p] for p in encoded], mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError:
+            decoded = [self._decode_one(images[p], int(indices[p])) for p in encoded]  # to name the file that fails
+        for p, image in zip(encoded, decoded):
+            images[p] = image
+        return images
+
+    def _decode_one(self, data, index):
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        # the items carry the split dataset's own index, through a Subset too
+        base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
+        try:
+            return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError as error:
+            raise DataError(f"image {base.paths[index]} cannot be decoded as a JPEG on the GPU ({error}); replace "
+                            "or remove it, or set training_opt.gpu_decode to false") from None
