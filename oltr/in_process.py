@@ -7,8 +7,6 @@ paying for torch's imports again at every step.
 import sys
 import traceback
 
-from .process_state import preserved_process_state
-
 INTERRUPTED = 130  # what oltr.cli.main returns on Ctrl-C (and a shell reports for a process stopped by SIGINT)
 
 
@@ -18,6 +16,8 @@ def call_in_process(entry_point, argv, program):
     A SystemExit gives its code, as at the end of a process; any other exception is printed with its
     traceback to stderr, as Python prints an uncaught one, and is status 1. Ctrl-C is not swallowed.
     """
+    from .process_state import preserved_process_state  # imports torch: not for --help or --dry-run
+
     with preserved_process_state():
         sys.argv[:] = [program, *argv]
         try:
