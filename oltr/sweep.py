@@ -1,7 +1,12 @@
 """The Tables 3-4 sweep behind ``./run_all.sh``: every loss, both stages, both tests, then the report.
 
-Each run is the documented command line (``python main.py --config ... [--overlay ...] --opts ...``)
-in its own process, writing into its own log_dir, so a user can re-run any step by hand.
+Each run is the documented command line (``python main.py --config ... [--overlay ...] --opts ...``),
+printed before it runs and writing into its own log_dir (its output in ``<phase>.out``), so a user
+can re-run any step by hand. By default the steps run in this one process: each is a call of the
+same entry point, ``oltr.cli.main(argv)``, with its output redirected into its ``.out`` and the
+process-wide state put back after it (``in_process.py``), which saves torch's imports at every step
+(seconds each) and gives the same results as the commands run one by one. ``--isolate`` starts one
+``python main.py ...`` process per step instead, as the report's ``python -m oltr.report``.
 
 A dataset needs only ``config/<Dataset>/stage_1.py`` and ``stage_2_meta_embedding.py``. Any
 performance loss of the registry runs on it, its stage config found in this order: the dataset's own
@@ -27,6 +32,7 @@ from pathlib import Path
 from .config import RECIPES, load_config
 from .engine.run_dir import existing_run, move_aside
 from .errors import OltrError
+from .in_process import INTERRUPTED, call_in_process
 from .run_files import FINAL_CHECKPOINT, RESULTS_CLOSED, RESULTS_OPEN
 
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")  # the rows of Tables 3-4, the default --losses
@@ -205,16 +211,37 @@ def _refuse_existing_runs(steps, args):
                         "them aside (<log_dir>.old-<timestamp>) and run everything again, or another --logs")
 
 
-def run_step(step):
-    """Run one step, its output teed into its log_dir; returns (ok, seconds, last lines of output)."""
+def run_step(step, isolate=False):
+    """Run one step, its output into ``<log_dir>/<phase>.out``; returns (ok, seconds, last lines of output).
+
+    In this process (oltr.cli.main with the step's argv) unless ``isolate``: then in a process of its own.
+    """
     step.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = step.log_dir / f"{step.phase}.out"
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.run(step.command, stdout=log, stderr=subprocess.STDOUT)
+        if isolate:
+            returncode = subprocess.run(step.command, stdout=log, stderr=subprocess.STDOUT).returncode
+        else:
+            from . import cli  # looked up at each call, so a test can stand in for it
+            from .step_output import output_into
+
+            with output_into(log):
+                returncode = call_in_process(cli.main, step.command[2:], program=step.command[1])
+    if returncode in (INTERRUPTED, -2):  # Ctrl-C: the step stopped itself (130) or was killed by SIGINT (-2)
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - started
     tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
-    return process.returncode == 0, seconds, tail
+    return returncode == 0, seconds, tail
+
+
+def run_report(command, isolate=False):
+    """The report's exit status: ``command`` is ``python -m oltr.report ...``, here or in its own process."""
+    if isolate:
+        return subprocess.run(command).returncode
+    from .report import cli as report_cli
+
+    return call_in_process(report_cli.main, command[3:], program="oltr.report")
 
 
 def build_parser():
@@ -238,6 +265,10 @@ def build_parser():
                              f"epochs (config/replay_published/<loss>.py, for cfl and casl), on "
                              f"{' and '.join(PUBLISHED_DATASETS)}, into {REPLAY_LOGS}/ and {REPLAY_OUT}/")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run each step (and the report) as its own python process (default: every step "
+                             "in this process, through the same entry point as main.py, its output still in "
+                             "its <phase>.out: the same results without paying for torch's imports each step)")
     parser.add_argument("--skip-done", action="store_true",
                         help="skip steps whose checkpoint or results file already exists, and train the others "
                              "with --resume (an interrupted stage continues)")
@@ -346,8 +377,13 @@ def sweep(args):
             continue
         if args.overwrite and step.phase in TRAINING_PHASES and existing_run(step.log_dir):
             move_aside(step.log_dir)  # here, not by main.py: the step's output file goes into the new directory
+        print(f"{label}: {step.text()}", flush=True)
         try:
-            ok, seconds, tail = run_step(step)
+            ok, seconds, tail = run_step(step, isolate=args.isolate)
+        except KeyboardInterrupt:
+            print(f"{label}: interrupted; ./run_all.sh --skip-done with the same arguments continues from here",
+                  file=sys.stderr)
+            return INTERRUPTED
         except OSError as error:
             raise OltrError(f"{label}: cannot write its output in {step.log_dir}: {error.strerror or error}") from None
         if not ok:
@@ -357,7 +393,7 @@ def sweep(args):
         print(f"{label}: {seconds:.0f}s", flush=True)
     print(f"ran {len(steps) - skipped} of {len(steps)} steps in {time.perf_counter() - started:.0f}s"
           + (f" ({skipped} done already)" if skipped else "") + "; the report:", flush=True)
-    return subprocess.run(report).returncode
+    return run_report(report, isolate=args.isolate)
 
 
 def main(argv=None):

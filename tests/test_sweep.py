@@ -1,7 +1,7 @@
 """The Tables 3-4 sweep (oltr/sweep.py, ./run_all.sh): its plan, its checks, skipping and stopping.
 
-Nothing here trains: the runner's subprocess.run is replaced by a recorder, so each
-test sees exactly which commands the sweep would have run, in which order.
+Nothing here trains: the entry points the sweep calls (and subprocess.run, for --isolate) are
+replaced by a recorder, so each test sees exactly which commands the sweep would have run, in which order.
 """
 import os
 import shlex
@@ -134,18 +134,30 @@ def bare_checkout(tmp_path, monkeypatch):
 
 @pytest.fixture
 def recorder(monkeypatch):
-    """Replace subprocess.run: record each command, 'run' it with exit code 0 (or a scripted failure)."""
+    """Stand in for every way the sweep runs a command: oltr.cli.main and the report's main (in-process,
+    the default) and subprocess.run (--isolate). Each records its command line, as the sweep prints it,
+    and 'runs' it with exit code 0, or prints a scripted failure and exits 2."""
     calls = []
     failures = {}  # call number (1-based) -> text the failing run prints
 
-    def fake_run(command, stdout=None, stderr=None, **kwargs):
+    def record(command, stdout):
         calls.append(list(command))
         if len(calls) in failures:
             stdout.write(f"epoch 1 step 3/9 loss 2.0412\n{failures[len(calls)]}\n")
-            return subprocess.CompletedProcess(command, 2)
-        return subprocess.CompletedProcess(command, 0)
+            return 2
+        return 0
+
+    def fake_run(command, stdout=None, stderr=None, **kwargs):
+        return subprocess.CompletedProcess(command, record(command, stdout))
+
+    from oltr import cli
+    from oltr.report import cli as report_cli
 
     monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    # in-process the step's output is sys.stdout, which the sweep points at its .out
+    monkeypatch.setattr(cli, "main", lambda argv: record([sys.executable, "main.py", *argv], sys.stdout))
+    monkeypatch.setattr(report_cli, "main",
+                        lambda argv: record([sys.executable, "-m", "oltr.report", *argv], sys.stdout))
     fake_run.calls, fake_run.failures = calls, failures
     return fake_run
 

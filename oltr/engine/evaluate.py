@@ -3,6 +3,11 @@
 The results describe the checkpoint: its config (the command line's may differ only in what
 ``checkpoint_config.py`` leaves free, unless ``--allow-config-change``), its best epoch and the
 SHA-256 of its weights; results of another checkpoint already in the log_dir are kept aside, with a note.
+
+``--test_open`` scores the test split and the open split in two passes, concatenated in that order;
+the test split's logits of a ``--test`` of the same checkpoint earlier in the same process (the
+in-process sweep's order) are reused, not computed again (``logits_memo.py``). Two passes either way,
+so reused or not the logits are the same.
 """
 import hashlib
 import json
@@ -22,6 +27,7 @@ from ..run_files import FINAL_CHECKPOINT, results_path
 from .evaluate_extras import rigor_extras, save_predictions
 from .checkpoint import load_checkpoint
 from .checkpoint_config import config_differences
+from . import logits_memo
 from .inference import collect_logits
 from .run_dir import note
 
@@ -70,13 +76,21 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
     for key, ours, theirs in differences:
         note(f"--allow-config-change: {key} is {ours!r} here but {theirs!r} in {path}")
     network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx, checkpoint)
-    samples = build.load_samples(training_opt, "test")
-    if open_set:
-        samples = samples + build.load_samples(training_opt, "open")
-    dataset = build.build_dataset(training_opt, samples, train=False)
-    loader = build.build_eval_loader(training_opt, dataset, ctx)
-    logits, labels, _ = collect_logits(network, loader, centroids, ctx, amp=training_opt["amp"],
-                                       channels_last=training_opt["channels_last"])
+
+    def split_logits(samples):
+        dataset = build.build_dataset(training_opt, samples, train=False)
+        loader = build.build_eval_loader(training_opt, dataset, ctx)
+        logits, labels, _ = collect_logits(network, loader, centroids, ctx, amp=training_opt["amp"],
+                                           channels_last=training_opt["channels_last"])
+        return logits, labels
+
+    test_samples = build.load_samples(training_opt, "test")
+    test_file = build.split_path(training_opt["split_dir"], training_opt["dataset"], "test")
+    key = logits_memo.memo_key(config, weights_sha256(checkpoint), test_file, ctx)
+    logits, labels = logits_memo.memoized_logits(key, lambda: split_logits(test_samples))
+    if open_set:  # its own pass, after the test split's (its order of old), whether or not that one was kept
+        open_logits, open_labels = split_logits(build.load_samples(training_opt, "open"))
+        logits, labels = torch.cat([logits, open_logits]), torch.cat([labels, open_labels])
     if not ctx.is_main:
         return None
     thresholds = training_opt["shot_thresholds"]
