@@ -92,6 +92,11 @@ def run(args):
     from .engine.run_dir import claim
 
     ctx = init_distributed(check_device(args.device))
+    if ctx.device.type == "cuda":
+        import torch
+        # Every batch has one input size (the transforms crop to it): cuDNN's autotuner picks the fastest
+        # convolution algorithms once and reuses them (README, "Speed").
+        torch.backends.cudnn.benchmark = True
     try:
         if testing:
             from .engine.evaluate import evaluate
