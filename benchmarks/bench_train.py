@@ -2,6 +2,8 @@
 
     python benchmarks/bench_train.py [--config config/Digits_LT/stage_1.py] [--steps 11] [--repeats 5]
                                      [--modes fp32,bf16,channels_last,bf16_cl,compile] [--device cpu] [--quick]
+                                     [--sections overhead,loss,config,realistic,oltr]
+                                     [--oltr-images 256] [--oltr-repeats 3] [--oltr-workers N]
 
 Five benchmarks, all in this one process; ``--sections`` picks them (default all):
 

@@ -50,6 +50,7 @@ from oltr.config import load_config  # noqa: E402
 from oltr.engine import trainer  # noqa: E402
 from oltr.engine.distributed import DistContext  # noqa: E402
 from oltr.engine.run_state import network_state, save_final  # noqa: E402
+from oltr.errors import OltrError  # noqa: E402
 
 # bench_train_oltr and train_runs import harness, whose torch.utils.benchmark logs a warning when CUDA is
 # absent: they are imported by load_benchmarks(), after the device check, so "no CUDA" stays one line.
@@ -369,8 +370,11 @@ def stage2_run(args, tmp, data_root, ctx, stage1_dir):
     run = trainer.build_run(config, ctx, echo=False, require_every_class=args.images >= args.num_classes)
     built = time.perf_counter() - started
     loader = TimedLoader(run.train_loader, ctx.device)
-    result = time_epochs(ours_epoch(run, loader), loader, ctx.device, 1, run.config["training_opt"]["batch_size"],
-                         run.steps_per_epoch)
+    try:
+        result = time_epochs(ours_epoch(run, loader), loader, ctx.device, 1,
+                             run.config["training_opt"]["batch_size"], run.steps_per_epoch)
+    except OltrError as error:  # a diverging loss, say: report it beside the other numbers
+        return {"name": "ours stage 2 (config)", "note": str(error)[:200], "build_s": built, "modes": modes_text(run)}
     result.update(name="ours stage 2 (config)", build_s=built, modes=modes_text(run))
     return result
 
