@@ -429,6 +429,8 @@ def main(argv=None):
     load_benchmarks()
     args = resolve(args)
     if device.type == "cuda":
+        if device.index is None:  # set_device and the events need an index
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     ctx = DistContext(device=device)
     started = time.perf_counter()

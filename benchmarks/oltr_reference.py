@@ -11,7 +11,7 @@ What it reproduces, per piece:
   ColorJitter(0.4, 0.4, 0.4, 0), ToTensor, Normalize(ImageNet mean/std);
 * loader: ``DataLoader(shuffle=True, num_workers=...)``, no pin_memory, no sampler (stage 1);
 * networks: each of feat_model and classifier wrapped in ``nn.DataParallel`` and moved to the
-  device, as ``init_models`` does. The feature model is **oltr's own ResNet-10**
+  device, as ``init_models`` does, but on the one benchmarked device (see ``on_device``). The feature model is **oltr's own ResNet-10**
   (``oltr.models.build_feature_model('resnet10', use_fc=False)``, the same trunk as OLTR's
   ResNet10Feature: BasicBlock x [1, 1, 1, 1], 512-d pooled features) so both sides run the
   identical network; the dot-product classifier (one ``nn.Linear``) is restated here;
@@ -90,6 +90,19 @@ def feature_model(input_size=224):
     return build_feature_model("resnet10", use_modulatedatt=False, use_fc=False, input_size=input_size)
 
 
+def on_device(module, device):
+    """OLTR's ``nn.DataParallel(module).to(device)``, held to the one device benchmarked.
+
+    OLTR spread each batch over every visible GPU; here DataParallel gets only ``device`` (with one
+    device it calls the module directly, as it does on a machine without CUDA, where the wrapper is
+    left out: DataParallel with no device ids cannot be built once CUDA is present).
+    """
+    if device.type != "cuda":
+        return module.to(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return nn.DataParallel(module.to(device), device_ids=[index])
+
+
 class OriginalStage1:
     """OLTR's stage-1 training of one epoch at a time: ``epoch()`` trains ``len(dataset) // batch`` steps.
 
@@ -110,8 +123,7 @@ class OriginalStage1:
         if initial_state is not None:  # {"feat_model": state_dict, "classifier": state_dict}
             feat.load_state_dict(initial_state["feat_model"])
             classifier.load_state_dict(initial_state["classifier"])
-        self.networks = {"feat_model": nn.DataParallel(feat).to(self.device),
-                         "classifier": nn.DataParallel(classifier).to(self.device)}
+        self.networks = {"feat_model": on_device(feat, self.device), "classifier": on_device(classifier, self.device)}
         groups = [{"params": net.parameters(), "lr": rate, "momentum": momentum, "weight_decay": weight_decay}
                   for net, rate in zip(self.networks.values(), lr)]
         self.model_optimizer = optim.SGD(groups)
