@@ -43,7 +43,7 @@ def default_workers():
 
 
 def sizes(args):
-    """(images, batch or None for the config's, input size or None, repeats, JPEG size, workers)."""
+    """The section's sizes: images, batch and input size (None: the config's), repeats, JPEG size, workers."""
     quick = args.quick
 
     def pick(value, normal, small):
