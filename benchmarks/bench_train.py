@@ -2,8 +2,10 @@
 
     python benchmarks/bench_train.py [--config config/Digits_LT/stage_1.py] [--steps 11] [--repeats 5]
                                      [--modes fp32,bf16,channels_last,bf16_cl,compile] [--device cpu] [--quick]
+                                     [--sections overhead,loss,config,realistic,oltr]
+                                     [--oltr-images 256] [--oltr-repeats 3] [--oltr-workers N]
 
-Four benchmarks, all in this one process; ``--sections`` picks them (default all):
+Five benchmarks, all in this one process; ``--sections`` picks them (default all):
 
     overhead   bench_train_overhead.py  train_step and train_one_epoch against a bare PyTorch loop
                                         (fp32, softmax): the pipeline's own cost, target ours/bare >= 0.95
@@ -11,6 +13,9 @@ Four benchmarks, all in this one process; ``--sections`` picks them (default all
     config     bench_train_modes.py     fp32 / bf16 / channels_last / bf16 + channels_last / compile on
                                         the config (Digits_LT: 16 px, thin ResNet-10), numerics checked
     realistic  bench_train_modes.py     the same on a standard-width ResNet-10, 1000 classes, synthetic images
+    oltr       bench_train_oltr.py      one epoch of config/ImageNet_LT/stage_1.py on synthetic JPEGs: our
+                                        trainer against OLTR's original loop (oltr_reference.py), ours/original
+                                        time, target <= 0.75 (AVX2) or <= 0.45 (native bf16)
 
 Timing (harness.py): a warm-up, then ``--repeats`` rounds, each timing every candidate once
 in a shuffled order; tables give medians (and the min..max), ratios are medians of the
@@ -35,6 +40,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import bench_train_loss  # noqa: E402
 import bench_train_modes  # noqa: E402
+import bench_train_oltr  # noqa: E402
 import bench_train_overhead  # noqa: E402
 from harness import load_text, log, machine_lines, synchronizer  # noqa: E402
 from oltr.config import load_config  # noqa: E402
@@ -43,7 +49,7 @@ from oltr.errors import OltrError  # noqa: E402
 from train_runs import MODES, data_overrides_for, parse_modes  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join("config", "Digits_LT", "stage_1.py")
-SECTIONS = ("overhead", "loss", "config", "realistic")
+SECTIONS = ("overhead", "loss", "config", "realistic", "oltr")
 
 
 def build_parser():
@@ -63,6 +69,14 @@ def build_parser():
     parser.add_argument("--real-batch", type=int, default=None, help="realistic batch (default 32, quick 4)")
     parser.add_argument("--real-steps", type=int, default=None, help="realistic steps per round (default 2, quick 1)")
     parser.add_argument("--real-repeats", type=int, default=None, help="realistic rounds (default 3, quick 1)")
+    parser.add_argument("--oltr-config", default=bench_train_oltr.DEFAULT_CONFIG,
+                        help="oltr section: the stage-1 config (default: %(default)s)")
+    parser.add_argument("--oltr-images", type=int, default=None, help="oltr: training images (default 256, quick 16)")
+    parser.add_argument("--oltr-batch", type=int, default=None, help="oltr: batch (default the config's, quick 8)")
+    parser.add_argument("--oltr-size", type=int, default=None, help="oltr: input size (default the config's, quick 64)")
+    parser.add_argument("--oltr-repeats", type=int, default=None, help="oltr: timed epochs each (default 3, quick 2)")
+    parser.add_argument("--oltr-workers", type=int, default=None,
+                        help="oltr: num_workers of both loaders (default: the number of cores)")
     parser.add_argument("--compile-timeout", type=float, default=240.0,
                         help="seconds allowed for torch.compile's first steps before it is reported unavailable")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] when available")
@@ -119,6 +133,7 @@ def measurements(args, ctx, tmp, data_overrides, sync):
         "realistic": lambda: bench_train_modes.measure(*common, list(args.opts) + realistic_shape, synthetic=True,
                                                        steps=args.real_steps, repeats=args.real_repeats,
                                                        label="realistic"),
+        "oltr": lambda: bench_train_oltr.measure(args, ctx, tmp, sync, args.oltr_config),
     }
 
 
@@ -138,6 +153,8 @@ def print_results(results, args, config):
     if "realistic" in results:
         bench_train_modes.print_result(results["realistic"], "Modes on a realistic shape (resnet10, "
                                                              "base_channels=64, 1000 classes, synthetic images)")
+    if "oltr" in results:
+        bench_train_oltr.print_result(results["oltr"])
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ def load_bench():
 def test_smallest_run_prints_every_table(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     bench = load_bench()
-    code = bench.main(["--quick", "--steps", "2", "--repeats", "1", "--epoch-repeats", "1", "--warmup", "1",
+    code = bench.main(["--quick", "--sections", "overhead,loss,config,realistic", "--steps", "2", "--repeats", "1", "--epoch-repeats", "1", "--warmup", "1",
                        "--modes", "fp32,bf16", "--real-size", "32", "--real-batch", "2", "--real-steps", "1",
                        "--real-repeats", "1", "--threads", "1"])
     out = capsys.readouterr().out
@@ -40,6 +40,23 @@ def test_smallest_run_prints_every_table(capsys, monkeypatch):
     assert "Fastest safe mode" in out or "No mode ran safely" in out
     # The benchmark's runs log into its temporary directory, never under logs/.
     assert not [p for p in (REPO / "logs").glob("**/*") if p.name in ("overhead", "config_fp32", "loss_cfl")]
+
+
+@pytest.mark.slow
+def test_oltr_section_compares_ours_with_the_original_loop(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    bench = load_bench()
+    code = bench.main(["--quick", "--sections", "oltr", "--oltr-images", "8", "--oltr-batch", "4",
+                       "--oltr-size", "32", "--oltr-repeats", "1", "--oltr-workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "### Ours vs OLTR's original loop (config/ImageNet_LT/stage_1.py" in out
+    assert "vector ISA" in out
+    ratio_line = next(line for line in out.splitlines() if line.startswith("- ratio ours/original time per epoch"))
+    ratio = float(re.search(r"epoch: ([0-9.]+) \(min", ratio_line).group(1))
+    assert ratio > 0 and "target <= " in ratio_line
+    assert re.search(r"images/s median \(min-max\): ours [0-9,]+ .*original [0-9,]+", out)
+    assert not [p for p in (REPO / "logs").glob("**/oltr_ours")]
 
 
 def test_unknown_mode_is_refused():
