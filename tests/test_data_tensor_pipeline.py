@@ -96,12 +96,16 @@ def test_damaged_files_are_a_data_error_naming_them(tmp_path):
 
 # ----------------------------------------------------------------------------- the decoded store
 
-def test_the_store_equals_the_decoded_files_byte_for_byte(image_files, tmp_path):
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_the_store_equals_the_decoded_files_byte_for_byte(image_files, tmp_path, monkeypatch, in_memory):
+    if not in_memory:  # a store too large to read whole is memory-mapped
+        monkeypatch.setattr(image_store, "IN_MEMORY_BYTES", 0)
     paths = [str(path) for path in image_files.values()]
     store = image_store.open_or_build(paths, tmp_path / "cache", "Mixed")
     assert len(store) == len(paths)
     for index, path in enumerate(paths):
         assert torch.equal(store[index], read_image(path))
+    assert isinstance(store._pixels, np.memmap) != in_memory
     # a second process gets the pixels from the file, not from a pickled copy
     clone = pickle.loads(pickle.dumps(store))
     assert clone._pixels is None and torch.equal(clone[3], store[3])
@@ -237,3 +241,14 @@ def test_the_device_step_and_gpu_decode_give_the_batches_the_workers_give(image_
             assert torch.equal(labels, ref_labels) and torch.equal(indices, ref_indices)
             assert torch.allclose(images, ref_images, atol=1e-6)
     assert not torch.equal(reference[0][0], reference[1][0])  # two batches, two augmentations
+
+
+def test_image_by_image_and_whole_batch_agree():
+    """The CPU's in-place loop and the GPU's whole-batch operations are the same transform."""
+    rng = np.random.default_rng(6)
+    tensors = [torch.from_numpy(_smooth_rgb(rng, *size).copy()).permute(2, 0, 1) for size in [(120, 90), (64, 200)] * 3]
+    transform = BatchTransform(True, input_size=72)
+    params = transform.sample([t.shape[-2:] for t in tensors], torch.Generator().manual_seed(7))
+    assert params.flips.any() and not params.flips.all()
+    one_by_one, batched = transform.apply(tensors, params, batched=False), transform.apply(tensors, params, batched=True)
+    assert torch.allclose(one_by_one, batched, atol=1e-5)

@@ -3,8 +3,9 @@
     store = open_or_build(paths, cache_dir, name)   # decodes on the first call, maps the file after
     store[i]                                        # uint8 (3, H, W), equal byte for byte to read_image(paths[i])
 
-One directory per store, ``<cache_dir>/<name>-<key>/`` with ``pixels.u8`` (every image's CHW
-bytes, one after another) and ``index.npy`` (offset, height, width per image). The key hashes
+One directory per store, ``<cache_dir>/<name>-<key>/`` with ``pixels.u8`` (every image's bytes
+in height x width x RGB order, as decoders write them and as the uint8 resize kernels read them
+fastest, one image after another) and ``index.npy`` (offset, height, width per image). The key hashes
 the image paths with their sizes and modification times, so an edited split file or a replaced
 image gives a new store, and an unchanged split a warm start. The directory is written under a
 temporary name and renamed into place, and built under a file lock, so ranks, workers and
@@ -25,9 +26,10 @@ import torch
 from ..errors import DataError
 from .decode import read_image
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PIXELS, INDEX, INFO = "pixels.u8", "index.npy", "info.json"
 HEADER_SAMPLE = 256  # images whose headers estimate a split's decoded size
+IN_MEMORY_BYTES = 256 * 2**20  # a store up to this size is read into each process's memory, not mapped
 
 
 def default_cache_dir():
@@ -71,7 +73,10 @@ def estimated_bytes(paths):
 
 
 class ImageStore:
-    """Read-only view of a built store; pickles as its path (each process maps the file itself)."""
+    """A built store; pickles as its path (each process reads or maps the file itself).
+
+    ``store[i]`` may be a view of the store's memory: transforms read it and write elsewhere.
+    """
 
     def __init__(self, directory):
         self.directory = Path(directory)
@@ -87,16 +92,24 @@ class ImageStore:
         state["_pixels"] = None
         return state
 
-    def _map(self):
+    def _load(self):
+        """A small store is read into memory whole (slicing it costs a view); a large one is mapped,
+        and each image copied out of the read-only map when asked for."""
         if self._pixels is None:
-            self._pixels = np.memmap(self.directory / PIXELS, dtype=np.uint8, mode="r")
+            path = self.directory / PIXELS
+            if path.stat().st_size <= IN_MEMORY_BYTES:
+                self._pixels = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+            else:
+                self._pixels = np.memmap(path, dtype=np.uint8, mode="r")
         return self._pixels
 
     def __getitem__(self, index):
         start = int(self.offsets[index])
         h, w = int(self.heights[index]), int(self.widths[index])
-        pixels = np.array(self._map()[start:start + 3 * h * w])  # a copy: the map is read-only
-        return torch.from_numpy(pixels).view(3, h, w)
+        pixels = self._load()[start:start + 3 * h * w]
+        if isinstance(pixels, np.ndarray):
+            pixels = torch.from_numpy(np.array(pixels))  # a copy: the map is read-only
+        return pixels.view(h, w, 3).permute(2, 0, 1)
 
 
 class _DecodeAll(torch.utils.data.Dataset):
@@ -121,7 +134,7 @@ def _write_store(paths, directory, num_workers):
     with open(directory / PIXELS, "wb") as out:
         for position, image in enumerate(loader):
             index[position] = (offset, image.shape[1], image.shape[2])
-            out.write(image.contiguous().numpy().tobytes())
+            out.write(image.permute(1, 2, 0).contiguous().numpy().tobytes())
             offset += image.numel()
         out.flush()
         os.fsync(out.fileno())
