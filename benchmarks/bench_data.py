@@ -14,6 +14,8 @@ digits    one Digits_LT stage-1 epoch (config/Digits_LT/stage_1.py): the seconds
           (training batches, then the validation pass) against the whole epoch (train_one_epoch +
           validate), for the tensor pipeline (the default, warm store) and the PIL one.
           target: the data pipeline under 10% of the stage
+workers   the Digits_LT training loader with two worker processes, epoch after epoch, with workers that
+          persist (training_opt.persistent_workers, the default) against workers started every epoch
 
 Timing as in every benchmark here (harness.py): a warm-up, then rounds that time every candidate
 once in a shuffled order; medians (min..max) and medians of per-round ratios. Nothing is asserted;
@@ -35,7 +37,7 @@ from synthetic_images import write_jpeg_dataset  # noqa: E402
 
 TARGET_SPEEDUP = 2.0
 TARGET_DATA_SHARE = 0.10
-SECTIONS = ("imagenet", "digits")
+SECTIONS = ("imagenet", "digits", "workers")
 
 
 def build_parser():
@@ -170,6 +172,46 @@ def run_digits(args, tmp):
     print()
 
 
+# ----------------------------------------------------------------------------- workers that persist
+
+def run_workers(args, tmp):
+    from oltr import build
+    from oltr.config import load_config
+    from oltr.engine import trainer
+    from oltr.engine.distributed import DistContext
+
+    log("workers: the Digits_LT training loader, 2 workers, persistent or started every epoch")
+    data = os.path.join(tmp, "Digits_LT")
+    epochs = 2 if args.quick else 4
+    candidates = {}
+    for persistent in (True, False):
+        config = load_config(os.path.join("config", "Digits_LT", "stage_1.py"), [
+            f"training_opt.data_root={data}", f"training_opt.split_dir={data}", "training_opt.log_dir=unused",
+            "training_opt.num_workers=2", f"training_opt.persistent_workers={str(persistent).lower()}",
+            f"training_opt.cache_dir={os.path.join(tmp, 'cache')}"])
+        training_opt = config["training_opt"]
+        build.prepare_data(training_opt)
+        dataset = build.build_dataset(training_opt, build.load_samples(training_opt, "train"), train=True)
+        loader = build.build_train_loader(training_opt, dataset, 0, DistContext())
+
+        def epochs_of(_, loader=loader):
+            for epoch in range(epochs):
+                trainer.start_epoch(loader, epoch, epoch)
+                for _batch in loader:
+                    pass
+
+        candidates["persistent" if persistent else "restarted"] = epochs_of
+    for candidate in candidates.values():
+        candidate(1)
+    seconds = time_interleaved(candidates, args.repeats, 1, lambda: None)
+    print(f"### Loader workers across epochs (Digits_LT training loader, 2 workers, {epochs} epochs, "
+          f"x {args.repeats})")
+    print()
+    rows = [[name, f"{1000 * sorted(seconds[name])[len(seconds[name]) // 2] / epochs:.0f}",
+             f"{paired_ratio(seconds[name], seconds['restarted']):.2f}"] for name in ("persistent", "restarted")]
+    print_table(["workers", "ms per epoch", "speed vs restarted"], rows)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     args.repeats = args.repeats or (2 if args.quick else 7)
@@ -190,6 +232,8 @@ def main(argv=None):
             run_imagenet(args, tmp)
         if "digits" in sections:
             run_digits(args, tmp)
+        if "workers" in sections:
+            run_workers(args, tmp)
     log(f"done in {time.perf_counter() - started:.0f}s")
     return 0
 

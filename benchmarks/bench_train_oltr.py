@@ -96,10 +96,13 @@ def modes_text(run):
 
 
 def target_for_cpu():
-    flags = cpu_flags()
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
+    """The target of the bf16 CPUs where oneDNN may use bf16 (the rule of ``amp: auto``, so an ISA capped
+    with ONEDNN_MAX_CPU_ISA=AVX2 gets the AVX2 target), else the AVX2 one."""
+    from oltr.engine.precision import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
         return TARGET_NATIVE_BF16, "native bf16 CPU"
-    return TARGET_AVX2, "AVX2 CPU" if "avx2" in flags else "target for AVX2; this CPU has no AVX2"
+    return TARGET_AVX2, "AVX2 CPU" if "avx2" in cpu_flags() else "target for AVX2; this CPU has no AVX2"
 
 
 def measure(args, ctx, tmp, sync, config_path=DEFAULT_CONFIG):

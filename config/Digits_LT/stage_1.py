@@ -22,9 +22,6 @@ config = {
         "scheduler": "step",
         "scheduler_params": {"step_size": 10, "gamma": 0.1},
         "shot_thresholds": {"many": 50, "few": 10, "inclusive": True},
-        # Measured by benchmarks/bench_train.py: 1.1-1.3x per step with fp32 numerics. bf16 autocast is
-        # faster still on CPUs with native bf16 but 5-10x slower on those without, so it stays off.
-        "channels_last": True,
         "transforms": {
             "input_size": 16,
             "resize_size": 16,
