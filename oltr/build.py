@@ -165,8 +165,11 @@ def build_sampler(training_opt, labels, seed, ctx):
         raise DataError(f"training_opt.sampler.type {kind!r}: {error}") from None
 
 
-def build_eval_loader(training_opt, dataset, ctx):
-    """An in-order loader; under DDP each rank takes a strided share, gathered later."""
+def build_eval_loader(training_opt, dataset, ctx, passes="many"):
+    """An in-order loader; under DDP each rank takes a strided share, gathered later.
+
+    ``passes="one"`` (a test, the centroids, a recipe's fit): its workers are not kept for another pass.
+    """
     indices = list(range(ctx.rank, len(dataset), ctx.world_size))
     subset = torch.utils.data.Subset(dataset, indices) if ctx.distributed else dataset
     batch_size = training_opt["eval_batch_size"] or training_opt["batch_size"]
@@ -176,7 +179,7 @@ def build_eval_loader(training_opt, dataset, ctx):
                                            pin_memory=ctx.device.type == "cuda")
     return TensorLoader(subset, dataset.batch_transform, ctx.device, batch_size=batch_size,
                         num_workers=training_opt["num_workers"],
-                        persistent_workers=training_opt["persistent_workers"])
+                        persistent_workers=training_opt["persistent_workers"] and passes == "many")
 
 
 def _per_rank_batch(batch_size, ctx):

@@ -255,24 +255,29 @@ def corrupt_image_root(data_root, tmp_path):
     return root, root / victim
 
 
+def workers(num_workers):
+    """Loader workers; with workers the images are decoded there (not into the image store first),
+    so the error crosses the worker boundary; without, it comes from the store's decoding."""
+    return {"training_opt.num_workers": num_workers, **({"training_opt.cache_images": "never"} if num_workers else {})}
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_corrupt_image_is_one_line_even_from_a_worker(capsys, trained, corrupt_image_root, tmp_path, num_workers):
     root, victim = corrupt_image_root
     log_dir = tmp_path / "log"
     argv = ["--config", STAGE_1, "--opts",
-            *tiny_opts(root, log_dir, **{"training_opt.num_workers": num_workers})]
+            *tiny_opts(root, log_dir, **workers(num_workers))]
     fails_cleanly(capsys, argv, f"image {victim} cannot be read as an image")
     assert not (log_dir / "final_model_checkpoint.pth").exists() and not (log_dir / "last_checkpoint.pth").exists()
     # --test of a finished run on the corrupt data: its checkpoint and results stay as they were.
     test_argv = ["--test", "--config", STAGE_1, "--opts",
-                 *tiny_opts(root, trained, **{"training_opt.num_workers": num_workers})]
+                 *tiny_opts(root, trained, **workers(num_workers))]
     fails_cleanly(capsys, test_argv, f"image {victim} cannot be read as an image", untouched=trained)
 
 
 def test_worker_error_with_debug_reraises(corrupt_image_root, trained):
     root, victim = corrupt_image_root
-    argv = ["--debug", "--test", "--config", STAGE_1, "--opts",
-            *tiny_opts(root, trained, **{"training_opt.num_workers": 2})]
+    argv = ["--debug", "--test", "--config", STAGE_1, "--opts", *tiny_opts(root, trained, **workers(2))]
     with pytest.raises(DataError, match="cannot be read as an image"):
         main(argv)
 
@@ -404,7 +409,7 @@ def run_main_py(*argv):
 def test_subprocess_worker_error_prints_one_line(corrupt_image_root, tmp_path):
     root, victim = corrupt_image_root
     done = run_main_py("--config", STAGE_1, "--opts",
-                       *tiny_opts(root, tmp_path / "log", **{"training_opt.num_workers": 2}))
+                       *tiny_opts(root, tmp_path / "log", **workers(2)))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
     assert done.stderr.startswith(f"error: image {victim} cannot be read as an image")

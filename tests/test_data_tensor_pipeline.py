@@ -252,3 +252,17 @@ def test_image_by_image_and_whole_batch_agree():
     assert params.flips.any() and not params.flips.all()
     one_by_one, batched = transform.apply(tensors, params, batched=False), transform.apply(tensors, params, batched=True)
     assert torch.allclose(one_by_one, batched, atol=1e-5)
+
+
+def test_a_worker_that_fails_is_stopped_with_the_others_at_once(image_files, tmp_path):
+    """No worker outlives the error (torch would otherwise wait 5 s for each when the loader is collected)."""
+    import multiprocessing
+
+    samples = [(str(image_files["gray.png"]), 0)] * 6 + [(str(tmp_path / "gone.png"), 0)] + \
+        [(str(image_files["gray.png"]), 0)] * 9
+    loader = TensorLoader(UInt8SplitDataset(samples), BatchTransform(False, input_size=8, resize_size=8), "cpu",
+                          batch_size=4, num_workers=2, persistent_workers=True)
+    with pytest.raises(DataError, match="gone.png does not exist"):
+        for _ in loader:
+            pass
+    assert not [child for child in multiprocessing.active_children() if child.is_alive()]

@@ -107,7 +107,9 @@ def test_every_undecodable_image_is_one_line_naming_it(capsys, tiny_digits_root,
         victim.write_bytes(bytes(good))
     log_dir = tmp_path / "log"
     code, err = cli(capsys, ["--config", STAGE_1, "--opts",
-                             *tiny_opts(root, log_dir, **{"training_opt.num_workers": num_workers})])
+                             *tiny_opts(root, log_dir, **{"training_opt.num_workers": num_workers,
+                                                          # with workers, decoded there, not into the store first
+                                                          "training_opt.cache_images": "never" if num_workers else "auto"})])
     one_line_error(code, err, f"image {victim} cannot be read as an image")
     assert not (log_dir / "last_checkpoint.pth").exists()
 
@@ -227,7 +229,7 @@ def test_a_plain_sweep_rerun_over_runs_refuses_before_running_anything(in_repo, 
     finished.parent.mkdir(parents=True)
     finished.write_text("a finished run")
     monkeypatch.setattr(sweep, "check_data_present", lambda dataset: None)
-    monkeypatch.setattr(sweep, "run_step", lambda step: pytest.fail("nothing may run"))
+    monkeypatch.setattr(sweep, "run_step", lambda step, **options: pytest.fail("nothing may run"))
     code = sweep.main(["--losses", "softmax", "--logs", str(logs)])
     err = capsys.readouterr().err
     one_line_error(code, err, f"first: {finished.parent}", "--skip-done", "--overwrite")
@@ -246,8 +248,8 @@ def test_sweep_overwrite_moves_each_run_aside_before_its_step(in_repo, capsys, t
     old.parent.mkdir(parents=True)
     old.write_text("old run")
     monkeypatch.setattr(sweep, "check_data_present", lambda dataset: None)
-    monkeypatch.setattr(sweep, "run_step", lambda step: (True, 0.0, []))
-    monkeypatch.setattr(sweep.subprocess, "run", lambda command: type("Done", (), {"returncode": 0})())
+    monkeypatch.setattr(sweep, "run_step", lambda step, **options: (True, 0.0, []))
+    monkeypatch.setattr(sweep, "run_report", lambda command, **options: 0)
     assert sweep.main(["--losses", "softmax", "--overwrite", "--logs", str(logs)]) == 0
     (aside,) = (logs / "Digits_LT").glob("stage1_softmax.old-*")
     assert (aside / "final_model_checkpoint.pth").read_text() == "old run"

@@ -107,13 +107,27 @@ class TensorLoader:
     def __len__(self):
         return len(self.loader)
 
+    def close(self):
+        """Stop persistent workers now, rather than whenever the loader is garbage-collected (after a
+        failed run in a long-lived process, that can be in the middle of the next one)."""
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.loader._iterator = None
+
     def __iter__(self):
-        if not self.on_device:
-            yield from self.loader
-            return
-        for images, labels, indices, seed in self.loader:
-            images = self._decode_on_device(images, indices)
-            yield self.transform(images, batch_generator(seed)), labels, indices
+        iterator = iter(self.loader)
+        try:
+            if not self.on_device:
+                yield from iterator
+                return
+            for images, labels, indices, seed in iterator:
+                images = self._decode_on_device(images, indices)
+                yield self.transform(images, batch_generator(seed)), labels, indices
+        except Exception:
+            _stop_workers(iterator)
+            raise
+
 
     def _decode_on_device(self, images, indices):
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -140,3 +154,14 @@ class TensorLoader:
         except RuntimeError as error:
             raise DataError(f"image {base.paths[index]} cannot be decoded as a JPEG on the GPU ({error}); replace "
                             "or remove it, or set training_opt.gpu_decode to false") from None
+
+
+def _stop_workers(iterator):
+    """After an error (a worker that could not read an image), end the workers at once: torch's own
+    shutdown then waits 5 s for each of them to drain its queue, which is seconds before a failed run's
+    process can exit, or in the middle of the next run when the loader is collected late."""
+    for worker in getattr(iterator, "_workers", ()):
+        if worker.is_alive():
+            worker.terminate()
+    if hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()

@@ -29,6 +29,7 @@ from .decode import read_image
 FORMAT_VERSION = 2
 PIXELS, INDEX, INFO = "pixels.u8", "index.npy", "info.json"
 HEADER_SAMPLE = 256  # images whose headers estimate a split's decoded size
+PARALLEL_FROM = 2000  # images from which the store is decoded by worker processes (below, starting them costs more)
 IN_MEMORY_BYTES = 256 * 2**20  # a store up to this size is read into each process's memory, not mapped
 
 
@@ -127,8 +128,8 @@ def _write_store(paths, directory, num_workers):
     """Decode every image (``num_workers`` processes) into ``directory``."""
     # A generator of its own: a DataLoader draws its base seed from the one it is given, and the
     # global one is the run's, seeded just before (a first run must train as a warm one does).
-    loader = torch.utils.data.DataLoader(_DecodeAll(paths), batch_size=None, num_workers=num_workers,
-                                         generator=torch.Generator())
+    loader = torch.utils.data.DataLoader(_DecodeAll(paths), batch_size=None, generator=torch.Generator(),
+                                         num_workers=num_workers if len(paths) >= PARALLEL_FROM else 0)
     index = np.zeros((len(paths), 3), dtype=np.int64)
     offset = 0
     with open(directory / PIXELS, "wb") as out:

@@ -79,7 +79,7 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
 
     def split_logits(samples):
         dataset = build.build_dataset(training_opt, samples, train=False)
-        loader = build.build_eval_loader(training_opt, dataset, ctx)
+        loader = build.build_eval_loader(training_opt, dataset, ctx, passes="one")
         logits, labels, _ = collect_logits(network, loader, centroids, ctx, amp=training_opt["amp"],
                                            channels_last=training_opt["channels_last"])
         return logits, labels

@@ -132,7 +132,7 @@ class _FeaturesOnly(torch.nn.Module):
 def collect_features(feat_model, training_opt, samples, ctx, what):
     """(features float32, labels) of ``samples`` with test-time transforms, gathered in dataset order."""
     dataset = build.build_dataset(training_opt, samples, train=False)
-    loader = build.build_eval_loader(training_opt, dataset, ctx)
+    loader = build.build_eval_loader(training_opt, dataset, ctx, passes="one")
     features, labels, _ = collect_logits(_FeaturesOnly(feat_model), loader, None, ctx, amp=training_opt["amp"],
                                          channels_last=training_opt["channels_last"],
                                          progress=progress_bar(what, ctx))

@@ -39,6 +39,12 @@ class Run:
     best: dict = field(default_factory=lambda: {"epoch": -1, "top1": -1.0, "networks": None, "centroids": None})
     history: list = field(default_factory=list)
 
+    def close(self):
+        """Release the loaders' worker processes (the run is over, finished or not)."""
+        for loader in (self.train_loader, self.val_loader):
+            if hasattr(loader, "close"):
+                loader.close()
+
     @property
     def feature_loss(self):
         criterion = self.criterions.get("FeatureLoss")
@@ -92,7 +98,7 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
 
     if config["memory"]["init_centroids"]:
         plain_train = build.build_dataset(training_opt, train_samples, train=False)
-        loader = build.build_eval_loader(training_opt, plain_train, ctx)
+        loader = build.build_eval_loader(training_opt, plain_train, ctx, passes="one")
         centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
                                       amp=training_opt["amp"], channels_last=training_opt["channels_last"],
                                       progress=progress_bar("centroids", ctx))

@@ -180,8 +180,11 @@ def fit(config, ctx, resume=False, echo=True, claim=None):
         with claimed:
             return recipes.fit_without_training(config, ctx, echo=echo)
     run = build_run(config, ctx, echo=echo, defer_logs=True)
-    with claimed:
-        return _fit(run, config, ctx, resume)
+    try:
+        with claimed:
+            return _fit(run, config, ctx, resume)
+    finally:
+        run.close()
 
 
 def _fit(run, config, ctx, resume):
