@@ -97,16 +97,18 @@ def _assert_same_tensors(a, b, where=""):
 
 
 @pytest.fixture(scope="module")
-def stage1(tmp_path_factory):
+def stage1(tmp_path_factory, one_torch_thread):
     """An uninterrupted stage-1 run and a killed-then-resumed one, both tested, in the same log_dir path.
 
     The same path (the uninterrupted run is moved aside before the second starts) keeps the
-    resolved configs, and so the results files, identical up to what the runs computed.
+    resolved configs, and so the results files, identical up to what the runs computed. Only the
+    killed run needs a process of its own; the others run the same CLI in this one, on one thread
+    as the child does (tests/test_sweep_in_process.py: the same weights as a process of their own).
     """
     root = tmp_path_factory.mktemp("resume")
     data, run, reference = root / "Digits_LT", root / "run", root / "reference"
     args = _stage1_args(data, run)
-    _finish(_train(args))
+    assert main(args) == 0
     assert main(["--test", *args]) == 0
     run.rename(reference)
 
@@ -117,10 +119,10 @@ def stage1(tmp_path_factory):
         "saved_epoch": _networks(run, "last_checkpoint.pth")["epoch"],
         "final_exists": (run / "final_model_checkpoint.pth").exists(),
     }
-    resumed_output = _finish(_train([*args[:2], "--resume", *args[2:]]))
+    assert main([*args[:2], "--resume", *args[2:]]) == 0
     assert main(["--test", *args]) == 0
     return {"data": data, "run": run, "reference": reference, "killed_at": killed_at,
-            "resumed_output": resumed_output}
+            "resumed_output": (run / "log.txt").read_text()}
 
 
 def test_the_kill_interrupted_the_run(stage1):
