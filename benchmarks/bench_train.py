@@ -42,7 +42,7 @@ import bench_train_loss  # noqa: E402
 import bench_train_modes  # noqa: E402
 import bench_train_oltr  # noqa: E402
 import bench_train_overhead  # noqa: E402
-from harness import load_text, log, machine_lines, synchronizer  # noqa: E402
+from harness import load_text, log, machine_lines, picker, synchronizer  # noqa: E402
 from oltr.config import load_config  # noqa: E402
 from oltr.engine.distributed import DistContext  # noqa: E402
 from oltr.errors import OltrError  # noqa: E402
@@ -88,10 +88,7 @@ def build_parser():
 
 
 def resolve_args(args):
-    quick = args.quick
-
-    def pick(value, normal, small):
-        return value if value is not None else (small if quick else normal)
+    pick = picker(args.quick)
 
     args.steps = pick(args.steps, 11, 3)
     args.repeats = pick(args.repeats, 7, 2)

@@ -23,7 +23,7 @@ import statistics
 import torch
 
 import synthetic_images
-from harness import cpu_flags, log, rate_text, throughput, time_interleaved
+from harness import cpu_flags, log, picker, rate_text, throughput, time_interleaved
 from oltr.config import load_config
 from oltr.engine import trainer
 from oltr_reference import OriginalStage1
@@ -44,14 +44,11 @@ def default_workers():
 
 def sizes(args):
     """The section's sizes: images, batch and input size (None: the config's), repeats, JPEG size, workers."""
-    quick = args.quick
-
-    def pick(value, normal, small):
-        return value if value is not None else (small if quick else normal)
+    pick = picker(args.quick)
 
     return {"images": pick(args.oltr_images, 256, 16), "batch": pick(args.oltr_batch, None, 8),
             "input_size": pick(args.oltr_size, None, 64), "repeats": pick(args.oltr_repeats, 3, 2),
-            "jpeg_size": (160, 120) if quick else (500, 375),
+            "jpeg_size": (160, 120) if args.quick else (500, 375),
             "workers": args.oltr_workers if args.oltr_workers is not None else default_workers()}
 
 

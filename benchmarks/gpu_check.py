@@ -90,20 +90,19 @@ def build_parser():
 
 
 def resolve(args):
-    quick = args.quick
+    from harness import picker  # here, not at the top: see load_benchmarks
 
-    def pick(value, normal, small):
-        return value if value is not None else (small if quick else normal)
+    pick = picker(args.quick)
 
     args.images = pick(args.images, 3072, 16)
     args.batch = pick(args.batch, None, 8)
     args.input_size = pick(args.input_size, None, 32)
     args.epochs = pick(args.epochs, 2, 1)
     args.demo_epochs = pick(args.demo_epochs, None, 1)
-    args.modes = parse_modes(args.modes or (QUICK_MODES if quick else DEFAULT_MODES))
+    args.modes = parse_modes(args.modes or (QUICK_MODES if args.quick else DEFAULT_MODES))
     args.workers = args.workers if args.workers is not None else default_workers()
-    args.num_classes = 10 if quick else 1000
-    args.jpeg_size = (160, 120) if quick else (500, 375)
+    args.num_classes = 10 if args.quick else 1000
+    args.jpeg_size = (160, 120) if args.quick else (500, 375)
     return args
 
 

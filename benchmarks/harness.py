@@ -26,6 +26,13 @@ import torch
 from torch.utils.benchmark import set_torch_threads
 
 
+def picker(quick):
+    """``pick(value, normal, small)``: a command-line value if given, else the normal or the --quick default."""
+    def pick(value, normal, small):
+        return value if value is not None else (small if quick else normal)
+    return pick
+
+
 def log(message):
     """Progress goes to stderr, so stdout is only the report."""
     print(f"# {message}", file=sys.stderr, flush=True)

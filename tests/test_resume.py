@@ -47,12 +47,6 @@ def _train(args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def _finish(process, timeout=120):
-    output, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, output
-    return output
-
-
 def _records(log_dir):
     lines = (Path(log_dir) / "metrics.jsonl").read_text().splitlines()
     # Throughput is the one field that depends on the clock.

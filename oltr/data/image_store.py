@@ -146,8 +146,12 @@ def _write_store(paths, directory, num_workers):
 
 @contextlib.contextmanager
 def _lock(path):
-    import fcntl
-
+    """An inter-process lock: concurrent ranks and runs decode a split once, the rest wait and read it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: two builders may both decode; the rename keeps either's store whole
+        yield
+        return
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
