@@ -98,7 +98,7 @@ def resolve_args(args):
     args.real_steps = pick(args.real_steps, 2, 1)
     args.real_repeats = pick(args.real_repeats, 3, 1)
     several_threads = (args.threads or torch.get_num_threads()) > 1
-    default_modes = ",".join(m for m in MODES if not (quick and MODES[m]["compile"])
+    default_modes = ",".join(m for m in MODES if not (args.quick and MODES[m]["compile"])
                              and (several_threads or MODES[m]["threads"] is None))
     args.modes = parse_modes(args.modes or default_modes)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
