@@ -4,8 +4,9 @@ import pytest
 import torch
 from torchvision.ops import sigmoid_focal_loss
 
+from conftest import load_native_kernels_or_skip
 from losses.fast import dispatch
-from losses.fast.margin_functions import ScaledMarginCrossEntropy
+from losses.fast.margin_functions import FusedScaledMarginCrossEntropy, ScaledMarginCrossEntropy
 from losses.focal_family import focal_family_formula
 from losses.ldam import ldam_formula
 from losses.sigmoid_focal import sigmoid_focal_formula, sigmoid_focal_per_sample
@@ -100,7 +101,7 @@ def test_sigmoid_dispatch_computes_the_formula(dtype):
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_ldam_function_computes_the_formula(dtype, weighted, reduction):
+def test_ldam_function_computes_the_formula(dtype, weighted, reduction, loss_backend):
     logits, targets = make_batch(batch=40, classes=23, seed=13, dtype=dtype)
     generator = torch.Generator().manual_seed(13)
     margins = (torch.rand(23, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
@@ -126,4 +127,18 @@ def test_gradcheck_ldam_function(reduction):
     weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
     for class_weight in (None, weight):
         function = lambda z: ScaledMarginCrossEntropy.apply(z, targets, margin, 3.0, class_weight, reduction)  # noqa: E731
+        assert torch.autograd.gradcheck(function, (logits,), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gradcheck_fused_ldam_function(reduction):
+    kernels = load_native_kernels_or_skip()
+    generator = torch.Generator().manual_seed(15)
+    logits = torch.randn(6, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 5, (6,), generator=generator)
+    margin = torch.rand(6, generator=generator, dtype=torch.float64)
+    weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
+    for class_weight in (None, weight):
+        function = lambda z: FusedScaledMarginCrossEntropy.apply(  # noqa: E731
+            z, targets, margin, 3.0, class_weight, reduction, kernels)
         assert torch.autograd.gradcheck(function, (logits,), eps=1e-6, atol=1e-8)

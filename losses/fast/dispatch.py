@@ -12,8 +12,9 @@ choose how, from the logits alone, and every loss calls them:
 3. Everywhere else (CUDA, no compiler, a weight shape the kernel does not take): the
    PyTorch Functions with analytic backwards (``focal_functions``, ``sigmoid_functions``).
 
-LDAM has no fused kernel: its Function (``margin_functions``) runs on every device when a
-graph is recorded, and ``F.cross_entropy`` on the adjusted logits when none is.
+LDAM is cross-entropy of adjusted logits: the fused kernel where it applies (2.), else its
+Function (``margin_functions``) when a graph is recorded, and ``F.cross_entropy`` on the
+adjusted logits when none is.
 
 Callers pass validated inputs: targets as int64, logits already in their compute dtype
 (half precision promoted to float32 by ``checks.compute_dtype_logits``).
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from .. import native
 from ..checks import reduce_loss
 from .focal_functions import FocalFamilyFunction, FusedFocalFamilyFunction, target_only_loss
-from .margin_functions import ScaledMarginCrossEntropy
+from .margin_functions import FusedScaledMarginCrossEntropy, ScaledMarginCrossEntropy
 from .sigmoid_functions import FusedSigmoidFocalFunction, SigmoidFocalFunction, fused_arguments
 
 __all__ = ["focal_family", "records_graph", "scaled_margin_cross_entropy", "sigmoid_focal"]
@@ -70,6 +71,9 @@ def sigmoid_focal(z, targets, gamma, pos_weight, neg_weight, collect_gradient_su
 def scaled_margin_cross_entropy(z, targets, margin, scale, class_weight, reduction):
     """``ldam_formula`` reduced as asked (``losses/ldam.py``); ``margin`` is the target's, per sample."""
     if records_graph(z):
+        kernels = native.cpu_kernels(z)
+        if kernels is not None:
+            return FusedScaledMarginCrossEntropy.apply(z, targets, margin, scale, class_weight, reduction, kernels)
         return ScaledMarginCrossEntropy.apply(z, targets, margin, scale, class_weight, reduction)
     adjusted = z.scatter_add(1, targets.unsqueeze(1), margin.neg().unsqueeze(1)).mul_(scale)
     return F.cross_entropy(adjusted, targets, weight=class_weight, reduction=reduction)
