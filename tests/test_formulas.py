@@ -6,7 +6,7 @@ from torchvision.ops import sigmoid_focal_loss
 
 from conftest import load_native_kernels_or_skip
 from losses.fast import dispatch
-from losses.fast.margin_functions import FusedScaledMarginCrossEntropy, ScaledMarginCrossEntropy
+from losses.fast.margin_functions import FusedAdjustedCrossEntropy, ScaledMarginCrossEntropy, adjusted_logits
 from losses.focal_family import focal_family_formula
 from losses.ldam import ldam_formula
 from losses.sigmoid_focal import sigmoid_focal_formula, sigmoid_focal_per_sample
@@ -139,6 +139,7 @@ def test_gradcheck_fused_ldam_function(reduction):
     margin = torch.rand(6, generator=generator, dtype=torch.float64)
     weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
     for class_weight in (None, weight):
-        function = lambda z: FusedScaledMarginCrossEntropy.apply(  # noqa: E731
-            z, targets, margin, 3.0, class_weight, reduction, kernels)
+        function = lambda z: FusedAdjustedCrossEntropy.apply(  # noqa: E731
+            z, adjusted_logits(z.detach(), targets.unsqueeze(1), margin, 3.0), targets, 3.0, class_weight, reduction,
+            kernels)
         assert torch.autograd.gradcheck(function, (logits,), eps=1e-6, atol=1e-8)

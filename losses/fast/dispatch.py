@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from .. import native
 from ..checks import reduce_loss
 from .focal_functions import FocalFamilyFunction, FusedFocalFamilyFunction, target_only_loss
-from .margin_functions import FusedScaledMarginCrossEntropy, ScaledMarginCrossEntropy
+from .margin_functions import FusedAdjustedCrossEntropy, ScaledMarginCrossEntropy, adjusted_logits
 from .sigmoid_functions import FusedSigmoidFocalFunction, SigmoidFocalFunction, fused_arguments
 
-__all__ = ["focal_family", "records_graph", "scaled_margin_cross_entropy", "sigmoid_focal"]
+__all__ = ["focal_family", "records_graph", "scaled_margin_cross_entropy", "shifted_cross_entropy", "sigmoid_focal"]
 
 
 def records_graph(z):
@@ -73,7 +73,17 @@ def scaled_margin_cross_entropy(z, targets, margin, scale, class_weight, reducti
     if records_graph(z):
         kernels = native.cpu_kernels(z)
         if kernels is not None:
-            return FusedScaledMarginCrossEntropy.apply(z, targets, margin, scale, class_weight, reduction, kernels)
+            adjusted = adjusted_logits(z.detach(), targets.unsqueeze(1), margin, scale)
+            return FusedAdjustedCrossEntropy.apply(z, adjusted, targets, scale, class_weight, reduction, kernels)
         return ScaledMarginCrossEntropy.apply(z, targets, margin, scale, class_weight, reduction)
     adjusted = z.scatter_add(1, targets.unsqueeze(1), margin.neg().unsqueeze(1)).mul_(scale)
     return F.cross_entropy(adjusted, targets, weight=class_weight, reduction=reduction)
+
+
+def shifted_cross_entropy(z, targets, shift, reduction):
+    """``CE(z + shift, y)`` for a per-class ``shift`` (``losses/logit_adjusted.py``), by the fastest path."""
+    shifted = z + shift
+    kernels = native.cpu_kernels(z)
+    if kernels is not None and records_graph(z):
+        return FusedAdjustedCrossEntropy.apply(z, shifted.detach(), targets, 1.0, None, reduction, kernels)
+    return F.cross_entropy(shifted, targets, reduction=reduction)

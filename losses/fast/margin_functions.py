@@ -7,14 +7,15 @@ dL_i/dz_i = s w_i (softmax(a_i) - onehot(y_i)), with w_i the sample's share of t
 (1/B for the mean, w_{y_i} / sum_k w_{y_k} with class weights). One pass over the B x C logits
 more than ``F.cross_entropy`` itself, where autograd takes two.
 
-``FusedScaledMarginCrossEntropy`` hands the adjusted logits to the fused CPU cross-entropy
-kernel (``softmax_focal`` with every focusing term off), which returns each sample's loss and
-dloss_i/da_i in one pass per row; backward scales that by s w_i, one pass.
+``FusedAdjustedCrossEntropy`` hands adjusted logits a (LDAM's, or the prior-shifted z + shift of
+``balanced_softmax`` and ``logit_adjusted``, where s = 1) to the fused CPU cross-entropy kernel
+(``softmax_focal`` with every focusing term off), which returns each sample's loss and dloss_i/da_i
+in one pass per row; backward scales that by s w_i, one pass.
 """
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FusedScaledMarginCrossEntropy", "ScaledMarginCrossEntropy", "adjusted_logits", "reduction_shares"]
+__all__ = ["FusedAdjustedCrossEntropy", "ScaledMarginCrossEntropy", "adjusted_logits", "reduction_shares"]
 
 
 def adjusted_logits(z, index, margin, scale):
@@ -61,12 +62,13 @@ class ScaledMarginCrossEntropy(torch.autograd.Function):
         return grad.mul_(row.unsqueeze(1)), None, None, None, None, None
 
 
-class FusedScaledMarginCrossEntropy(torch.autograd.Function):
-    """``ScaledMarginCrossEntropy`` through the fused CPU kernel (CPU float32/float64 logits)."""
+class FusedAdjustedCrossEntropy(torch.autograd.Function):
+    """``F.cross_entropy(adjusted, y, weight=class_weight, reduction=reduction)`` differentiated with respect
+    to z, where ``adjusted`` = s z + (terms constant in z), through the fused CPU kernel (CPU
+    float32/float64 logits). The caller forms ``adjusted`` from z outside autograd."""
 
     @staticmethod
-    def forward(ctx, z, targets, margin, scale, class_weight, reduction, kernels):
-        adjusted = adjusted_logits(z, targets.unsqueeze(1), margin, scale)
+    def forward(ctx, z, adjusted, targets, scale, class_weight, reduction, kernels):
         # gamma_pos = gamma_neg = gamma_hc = xi = eps = 0: plain cross-entropy of the adjusted logits
         per_sample, grad = kernels.softmax_focal(adjusted, targets, 0.0, 0.0, 0.0, 0.0, 0.0, ctx.needs_input_grad[0])
         share = reduction_shares(per_sample, targets, class_weight, reduction)
