@@ -70,7 +70,7 @@ def test_paired_rows_sentences_and_gaps(paired_runs, tmp_path):
            f"{few_diff:+.1f} points [" in markdown
     assert "OLTR + FL vs OLTR (2 seeds, paired bootstrap over the same test images): no difference" in markdown
     assert "OLTR + ASL vs OLTR: no paired row (closed: seed 0 has no predictions_test_closed.npz)." in markdown
-    assert "paired differences to OLTR exclude zero (OLTR + CFL closed few-shot" in markdown
+    assert "paired differences to the baselines exclude zero (OLTR + CFL closed few-shot" in markdown
     # the old-style ASL run still loads: its cells show, with '-' where numbers are missing
     assert rows["OLTR + ASL"]["closed_few"] != "" and rows["OLTR + ASL"]["open_f_measure"] == ""
     latex = (out / "Toy_LT" / "table.tex").read_text(encoding="utf-8")
@@ -124,3 +124,22 @@ def test_html_escapes_and_lists_every_image(tmp_path):
     image.write_bytes(b"\x89PNG fake")
     page = render_html([{"dataset": "A<B", "rows": [], "sentences": ["1 < 2 & so on"], "images": {"x.png": image}}])
     assert "A&lt;B" in page and "1 &lt; 2 &amp; so on" in page and page.count("<img ") == 1
+
+
+def test_each_recipe_is_paired_with_its_own_softmax_row(tmp_path):
+    """CFL + cRT against CE + cRT (the loss's effect), CE + cRT against OLTR (the recipe's)."""
+    rng = np.random.default_rng(3)
+    root, base = tmp_path / "runs", rng.random(4 * PER_CLASS_IMAGES) < 0.6
+    better = base.copy()
+    better[2 * PER_CLASS_IMAGES:] = True  # every few-shot image right
+    _write_run(root / "softmax", "softmax", 0, base)
+    _write_run(root / "softmax_crt", "softmax", 0, better, recipe="crt")
+    _write_run(root / "cfl_crt", "cfl", 0, better, recipe="crt")  # the same predictions as CE + cRT
+    out = tmp_path / "out"
+    assert report.main([str(root), "--out", str(out), "--ci-resamples", "200"]) == 0
+    with open(out / "Toy_LT" / "table.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["method"]: row for row in csv.DictReader(handle)}
+    paired = sorted(name for name, row in rows.items() if row["kind"] == "paired")
+    assert paired == ["CE + cRT - OLTR (paired)", "CFL + cRT - CE + cRT (paired)"], paired
+    assert rows["CFL + cRT - CE + cRT (paired)"]["closed_few"] == "0.0"
+    assert rows["CE + cRT - OLTR (paired)"]["closed_few_significant"] == "1"

@@ -65,7 +65,7 @@ def group_runs(results, dataset):
     return {key: groups[key] for key in order}
 
 
-def _recipe_groups(results, dataset):
+def recipe_groups(results, dataset):
     """[(label, loss, recipe, stage, runs)] of group_runs, each labelled as its table row is."""
     groups = group_runs(results, dataset)
     several_stages = len({stage for _, recipe, stage in groups if recipe is None}) > 1
@@ -75,7 +75,7 @@ def _recipe_groups(results, dataset):
 
 def labelled_groups(results, dataset):
     """[(label, loss, stage, runs)] of group_runs, each labelled as its table row is."""
-    return [(label, loss, stage, runs) for label, loss, _, stage, runs in _recipe_groups(results, dataset)]
+    return [(label, loss, stage, runs) for label, loss, _, stage, runs in recipe_groups(results, dataset)]
 
 
 def _warn_mixed_params(runs, label, warn):
@@ -103,7 +103,7 @@ def build_table(results, dataset, warn=print_warning):
         return {"kind": "paper", "label": f"{loss_label(loss)} (paper)", "loss": loss, "recipe": None, "stage": None,
                 "cells": cells, "num_closed": 0, "num_open": 0}
 
-    for label, loss, recipe, stage, runs in _recipe_groups(results, dataset):
+    for label, loss, recipe, stage, runs in recipe_groups(results, dataset):
         _warn_mixed_params(runs["closed"] + runs["open"], f"{dataset} {label}", warn)
         cells = {key: aggregate(runs[setting], results_key, percent)
                  for key, _, setting, results_key, percent in COLUMNS}

@@ -40,7 +40,7 @@ def _parser():
                         help="comma list of table files to write: md,csv,tex (default: all)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
     parser.add_argument("--ci-resamples", type=int, default=DEFAULT_RESAMPLES,
-                        help=f"paired-bootstrap resamples of the differences to OLTR (default: {DEFAULT_RESAMPLES})")
+                        help=f"paired-bootstrap resamples of the differences to the baseline rows (default: {DEFAULT_RESAMPLES})")
     parser.add_argument("--ci-seed", type=int, default=DEFAULT_SEED,
                         help=f"seed of the paired bootstrap (default: {DEFAULT_SEED})")
     parser.add_argument("--no-html", action="store_true", help="do not write <out>/report.html")

@@ -1,4 +1,9 @@
-"""Every row against the baseline row (softmax, "OLTR"): paired bootstrap differences per shot group.
+"""Every row against its baseline row: paired bootstrap differences per shot group.
+
+The baseline of a loss is the softmax row of the same stage-2 recipe (OLTR, softmax through the
+meta-embedding, for the meta-embedding rows; "CE + cRT" for the cRT rows...), so a paired row
+isolates the loss; a decoupled recipe's softmax row ("CE + cRT") is paired with OLTR's, which
+isolates the recipe.
 
 Both models' per-image predictions come from the ``predictions_test_{closed,open}.npz`` their tests
 saved beside the results files. Runs are paired by seed (same test images, same resamples for both),
@@ -11,7 +16,7 @@ import numpy as np
 from ..metrics import SHOT_GROUPS
 from ..run_files import predictions_path
 from ..uncertainty import pooled_paired_difference
-from .aggregate import labelled_groups
+from .aggregate import recipe_groups
 from .collect import log_dir_of
 from .layout import COLUMNS
 
@@ -61,16 +66,20 @@ def paired_rows(results, dataset, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED
     A cell is None (not compared) or {mean, low, high, significant, n} with n the number of seeds
     pooled. notes: one sentence per row that could not be compared.
     """
-    labelled = labelled_groups(results, dataset)
-    baselines = {stage: (label, runs) for label, loss, stage, runs in labelled if loss == BASELINE_LOSS}
+    labelled = recipe_groups(results, dataset)
+    baselines = {(recipe, stage): (label, runs) for label, loss, recipe, stage, runs in labelled
+                 if loss == BASELINE_LOSS}
     rows, notes = [], []
-    for label, loss, stage, runs in labelled:
-        if loss == BASELINE_LOSS:
+    for label, loss, recipe, stage, runs in labelled:
+        if loss == BASELINE_LOSS and recipe is None:
+            continue  # OLTR itself
+        # a loss against softmax of its recipe; a decoupled recipe's softmax against OLTR
+        baseline_key = (recipe, stage) if loss != BASELINE_LOSS else (None, stage)
+        if baseline_key not in baselines:
+            notes.append(f"{label}: no paired comparison, there is no {BASELINE_LOSS} run of the same "
+                         f"{'recipe and ' if loss != BASELINE_LOSS else ''}stage.")
             continue
-        if stage not in baselines:
-            notes.append(f"{label}: no paired comparison, there is no {BASELINE_LOSS} (OLTR) run of the same stage.")
-            continue
-        base_label, base_runs = baselines[stage]
+        base_label, base_runs = baselines[baseline_key]
         cells, problems, seeds = {key: None for key, *_ in COLUMNS}, [], 0
         for setting in ("closed", "open"):
             pairs, groups, missing = _pairs(runs[setting], base_runs[setting])
@@ -129,7 +138,7 @@ def closing_sentences(rows):
         return []
     real = [f"{row['of']} {_COLUMN_WORDS[column]}" for row, column, cell in cells if cell["significant"]]
     if not real:
-        return [f"None of the {len(cells)} paired differences to OLTR excludes zero: on this test set the "
-                "losses cannot be told apart."]
-    return [f"{len(real)} of the {len(cells)} paired differences to OLTR exclude zero ({', '.join(real)}); "
-            "the rest cannot be told from noise on this test set."]
+        return [f"None of the {len(cells)} paired differences to the baselines excludes zero: on this test set "
+                "the rows cannot be told apart."]
+    return [f"{len(real)} of the {len(cells)} paired differences to the baselines exclude zero "
+            f"({', '.join(real)}); the rest cannot be told from noise on this test set."]
