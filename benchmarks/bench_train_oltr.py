@@ -20,8 +20,6 @@ not asserted: <= 0.75 on an AVX2 CPU, <= 0.45 where the CPU has native bf16.
 import os
 import statistics
 
-import torch
-
 import synthetic_images
 from harness import cpu_flags, log, picker, rate_text, throughput, time_interleaved
 from oltr.config import load_config

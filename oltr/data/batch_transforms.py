@@ -12,11 +12,12 @@ The same distributions as ``transforms.py`` (torchvision's PIL transforms, OLTR'
            + ToTensor + Normalize
     eval:  Resize(resize_size) of the shorter side + CenterCrop(input_size) + ToTensor + Normalize
 
-Crop and resize run per image on uint8 (antialiased bilinear, rounded to uint8 as PIL does);
-the colour operations and normalisation run on the whole batch in float32 in [0, 1], clamped
-after each operation as PIL's are (PIL also rounds to uint8 after each one; this does not, a
-difference under 1/255 per operation). Parameters are drawn on the CPU from the batch's
-generator, so a batch gets the same augmentation whichever device applies it.
+Crop and resize run on uint8 (antialiased bilinear, rounded to uint8 as PIL does); the colour
+operations and normalisation run in float32 in [0, 1], clamped after each operation as PIL's
+are (PIL also rounds to uint8 after each one; this does not, a difference under 1/255 per
+operation), image by image in place on a CPU and on the whole batch on a GPU (``apply``).
+Parameters are drawn on the CPU from the batch's generator, so a batch gets the same
+augmentation whichever device applies it.
 """
 import math
 from dataclasses import dataclass
@@ -62,8 +63,8 @@ def _resized_crops(images, boxes, size, on_cpu):
         if len(members) == 1:
             out[members[0]] = _resized_crop(images[members[0]], *boxes[members[0]], size, on_cpu)
             continue
-        group = torch.stack([images[k][:, top:top + height, left:left + width]
-                             for k, (top, left, _, _) in ((k, boxes[k]) for k in members)])
+        group = torch.stack([images[k][:, boxes[k][0]:boxes[k][0] + height, boxes[k][1]:boxes[k][1] + width]
+                             for k in members])
         for k, crop in zip(members, _resize_batch(group, size)):
             out[k] = crop
     return out

@@ -84,8 +84,8 @@ class TensorLoader:
     """A DataLoader over a ``UInt8SplitDataset`` whose batches come out transformed.
 
     ``on_device`` (default: ``device`` is CUDA): the transform (and gpu_decode's JPEG decoding)
-    runs on ``device`` in the main process; otherwise in the collate function. ``sampler``, ``batch_sampler`` and ``generator`` are the
-    DataLoader's (the trainer reseeds them every epoch).
+    runs on ``device`` in the main process; otherwise in the collate function. ``sampler``,
+    ``batch_sampler`` and ``generator`` are the DataLoader's (the trainer reseeds them every epoch).
     """
 
     def __init__(self, dataset, transform, device, sampler=None, batch_sampler=None, batch_size=1,
@@ -127,7 +127,6 @@ class TensorLoader:
         except Exception:
             _stop_workers(iterator)
             raise
-
 
     def _decode_on_device(self, images, indices):
         from torchvision.io import ImageReadMode, decode_jpeg
