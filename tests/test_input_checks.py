@@ -253,3 +253,14 @@ def test_sweep_overwrite_moves_each_run_aside_before_its_step(in_repo, capsys, t
     assert sweep.main(["--losses", "softmax", "--overwrite", "--logs", str(logs)]) == 0
     (aside,) = (logs / "Digits_LT").glob("stage1_softmax.old-*")
     assert (aside / "final_model_checkpoint.pth").read_text() == "old run"
+
+
+def test_an_image_cache_that_cannot_be_created_is_one_line(capsys, tiny_digits_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    log_dir = tmp_path / "log"
+    code, err = cli(capsys, ["--config", STAGE_1, "--opts",
+                             *tiny_opts(tiny_digits_root, log_dir, **{"training_opt.cache_dir": blocker / "cache"})])
+    one_line_error(code, err, f"cannot create the image cache {blocker / 'cache'}", "training_opt.cache_dir",
+                   "cache_images")
+    assert not log_dir.exists()
