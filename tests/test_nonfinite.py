@@ -141,3 +141,15 @@ def test_nan_in_the_first_epoch_says_there_is_no_checkpoint(data_root, tmp_path,
     assert err.startswith("error: loss became inf at epoch 1, step 1"), err
     assert "no epoch finished, so there is no checkpoint" in err
     assert saved == [] and not (tmp_path / run_files.LAST_CHECKPOINT).exists()
+
+
+def test_the_deferred_check_of_cuda_runs_names_the_first_bad_step(data_root, tmp_path, capsys, diverge, monkeypatch):
+    """On CUDA the steps are not read one by one; the check at the next logged step names the first bad one."""
+    monkeypatch.setattr(trainer, "checks_each_step", lambda device: False)
+    saved = diverge(epoch=1, step=2, value=float("inf"))
+    code = main(argv_for(data_root, tmp_path, "training_opt.display_step=3"))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("error: loss became non-finite at epoch 2, step 2;"), err
+    assert f"{tmp_path / run_files.LAST_CHECKPOINT} (epoch 1) is the last good checkpoint" in err
+    assert [epoch for epoch, _ in saved] == [0] and (tmp_path / run_files.LAST_CHECKPOINT).read_bytes() == saved[0][1]

@@ -67,10 +67,7 @@ def train_one_epoch(run):
     seed = epoch_seed(config["seed"], run.epoch, ctx.rank)
     start_epoch(run.train_loader, run.epoch, seed)
     seed_everything(seed)
-    # The losses stay on the device: on CUDA, reading one (``.item()``) waits for the GPU to finish,
-    # so the host reads them only at logged steps and at the end of the epoch (on a CPU it costs nothing,
-    # and every step is checked before its update).
-    check_each_step = ctx.device.type != "cuda"
+    check_each_step = checks_each_step(ctx.device)
     totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)
     first_nonfinite = torch.full((), -1, dtype=torch.int64, device=ctx.device)
     bar = progress_bar(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}", ctx)
@@ -87,13 +84,24 @@ def train_one_epoch(run):
         if not check_each_step:
             first_nonfinite = torch.where((first_nonfinite < 0) & ~torch.isfinite(stacked[0]),
                                           torch.full_like(first_nonfinite, step), first_nonfinite)
-        if ctx.is_main and (step + 1) % training_opt["display_step"] == 0 and not progress_enabled():
-            _raise_if_a_step_diverged(run, first_nonfinite)
-            run.logger.info(f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss "
-                            f"{float(parts['loss']):.4f}")
+        if (step + 1) % training_opt["display_step"] == 0:
+            _raise_if_a_step_diverged(run, first_nonfinite)  # every rank: they hold the same reduced losses
+            if ctx.is_main and not progress_enabled():
+                run.logger.info(f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss "
+                                f"{float(parts['loss']):.4f}")
     _raise_if_a_step_diverged(run, first_nonfinite)
     return {key: value / run.steps_per_epoch for key, value in zip(("loss", "performance", "feature"),
                                                                     totals.tolist())}
+
+
+def checks_each_step(device):
+    """Whether every step reads its loss on the host and stops before a non-finite update.
+
+    On CUDA, reading a loss (``.item()``) waits for the GPU to finish its queue, so the losses stay on
+    the device and are read at logged steps and at the end of the epoch (the first non-finite step is
+    still named, and the last good checkpoint is the previous epoch's). On a CPU reading costs nothing.
+    """
+    return torch.device(device).type != "cuda"
 
 
 def _raise_if_a_step_diverged(run, first_nonfinite):
