@@ -60,7 +60,7 @@ def estimated_bytes(paths):
     if not paths:
         return 0
     step = max(1, len(paths) // HEADER_SAMPLE)
-    sample = paths[::step]
+    sample = paths[::step][:HEADER_SAMPLE]
     pixels = []
     for path in sample:
         try:
