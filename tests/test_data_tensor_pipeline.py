@@ -266,3 +266,24 @@ def test_a_worker_that_fails_is_stopped_with_the_others_at_once(image_files, tmp
         for _ in loader:
             pass
     assert not [child for child in multiprocessing.active_children() if child.is_alive()]
+
+
+@pytest.mark.parametrize("policy, limit_gb, cached", [("auto", 8.0, True), ("auto", 1e-6, False),
+                                                      ("always", 1e-6, True), ("never", 8.0, False)])
+def test_cache_images_policy(tiny_digits_root, tmp_path, policy, limit_gb, cached):
+    """auto caches a split whose decoded size (estimated from headers) fits the limit; 1e-6 GB is ~1 kB."""
+    from oltr import build
+    from oltr.config import load_config
+
+    config = load_config("config/Digits_LT/stage_1.py", [
+        "training_opt.dataset=Tiny", f"training_opt.data_root={tiny_digits_root}",
+        f"training_opt.split_dir={tiny_digits_root}", "training_opt.log_dir=unused",
+        f"training_opt.cache_images={policy}", f"training_opt.cache_images_max_gb={limit_gb}",
+        f"training_opt.cache_dir={tmp_path}"])
+    training_opt = config["training_opt"]
+    samples = build.load_samples(training_opt, "train")  # 47 images of 8 x 8 pixels x 3 bytes: 9 kB
+    assert image_store.estimated_bytes([path for path, _ in samples]) == len(samples) * 8 * 8 * 3
+    dataset = build.build_dataset(training_opt, samples, train=True)
+    assert (dataset.store is not None) == cached
+    image, label, index, _ = dataset[5]
+    assert torch.equal(image, read_image(samples[5][0])) and (label, index) == (samples[5][1], 5)
