@@ -119,27 +119,21 @@ def test_ldam_function_computes_the_formula(dtype, weighted, reduction, loss_bac
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_gradcheck_ldam_function(reduction):
+@pytest.mark.parametrize("fused", [False, True])
+def test_gradcheck_ldam_functions(reduction, fused):
+    """Both analytic backwards: the PyTorch Function, and the fused kernel's on the adjusted logits."""
+    kernels = load_native_kernels_or_skip() if fused else None
     generator = torch.Generator().manual_seed(14)
     logits = torch.randn(6, 5, generator=generator, dtype=torch.float64, requires_grad=True)
     targets = torch.randint(0, 5, (6,), generator=generator)
     margin = torch.rand(6, generator=generator, dtype=torch.float64)
     weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
-    for class_weight in (None, weight):
-        function = lambda z: ScaledMarginCrossEntropy.apply(z, targets, margin, 3.0, class_weight, reduction)  # noqa: E731
-        assert torch.autograd.gradcheck(function, (logits,), eps=1e-6, atol=1e-8)
 
+    def function(z, class_weight):
+        if not fused:
+            return ScaledMarginCrossEntropy.apply(z, targets, margin, 3.0, class_weight, reduction)
+        adjusted = adjusted_logits(z.detach(), targets.unsqueeze(1), margin, 3.0)
+        return FusedAdjustedCrossEntropy.apply(z, adjusted, targets, 3.0, class_weight, reduction, kernels)
 
-@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_gradcheck_fused_ldam_function(reduction):
-    kernels = load_native_kernels_or_skip()
-    generator = torch.Generator().manual_seed(15)
-    logits = torch.randn(6, 5, generator=generator, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 5, (6,), generator=generator)
-    margin = torch.rand(6, generator=generator, dtype=torch.float64)
-    weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
     for class_weight in (None, weight):
-        function = lambda z: FusedAdjustedCrossEntropy.apply(  # noqa: E731
-            z, adjusted_logits(z.detach(), targets.unsqueeze(1), margin, 3.0), targets, 3.0, class_weight, reduction,
-            kernels)
-        assert torch.autograd.gradcheck(function, (logits,), eps=1e-6, atol=1e-8)
+        assert torch.autograd.gradcheck(lambda z: function(z, class_weight), (logits,), eps=1e-6, atol=1e-8)
