@@ -96,18 +96,19 @@ def check_every_class_trains(training_opt, class_counts):
                         "training_opt.num_classes")
 
 
-def build_dataset(training_opt, samples, train):
+def build_dataset(training_opt, samples, train, like=None):
     """The dataset of ``samples`` for ``training_opt.data_pipeline``.
 
     tensor: uint8 images (from the decoded store when ``cache_images`` allows one), with the batch
     transform the loaders apply in ``.batch_transform``; pil: OLTR's per-image PIL transforms.
+    ``like``: a dataset of the same samples (the training set, for a pass with test-time transforms)
+    whose store serves this one too, instead of hashing and checking every file again.
     """
     if training_opt["data_pipeline"] == "pil":
         return SplitDataset(samples, build_transform(train, **training_opt["transforms"]))
-    dataset = UInt8SplitDataset(samples, store=image_store_for(training_opt, samples),
-                                encoded_jpegs=training_opt["gpu_decode"])
-    dataset.batch_transform = BatchTransform(train, **training_opt["transforms"])
-    return dataset
+    store = like.store if isinstance(like, UInt8SplitDataset) else image_store_for(training_opt, samples)
+    return UInt8SplitDataset(samples, store=store, encoded_jpegs=training_opt["gpu_decode"],
+                             batch_transform=BatchTransform(train, **training_opt["transforms"]))
 
 
 def image_store_for(training_opt, samples):

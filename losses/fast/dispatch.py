@@ -12,9 +12,9 @@ choose how, from the logits alone, and every loss calls them:
 3. Everywhere else (CUDA, no compiler, a weight shape the kernel does not take): the
    PyTorch Functions with analytic backwards (``focal_functions``, ``sigmoid_functions``).
 
-LDAM is cross-entropy of adjusted logits: the fused kernel where it applies (2.), else its
-Function (``margin_functions``) when a graph is recorded, and ``F.cross_entropy`` on the
-adjusted logits when none is.
+LDAM and the prior-shifted losses are cross-entropy of adjusted logits: the fused kernel where
+it applies (2.); elsewhere LDAM's Function (``margin_functions``) when a graph is recorded, and
+``F.cross_entropy`` on the adjusted logits when none is (or always, for the prior shift).
 
 Callers pass validated inputs: targets as int64, logits already in their compute dtype
 (half precision promoted to float32 by ``checks.compute_dtype_logits``).

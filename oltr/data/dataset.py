@@ -11,6 +11,8 @@ from torchvision import transforms as T
 
 from oltr.errors import DataError
 
+from .decode import decode_bytes, is_jpeg, read_bytes, read_image
+
 
 class SplitDataset(Dataset):
     """Images of one split; ``dataset[i]`` is ``(image_tensor, label, i)``.
@@ -60,23 +62,23 @@ class UInt8SplitDataset(Dataset):
 
     ``store``: an ``ImageStore`` of exactly these samples (decoded once), else every image is
     decoded when asked for. ``encoded_jpegs``: JPEG files come back undecoded (their bytes, 1-d
-    uint8) for the GPU decoder; other formats are decoded here.
+    uint8) for the GPU decoder; other formats are decoded here. ``batch_transform``: the
+    ``BatchTransform`` its loaders apply to a batch of its images.
     """
 
-    def __init__(self, samples, store=None, encoded_jpegs=False):
+    def __init__(self, samples, store=None, encoded_jpegs=False, batch_transform=None):
         self.paths = [str(path) for path, _ in samples]
         self.labels = np.asarray([label for _, label in samples], dtype=np.int64)
         if store is not None and len(store) != len(self.paths):
             raise ValueError(f"the image store holds {len(store)} images, the split {len(self.paths)}")
         self.store = store
         self.encoded_jpegs = encoded_jpegs
+        self.batch_transform = batch_transform
 
     def __len__(self):
         return len(self.paths)
 
     def load_image(self, index):
-        from .decode import decode_bytes, is_jpeg, read_bytes, read_image
-
         if self.store is not None:
             return self.store[index]
         if not self.encoded_jpegs:

@@ -97,7 +97,7 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
         network.to(memory_format=torch.channels_last)
 
     if config["memory"]["init_centroids"]:
-        plain_train = build.build_dataset(training_opt, train_samples, train=False)
+        plain_train = build.build_dataset(training_opt, train_samples, train=False, like=train_set)
         loader = build.build_eval_loader(training_opt, plain_train, ctx, passes="one")
         centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
                                       amp=training_opt["amp"], channels_last=training_opt["channels_last"],
