@@ -158,7 +158,14 @@ class TensorLoader:
 def _stop_workers(iterator):
     """After an error (a worker that could not read an image), end the workers at once: torch's own
     shutdown then waits 5 s for each of them to drain its queue, which is seconds before a failed run's
-    process can exit, or in the middle of the next run when the loader is collected late."""
+    process can exit, or in the middle of the next run when the loader is collected late.
+
+    The workers leave torch's SIGCHLD watch first, as torch's own shutdown does before it terminates
+    one: a watched worker's death raises "DataLoader worker ... killed" in this process, at any line.
+    """
+    if getattr(iterator, "_worker_pids_set", False):
+        torch.utils.data._utils.signal_handling._remove_worker_pids(id(iterator))
+        iterator._worker_pids_set = False
     for worker in getattr(iterator, "_workers", ()):
         if worker.is_alive():
             worker.terminate()
