@@ -16,15 +16,17 @@ LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Train (stage 1 or 2) or evaluate an OLTR run described by a config file.",
-        epilog="Other commands of the `oltr` script: `oltr report RESULTS_DIR...`, `oltr data {check,make-lt,digits,cifar-lt}`.",
+        epilog="Other commands of the `oltr` script: `oltr report RESULTS_DIR...`, `oltr data {check,make-lt,digits,cifar-lt}`, "
+               "`oltr sweep [run_all.sh's options]`, `oltr sweep status LOGS`.",
     )
     parser.add_argument("--config", required=True, help="a .py (config = {...}) or .yaml config file")
     parser.add_argument("--overlay", action="append", default=[], metavar="FILE",
                         help="a config file deep-merged over --config, before --opts; repeatable, merged in "
                              "order, e.g. --overlay config/losses/cfl.py (default: none)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--test", action="store_true", help="closed-set test of the trained run in training_opt.log_dir")
-    mode.add_argument("--test_open", action="store_true", help="open-set test (test + open splits)")
+    parser.add_argument("--test", action="store_true", help="closed-set test of the trained run in training_opt.log_dir")
+    parser.add_argument("--test_open", action="store_true",
+                        help="open-set test (test + open splits); with --test, both tests from one scoring of "
+                             "the test split")
     parser.add_argument("--resume", action="store_true",
                         help="continue training from <log_dir>/last_checkpoint.pth (default: start a new run, "
                              "refused when the log_dir already holds one)")
@@ -100,13 +102,16 @@ def run(args):
     try:
         if testing:
             from .engine.evaluate import evaluate
+            settings = ("closed",) * args.test + ("open",) * args.test_open
             with claim(config, ctx, "test"):
-                evaluate(config, ctx, open_set=args.test_open, allow_config_change=args.allow_config_change)
+                evaluate(config, ctx, settings=settings, allow_config_change=args.allow_config_change)
         else:
+            from .engine import stop
             from .engine.trainer import fit
             # claimed after the set-up: a bad split line or loss is reported first, and nothing is written
-            fit(config, ctx, resume=args.resume,
-                claim=claim(config, ctx, "train", resume=args.resume, overwrite=args.overwrite))
+            with stop.handling():
+                fit(config, ctx, resume=args.resume,
+                    claim=claim(config, ctx, "train", resume=args.resume, overwrite=args.overwrite))
     except native.NativeKernelsUnavailable as error:
         raise SetupError(
             f"{error}; 'python -m losses --build' shows the compiler's output, and "
@@ -145,8 +150,9 @@ def main(argv=None):
     except OltrError as e:
         if args.debug:
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+        code = getattr(e, "exit_code", 2)
+        print(("error: " if code == 2 else "") + one_line(e), file=sys.stderr)
+        return code
     except OSError as e:  # the environment's answer (a file in the way, a full disk...) is the user's to fix
         if args.debug or e.filename is None:
             raise
@@ -160,11 +166,15 @@ def main(argv=None):
 
 
 def entry_point(argv=None):
-    """The `oltr` console script: `oltr report ...`, `oltr data ...`, or main.py's arguments."""
+    """The `oltr` console script: `oltr report ...`, `oltr data ...`, `oltr sweep ...` (run_all.sh's options,
+    or `status LOGS`), or main.py's arguments."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "report":
         from .report import main as report_main
         return report_main(argv[1:])
+    if argv and argv[0] == "sweep":
+        from .sweep import main as sweep_main
+        return sweep_main(argv[1:])
     if argv and argv[0] == "data":
         from .data.__main__ import main as data_main
         return data_main(argv[1:])

@@ -119,3 +119,62 @@ def one_line_error(code, err, *culprits):
     for culprit in culprits:
         assert str(culprit) in lines[0], (culprit, lines[0])
     return lines[0]
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_tiny_checkout(folder, data_root, epochs=2, stage2_epochs=1):
+    """A folder to run the sweep from: main.py, the shared config overlays and ``config/Tiny`` (Digits_LT's
+    configs on the tiny splits: a stage costs a second or two). Returns the folder."""
+    folder = Path(folder)
+    (folder / "config" / "Tiny").mkdir(parents=True, exist_ok=True)
+    (folder / "main.py").symlink_to(REPO / "main.py")
+    for shared in ("losses", "recipes", "replay_published"):
+        (folder / "config" / shared).symlink_to(REPO / "config" / shared, target_is_directory=True)
+    tiny = {"dataset": "Tiny", "data_root": str(data_root), "split_dir": str(data_root), "batch_size": 16,
+            "num_workers": 0, "num_epochs": epochs}
+    digits = REPO / "config" / "Digits_LT"
+    (folder / "config" / "Tiny" / "stage_1.py").write_text(
+        f"_base_ = {str(digits / 'stage_1.py')!r}\nconfig = {{'training_opt': {tiny!r}}}\n")
+    for recipe in ("meta_embedding", "crt"):
+        (folder / "config" / "Tiny" / f"stage_2_{recipe}.py").write_text(
+            f"_base_ = ['stage_1.py', {str(REPO / 'config' / 'recipes' / f'stage_2_{recipe}.py')!r}]\n"
+            f"config = {{'training_opt': {{'num_epochs': {stage2_epochs}, 'log_dir': 'logs/Tiny/stage2', "
+            f"'stage1_log_dir': 'logs/Tiny/stage1'}}}}\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_checkout(tmp_path, tiny_digits_root, monkeypatch):
+    """The current folder is a tiny checkout (write_tiny_checkout) for the test."""
+    folder = write_tiny_checkout(tmp_path / "checkout", tiny_digits_root)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node SLURM cluster (tests/slurm_cluster.py) for the session; SLURM_CONF points at it.
+
+    If it cannot start, the test fails under CI=true (where .ci/run installs it) and is skipped otherwise.
+    """
+    import os
+
+    import slurm_cluster as cluster
+
+    folder = tmp_path_factory.mktemp("slurm")
+    try:
+        env = cluster.start(folder)
+    except cluster.ClusterUnavailable as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the SLURM test cluster did not start: {error}")
+        pytest.skip(f"no SLURM test cluster: {error}")
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = env["SLURM_CONF"]
+    yield folder
+    cluster.stop(folder)
+    if previous is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = previous

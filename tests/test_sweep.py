@@ -1,8 +1,10 @@
-"""The Tables 3-4 sweep (oltr/sweep.py, ./run_all.sh): its plan, its checks, skipping and stopping.
+"""The Tables 3-4 sweep (oltr/sweep/, ./run_all.sh): its plan, its checks, skipping and failures.
 
-Nothing here trains: the entry points the sweep calls (and subprocess.run, for --isolate) are
-replaced by a recorder, so each test sees exactly which commands the sweep would have run, in which order.
+Nothing here trains: the local executor's ``start`` is replaced by a recorder that "runs" each step at
+once (writing its done marker, or failing as scripted), so each test sees exactly which commands the
+sweep would have run, in which order. tests/test_sweep_local.py runs them for real.
 """
+import json
 import os
 import shlex
 import subprocess
@@ -11,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from oltr import sweep
+from oltr.sweep import cli as sweep
+from oltr.sweep import local
 
 REPO = Path(__file__).resolve().parent.parent
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")
-PHASES = ("stage1", "stage2", "test", "test_open")
+PHASES = ("stage1", "stage2", "test")
 
 
 @pytest.fixture
@@ -25,7 +28,7 @@ def in_repo(monkeypatch):
 
 def dry_run(capsys, *args):
     assert sweep.main(["--dry-run", *args]) == 0
-    return [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+    return [shlex.split(line) for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
 
 
 def opts_of(command):
@@ -35,9 +38,8 @@ def opts_of(command):
 
 def phase_of(command):
     if "--test" in command:
+        assert "--test_open" in command  # both tests in one command
         return "test"
-    if "--test_open" in command:
-        return "test_open"
     return "stage2" if "stage_2" in command[command.index("--config") + 1] else "stage1"
 
 
@@ -49,10 +51,10 @@ def expected_configs(dataset, loss):
 
 # ----------------------------------------------------------------------------- --dry-run
 
-def test_dry_run_lists_the_20_runs_of_one_dataset_then_the_report(in_repo, capsys):
+def test_dry_run_lists_the_15_steps_of_one_dataset_then_the_report(in_repo, capsys):
     commands = dry_run(capsys)
     runs, report = commands[:-1], commands[-1]
-    assert len(runs) == 20
+    assert len(runs) == 15
     seen = []
     for command in runs:
         assert command[1] == "main.py"
@@ -69,19 +71,19 @@ def test_dry_run_lists_the_20_runs_of_one_dataset_then_the_report(in_repo, capsy
         else:  # stage 2 and both tests read the stage-2 run, which starts from its own loss's stage 1
             assert opts["training_opt.log_dir"] == f"logs/Digits_LT/stage2_{loss}"
             assert opts["training_opt.stage1_log_dir"] == f"logs/Digits_LT/stage1_{loss}"
-    # each loss once per phase, in pipeline order: stage 1, stage 2, closed test, open test
+    # each loss once per phase, in pipeline order: stage 1, stage 2, then both tests in one command
     assert seen == [(loss, phase) for loss in LOSSES for phase in PHASES]
     assert report[1:4] == ["-m", "oltr.report", "logs/Digits_LT"]
     assert report[report.index("--out") + 1] == "results"
 
 
-def test_two_seeds_give_40_runs_in_per_seed_log_dirs(in_repo, capsys):
+def test_two_seeds_give_30_steps_in_per_seed_log_dirs(in_repo, capsys):
     commands = dry_run(capsys, "--seeds", "2")
     runs = commands[:-1]
-    assert len(runs) == 40 and commands[-1][2] == "oltr.report"
+    assert len(runs) == 30 and commands[-1][2] == "oltr.report"
     for seed in (0, 1):
         mine = [c for c in runs if opts_of(c)["seed"] == str(seed)]
-        assert len(mine) == 20
+        assert len(mine) == 15
         for command in mine:
             opts = opts_of(command)
             assert opts["training_opt.log_dir"].startswith(f"logs/Digits_LT/seed{seed}/stage")
@@ -94,15 +96,15 @@ def test_two_seeds_give_40_runs_in_per_seed_log_dirs(in_repo, capsys):
 def test_losses_subset(in_repo, capsys):
     commands = dry_run(capsys, "--losses", "cfl", "focal")
     runs = commands[:-1]
-    assert len(runs) == 8
+    assert len(runs) == 6
     assert {opts_of(c)["training_opt.log_dir"].rsplit("_", 1)[1] for c in runs} == {"cfl", "focal"}
 
 
 def test_several_datasets_and_custom_logs(in_repo, capsys, tmp_path):
     commands = dry_run(capsys, "Digits_LT", "CIFAR10_LT", "--logs", str(tmp_path), "--out", "elsewhere")
     runs, report = commands[:-1], commands[-1]
-    assert len(runs) == 40
-    assert sum("config/CIFAR10_LT/" in c[c.index("--config") + 1] for c in runs) == 20
+    assert len(runs) == 30
+    assert sum("config/CIFAR10_LT/" in c[c.index("--config") + 1] for c in runs) == 15
     assert report[3:5] == [str(tmp_path / "Digits_LT"), str(tmp_path / "CIFAR10_LT")]
     assert report[report.index("--out") + 1] == "elsewhere"
 
@@ -132,34 +134,45 @@ def bare_checkout(tmp_path, monkeypatch):
     return tmp_path
 
 
+class _Finished:
+    """A step the recorder 'ran': already ended with its exit code."""
+
+    sentinel = None
+
+    def __init__(self, step, code):
+        self.step, self.code, self.gpus, self.started = step, code, [], 0.0
+
+    def exit_code(self):
+        return self.code
+
+    def close(self):
+        pass
+
+
 @pytest.fixture
 def recorder(monkeypatch):
-    """Stand in for every way the sweep runs a command: oltr.cli.main and the report's main (in-process,
-    the default) and subprocess.run (--isolate). Each records its command line, as the sweep prints it,
-    and 'runs' it with exit code 0, or prints a scripted failure and exits 2."""
+    """Stand in for the local executor's process start: record the step's command line, as the sweep prints
+    it, and 'run' it at once: exit 0 with its done marker written, or a scripted failure printed into its
+    .out and exit 2."""
     calls = []
     failures = {}  # call number (1-based) -> text the failing run prints
 
-    def record(command, stdout):
-        calls.append(list(command))
+    def start(self, step, gpus=()):
+        calls.append(step.command(sys.executable))
+        step.log_dir.mkdir(parents=True, exist_ok=True)
         if len(calls) in failures:
-            stdout.write(f"epoch 1 step 3/9 loss 2.0412\n{failures[len(calls)]}\n")
-            return 2
-        return 0
+            step.out_file.write_text(f"epoch 1 step 3/9 loss 2.0412\n{failures[len(calls)]}\n")
+            return _Finished(step, 2)
+        step.out_file.write_text("| OLTR | ... |\n" if step.phase == "report" else "ok\n")
+        if step.done_marker is not None:
+            step.done_marker.write_text("done")
+        return _Finished(step, 0)
 
-    def fake_run(command, stdout=None, stderr=None, **kwargs):
-        return subprocess.CompletedProcess(command, record(command, stdout))
-
-    from oltr import cli
-    from oltr.report import cli as report_cli
-
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
-    # in-process the step's output is sys.stdout, which the sweep points at its .out
-    monkeypatch.setattr(cli, "main", lambda argv: record([sys.executable, "main.py", *argv], sys.stdout))
-    monkeypatch.setattr(report_cli, "main",
-                        lambda argv: record([sys.executable, "-m", "oltr.report", *argv], sys.stdout))
-    fake_run.calls, fake_run.failures = calls, failures
-    return fake_run
+    monkeypatch.setattr(local.LocalExecutor, "start", start)
+    monkeypatch.setattr(local.LocalExecutor, "_wait", staticmethod(lambda running: None))
+    monkeypatch.setattr(sweep, "check_main_py", lambda: None)
+    start.calls, start.failures = calls, failures
+    return start
 
 
 @pytest.mark.parametrize("dataset, split_dir, data_root, source", [
@@ -228,16 +241,19 @@ def test_a_full_run_runs_every_step_in_order_then_the_report(in_repo, runner, tm
     args = ["--losses", "softmax", "cfl", "--logs", str(logs), "--out", str(tmp_path / "out")]
     assert sweep.main(args) == 0
     out = capsys.readouterr().out
-    assert "[8/8] Digits_LT cfl seed 0 test_open" in out
-    assert runner.calls == [shlex.split(line) for line in _dry(args, capsys)]  # exactly what --dry-run prints
+    assert "[Digits_LT cfl seed 0 test] done" in out and "7 done (of 7 steps" in out
+    assert "| OLTR | ... |" in out  # the report's output, printed at the end
+    assert runner.calls == _dry(args, capsys)  # exactly what --dry-run prints, in its order
     # each run's output is kept next to its results
     assert (logs / "Digits_LT" / "stage1_softmax" / "stage1.out").is_file()
-    assert (logs / "Digits_LT" / "stage2_cfl" / "test_open.out").is_file()
+    assert (logs / "Digits_LT" / "stage2_cfl" / "test.out").is_file()
+    states = json.loads((logs / "sweep.json").read_text())["steps"]
+    assert [s["state"] for s in states] == ["done"] * 7 and states[-1]["needs"] == [
+        "Digits_LT/seed0/softmax/meta_embedding/test", "Digits_LT/seed0/cfl/meta_embedding/test"]
 
 
 def _dry(args, capsys):
-    assert sweep.main(["--dry-run", *args]) == 0
-    return capsys.readouterr().out.splitlines()
+    return dry_run(capsys, *args)
 
 
 def test_skip_done_with_every_marker_runs_nothing_but_the_report(in_repo, runner, tmp_path, capsys):
@@ -247,7 +263,7 @@ def test_skip_done_with_every_marker_runs_nothing_but_the_report(in_repo, runner
     assert len(runner.calls) == 1
     assert runner.calls[0][1:3] == ["-m", "oltr.report"] and str(logs / "Digits_LT") in runner.calls[0]
     out = capsys.readouterr().out
-    assert out.count("done already, skipped") == 20 and "ran 0 of 20 steps" in out
+    assert "16 steps (15 done already)" in out and "16 done (of 16 steps" in out
 
 
 def test_skip_done_runs_only_the_missing_steps(in_repo, runner, tmp_path, capsys):
@@ -257,7 +273,7 @@ def test_skip_done_runs_only_the_missing_steps(in_repo, runner, tmp_path, capsys
     (logs / "Digits_LT" / "stage1_casl" / "final_model_checkpoint.pth").unlink()
     assert sweep.main(["--skip-done", "--logs", str(logs)]) == 0
     ran = [(phase_of(c), opts_of(c)["training_opt.log_dir"].rsplit("_", 1)[1]) for c in runner.calls[:-1]]
-    assert ran == [("test_open", "asl"), ("stage1", "casl")]
+    assert ran == [("test", "asl"), ("stage1", "casl")]
     assert runner.calls[-1][2] == "oltr.report"
 
 
@@ -266,21 +282,44 @@ def test_without_skip_done_finished_steps_run_again(in_repo, runner, tmp_path):
     all_markers(logs, losses=("focal",))
     # a plain rerun over existing runs is refused (test_run_dir.py); --overwrite runs them again
     assert sweep.main(["--losses", "focal", "--overwrite", "--logs", str(logs)]) == 0
-    assert len(runner.calls) == 4 + 1
+    assert len(runner.calls) == 3 + 1
 
 
-def test_first_failure_stops_the_sweep_naming_its_command_and_error(in_repo, runner, tmp_path, capsys):
+def test_a_failure_skips_its_dependents_the_rest_runs_and_the_summary_names_it(in_repo, runner, tmp_path, capsys):
     logs = tmp_path / "logs"
-    runner.failures[6] = "error: criterions.PerformanceLoss: gamma must be >= 0, got -1.0"
+    runner.failures[5] = "error: criterions.PerformanceLoss: gamma must be >= 0, got -1.0"
     assert sweep.main(["--logs", str(logs)]) == 1
-    assert len(runner.calls) == 6  # stopped at the failing run: nothing after it, no report
-    failed = runner.calls[-1]
+    failed = runner.calls[4]
     assert phase_of(failed) == "stage2" and opts_of(failed)["training_opt.log_dir"].endswith("stage2_focal")
+    ran = [(phase_of(c), opts_of(c)["training_opt.log_dir"].rsplit("_", 1)[1]) for c in runner.calls[:-1]]
+    assert ("test", "focal") not in ran and len(ran) == 14  # its test is skipped, every other step runs
+    assert runner.calls[-1][2] == "oltr.report"  # the report still runs, over what finished
     err = capsys.readouterr().err
-    assert "Digits_LT focal seed 0 stage2: FAILED" in err
-    assert " ".join(shlex.quote(part) for part in failed) in err  # the command, ready to paste
-    assert "gamma must be >= 0, got -1.0" in err  # the run's own error line
-    assert str(logs / "Digits_LT" / "stage2_focal" / "stage2.out") in err
+    failed_lines = [line for line in err.splitlines() if line.startswith("FAILED ")]
+    assert len(failed_lines) == 1
+    assert failed_lines[0].startswith("FAILED Digits_LT focal seed 0 stage2: exit code 2; log ")
+    assert " ".join(shlex.quote(part) for part in failed) in failed_lines[0]  # the command, ready to paste
+    assert str(logs / "Digits_LT" / "stage2_focal" / "stage2.out") in failed_lines[0]
+    states = {s["id"]: s["state"] for s in json.loads((logs / "sweep.json").read_text())["steps"]}
+    assert states["Digits_LT/seed0/focal/meta_embedding/test"] == "skipped"
+    assert list(states.values()).count("done") == 15 - 2 + 1
+
+
+def test_bad_jobs_threads_and_sbatch_args_are_one_line(in_repo, runner, capsys, tmp_path):
+    import os
+
+    from conftest import one_line_error
+
+    cores = len(os.sched_getaffinity(0))
+    for args, culprit in ((["--jobs", "0"], "--jobs"), (["--jobs", "x"], "--jobs"),
+                          (["--threads-per-step", "-1"], "--threads-per-step"),
+                          (["--jobs", str(cores + 1)], f"--jobs {cores + 1}"),
+                          (["--gpus-per-step", "2"], "--gpus-per-step 2"),
+                          (["--sbatch-arg", "novalue"], "--sbatch-arg"),
+                          (["--executor", "slurm", "--jobs", "2"], "--jobs is the local executor's")):
+        code = sweep.main(["--losses", "softmax", "--logs", str(tmp_path), *args])
+        one_line_error(code, capsys.readouterr().err, culprit)
+    assert runner.calls == []
 
 
 # ----------------------------------------------------------------------------- the script itself
@@ -290,8 +329,8 @@ def test_run_all_sh_dry_run():
     process = subprocess.run(["./run_all.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True,
                              timeout=120)
     assert process.returncode == 0, process.stderr
-    lines = process.stdout.splitlines()
-    assert len(lines) == 21
+    lines = [line for line in process.stdout.splitlines() if not line.startswith("# [")]
+    assert len(lines) == 16
     assert all(" main.py --config config/Digits_LT/" in line for line in lines[:-1])
     assert " -m oltr.report logs/Digits_LT --out results" in lines[-1]
 
@@ -310,7 +349,7 @@ def resolved(command):
 def test_any_registry_loss_runs_at_its_defaults_over_the_base_configs(in_repo, capsys):
     commands = dry_run(capsys, "--losses", "efl", "cb_focal")
     runs = commands[:-1]
-    assert len(runs) == 8
+    assert len(runs) == 6
     for command in runs:
         config = resolved(command)
         loss = opts_of(command)["criterions.PerformanceLoss.loss"]
@@ -355,7 +394,7 @@ def test_a_new_dataset_with_only_its_two_base_files_plans_every_loss(new_dataset
 
     commands = dry_run(capsys, "New_LT", "--losses", *LOSSES, "efl")
     runs = commands[:-1]
-    assert len(runs) == 4 * (len(LOSSES) + 1)
+    assert len(runs) == 3 * (len(LOSSES) + 1)
     assert commands[-1][3] == "logs/New_LT"
     for command in runs:
         loss = opts_of(command)["training_opt.log_dir"].rsplit("_", 1)[1]
@@ -423,7 +462,7 @@ FORK_EPOCHS = {("ImageNet_LT", 1): 30, ("ImageNet_LT", 2): 60, ("Places_LT", 1):
 def test_replay_published_resolves_to_the_reference_schedule_with_the_forks_epochs(in_repo, capsys):
     commands = dry_run(capsys, "--replay-published")
     runs, report = commands[:-1], commands[-1]
-    assert len(runs) == 2 * 20  # ImageNet_LT and Places_LT by default
+    assert len(runs) == 2 * 15  # ImageNet_LT and Places_LT by default
     assert report[3:5] == ["logs/replay_published/ImageNet_LT", "logs/replay_published/Places_LT"]
     assert report[report.index("--out") + 1] == "results/replay_published"
     from oltr.config import load_config

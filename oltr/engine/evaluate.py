@@ -4,10 +4,9 @@ The results describe the checkpoint: its config (the command line's may differ o
 ``checkpoint_config.py`` leaves free, unless ``--allow-config-change``), its best epoch and the
 SHA-256 of its weights; results of another checkpoint already in the log_dir are kept aside, with a note.
 
-``--test_open`` scores the test split and the open split in two passes, concatenated in that order;
-the test split's logits of a ``--test`` of the same checkpoint earlier in the same process (the
-in-process sweep's order) are reused, not computed again (``logits_memo.py``). Two passes either way,
-so reused or not the logits are the same.
+``--test_open`` scores the test split and the open split in two passes, concatenated in that order.
+``--test --test_open`` (the sweep's one test step) does both in one process and scores the test
+split once: the closed-set metrics and the open-set ones read the same test logits.
 """
 import hashlib
 import json
@@ -27,7 +26,6 @@ from ..run_files import FINAL_CHECKPOINT, results_path
 from .evaluate_extras import rigor_extras, save_predictions
 from .checkpoint import load_checkpoint
 from .checkpoint_config import config_differences
-from . import logits_memo
 from .inference import collect_logits
 from .run_dir import note
 
@@ -66,8 +64,13 @@ def check_test_config(config, checkpoint, checkpoint_path, allow_config_change):
     return differences
 
 
-def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
-    """Evaluate the trained run on the test split (plus the open split for ``open_set``)."""
+def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, settings=None):
+    """Evaluate the trained run on the test split (plus the open split for ``open_set``).
+
+    ``settings``: a tuple of "closed" and/or "open" to run both tests from one scoring of the test split
+    (default: the one ``open_set`` names). Returns the results of the last setting.
+    """
+    settings = settings or (("open",) if open_set else ("closed",))
     training_opt = config["training_opt"]
     build.prepare_data(training_opt)
     path = Path(training_opt["log_dir"]) / FINAL_CHECKPOINT
@@ -77,22 +80,28 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False):
         note(f"--allow-config-change: {key} is {ours!r} here but {theirs!r} in {path}")
     network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx, checkpoint)
 
-    def split_logits(samples):
-        dataset = build.build_dataset(training_opt, samples, train=False)
+    def split_logits(split):
+        dataset = build.build_dataset(training_opt, build.load_samples(training_opt, split), train=False)
         loader = build.build_eval_loader(training_opt, dataset, ctx, passes="one")
         logits, labels, _ = collect_logits(network, loader, centroids, ctx, amp=training_opt["amp"],
                                            channels_last=training_opt["channels_last"])
         return logits, labels
 
-    test_samples = build.load_samples(training_opt, "test")
-    test_file = build.split_path(training_opt["split_dir"], training_opt["dataset"], "test")
-    key = logits_memo.memo_key(config, weights_sha256(checkpoint), test_file, ctx)
-    logits, labels = logits_memo.memoized_logits(key, lambda: split_logits(test_samples))
-    if open_set:  # its own pass, after the test split's (its order of old), whether or not that one was kept
-        open_logits, open_labels = split_logits(build.load_samples(training_opt, "open"))
-        logits, labels = torch.cat([logits, open_logits]), torch.cat([labels, open_labels])
-    if not ctx.is_main:
-        return None
+    test_logits, test_labels = split_logits("test")
+    results = None
+    for setting in settings:
+        logits, labels = test_logits, test_labels
+        if setting == "open":  # its own pass, after the test split's
+            open_logits, open_labels = split_logits("open")
+            logits, labels = torch.cat([logits, open_logits]), torch.cat([labels, open_labels])
+        if ctx.is_main:
+            results = _score(config, checkpoint, checkpoint_path, differences, logits, labels, setting == "open", echo)
+    return results
+
+
+def _score(config, checkpoint, checkpoint_path, differences, logits, labels, open_set, echo):
+    """Metrics of one setting from its logits, written to the results JSON (rank 0)."""
+    training_opt = config["training_opt"]
     thresholds = training_opt["shot_thresholds"]
     shot_args = dict(many_threshold=thresholds["many"], few_threshold=thresholds["few"],
                      inclusive=thresholds["inclusive"])

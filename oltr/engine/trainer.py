@@ -18,7 +18,7 @@ from ..atomic import write_text_atomic
 from ..config import dump_yaml
 from ..errors import OltrError
 from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
-from . import recipes
+from . import recipes, stop
 from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from .inference import autocast, collect_logits, to_device
 from ..seeding import epoch_seed, seed_everything
@@ -84,8 +84,14 @@ def train_one_epoch(run):
         if not check_each_step:
             first_nonfinite = torch.where((first_nonfinite < 0) & ~torch.isfinite(stacked[0]),
                                           torch.full_like(first_nonfinite, step), first_nonfinite)
+        # A stop signal ends the epoch between steps; under DDP the ranks agree at logged steps only
+        # (an all-reduce), so that every rank stops at the same step.
+        if not ctx.distributed:
+            stop.check(ctx, f"epoch {run.epoch + 1}, step {step + 1}")
         if (step + 1) % training_opt["display_step"] == 0:
             _raise_if_a_step_diverged(run, first_nonfinite)  # every rank: they hold the same reduced losses
+            if ctx.distributed:
+                stop.check(ctx, f"epoch {run.epoch + 1}, step {step + 1}")
             if ctx.is_main and not progress_enabled():
                 run.logger.info(f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss "
                                 f"{float(parts['loss']):.4f}")
@@ -215,6 +221,7 @@ def _fit(run, config, ctx, resume):
     try:
         for scheduler_epoch in range(run.epoch, training_opt["num_epochs"]):
             run.epoch = scheduler_epoch
+            stop.check(run.ctx, f"the start of epoch {scheduler_epoch + 1}")
             _run_epoch(run, tensorboard)
     finally:
         tensorboard.close()

@@ -4,6 +4,7 @@ Also ``oltr report ...`` (oltr/cli.py hands its arguments to ``main``). Writes, 
 ``<out>/<dataset>/table.{md,csv,tex}`` and the plots, and prints each Markdown table.
 """
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,8 @@ def _parser():
     parser.add_argument("--ci-seed", type=int, default=DEFAULT_SEED,
                         help=f"seed of the paired bootstrap (default: {DEFAULT_SEED})")
     parser.add_argument("--no-html", action="store_true", help="do not write <out>/report.html")
+    parser.add_argument("--sweep", metavar="SWEEP_JSON",
+                        help="a sweep's sweep.json: name the planned runs whose tests have no results (yet)")
     return parser
 
 
@@ -105,4 +108,20 @@ def main(argv=None):
         print(f"error: cannot write {error.filename or args.out}: {error.strerror or error}", file=sys.stderr)
         return 2
     print(f"tables written under {args.out}/")
+    for line in missing_runs(args.sweep) if args.sweep else ():
+        print(line)
     return 0
+
+
+def missing_runs(sweep_file):
+    """One line per test step of the sweep whose results are not there: the report does not cover those runs."""
+    try:
+        steps = json.loads(Path(sweep_file).read_text(encoding="utf-8"))["steps"]
+        tests = [(s["label"], s["log_dir"], s["done_marker"], s["state"]) for s in steps if s["phase"] == "test"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return [f"warning: cannot read the runs planned in {sweep_file} ({error}); the missing runs are not named"]
+    missing = [f"missing: {label} ({log_dir}): {state}" for label, log_dir, marker, state in tests
+               if not Path(marker).is_file()]
+    if missing:
+        missing.insert(0, f"{len(missing)} of the {len(tests)} planned runs have no results; the tables leave them out:")
+    return missing

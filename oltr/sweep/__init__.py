@@ -1,0 +1,17 @@
+"""The sweep behind ``./run_all.sh``: a plan of commands, then an executor that runs it.
+
+    plan.py    every step (stage 1, each recipe's stage 2, its tests, the report) with its exact command,
+               log dir, done marker and the steps it waits for
+    state.py   <logs>/sweep.json: the plan and each step's state, kept current
+    local.py   the local executor: --jobs N steps at a time, each a fresh process forked from a server
+               that imported torch once; GPUs shared out by CUDA_VISIBLE_DEVICES, torchrun for several
+    slurm.py   the SLURM executor on submitit: one job per step, dependencies handed to SLURM, requeue
+               on time limits and preemption
+    cli.py     the command line (./run_all.sh, python -m oltr.sweep) and ``oltr sweep status LOGS``
+
+The sweep only calls commands (``python main.py ...``, ``python -m oltr.report ...``): nothing of a
+step runs in the sweep's own process.
+"""
+from .cli import main
+
+__all__ = ["main"]

@@ -1,0 +1,7 @@
+"""``python -m oltr.sweep`` (what ./run_all.sh runs)."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
