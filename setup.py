@@ -24,6 +24,8 @@ setup(
         "test": ["pytest>=7"],
         "plot": ["matplotlib>=3.5"],
         "tb": ["tensorboard>=2.10"],
+        # the sweep's SLURM executor (./run_all.sh --executor slurm)
+        "slurm": ["submitit>=1.5"],
     },
     entry_points={"console_scripts": ["oltr=oltr.cli:entry_point"]},
 )

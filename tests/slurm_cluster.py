@@ -68,9 +68,9 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
 JobRequeue=1
-KillWait=30
+KillWait=5
 MinJobAge=600
-SchedulerParameters=kill_invalid_depend
+SchedulerParameters=kill_invalid_depend,bf_interval=1,sched_min_interval=100000
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0

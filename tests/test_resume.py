@@ -97,7 +97,7 @@ def stage1(tmp_path_factory, one_torch_thread):
     The same path (the uninterrupted run is moved aside before the second starts) keeps the
     resolved configs, and so the results files, identical up to what the runs computed. Only the
     killed run needs a process of its own; the others run the same CLI in this one, on one thread
-    as the child does (tests/test_sweep_in_process.py: the same weights as a process of their own).
+    as the child does (tests/test_sweep_local.py: the same weights as a process of their own).
     """
     root = tmp_path_factory.mktemp("resume")
     data, run, reference = root / "Digits_LT", root / "run", root / "reference"
