@@ -112,11 +112,16 @@ def test_a_failure_stops_its_dependents_not_the_others_and_is_named(tiny_checkou
     assert state["report"]["state"] == "done"  # after any end: the report covers the finished runs ...
     assert "| OLTR |" in captured.out
     assert "missing: Tiny cb_focal seed 0 test (logs/Tiny/stage2_cb_focal): skipped" in captured.out  # ... names the rest
+    assert cli.main(["status", "logs"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["step", "state", "job", "exit", "seconds", "note"]
+    assert table[1].startswith("Tiny cb_focal seed 0 stage1") and "failed" in table[1] and " 2 " in table[1]
+    assert table[-1].startswith("local sweep, updated ") and "4 done, 1 failed, 2 skipped" in table[-1]
     error_line = Path("logs/Tiny/stage1_cb_focal/stage1.out").read_text().strip().splitlines()[-1]
     assert error_line.startswith("error: ") and "no_such_folder" in error_line
 
 
-def test_ctrl_c_stops_the_running_step_cleanly_and_skip_done_continues(tiny_checkout, capsys):
+def test_ctrl_c_or_sigterm_stops_the_running_step_cleanly_and_skip_done_continues(tiny_checkout, capsys):
     Path("config/Tiny/stage_1.py").write_text(Path("config/Tiny/stage_1.py").read_text().replace(
         "'num_epochs': 2", "'num_epochs': 40"))
     sweep_command = [sys.executable, "-m", "oltr.sweep", "Tiny", "--losses", "softmax", "--logs", "logs"]
@@ -126,7 +131,7 @@ def test_ctrl_c_stops_the_running_step_cleanly_and_skip_done_continues(tiny_chec
     deadline = time.monotonic() + 120
     while not (run / LAST_CHECKPOINT).is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)  # to the sweep alone: it passes the Ctrl-C on to its running step
+    process.send_signal(signal.SIGTERM)  # to the sweep alone, as kill does: it stops its running step as on Ctrl-C
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "--skip-done continues" in err and "Traceback" not in err
@@ -142,3 +147,54 @@ def test_ctrl_c_stops_the_running_step_cleanly_and_skip_done_continues(tiny_chec
     command = commands(capsys, "Tiny", "--losses", "softmax", "--logs", "alone")[0]
     assert subprocess.run(command, env=ONE_THREAD, capture_output=True, timeout=600).returncode == 0
     assert sha(run) == sha("alone/Tiny/stage1_softmax")
+
+
+def probe_steps(tmp_path, names, seconds=None):
+    return [plan.Step(name, "stage1", "probe", [name, str(tmp_path / f"{name}.json"), *([str(seconds)] if seconds else [])],
+                      tmp_path / name, tmp_path / f"{name}.json") for name in names]
+
+
+def test_each_gpu_step_gets_its_own_devices_and_cpu_jobs_share_the_cores(tmp_path, monkeypatch):
+    """Four GPUs, two per step: the steps overlap and never share a GPU (CUDA_VISIBLE_DEVICES is the
+    only way a step learns its GPUs, so no GPU is needed to check it)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setitem(plan.PROGRAMS, "probe", (["-m", "sweep_probe"], PROBE))
+    steps = probe_steps(tmp_path, ["a", "b", "c"], seconds=1.0)
+    # (torchrun starts main.py steps over several GPUs; the probe runs once, in the fork server's child)
+    executor = local.LocalExecutor(jobs=2, gpus=["0", "1", "2", "3"], gpus_per_step=2, echo=lambda line: None)
+    state = cli.SweepState(tmp_path / "sweep.json", steps, "local")
+    assert executor.run(steps, state) == 0
+    seen = {name: json.loads((tmp_path / f"{name}.json").read_text())["cuda_visible_devices"] for name in "abc"}
+    assert seen["a"] == "0,1" and seen["b"] == "2,3" and seen["c"] in ("0,1", "2,3")  # c reuses a freed pair
+    records = {r["id"]: r for r in json.loads((tmp_path / "sweep.json").read_text())["steps"]}
+    assert records["b"]["started"] <= records["a"]["ended"]  # two at a time
+    # on a CPU, two jobs of one thread each
+    steps = probe_steps(tmp_path, ["d", "e"])
+    state = cli.SweepState(tmp_path / "sweep2.json", steps, "local")
+    assert local.LocalExecutor(jobs=2, threads=1, echo=lambda line: None).run(steps, state) == 0
+    for name in "de":
+        facts = json.loads((tmp_path / f"{name}.json").read_text())
+        assert facts["threads_before"] == 1 and facts["omp"] == "1" and facts["cuda_visible_devices"] is None
+
+
+def test_a_step_over_several_devices_runs_under_torchrun(tiny_checkout, capsys):
+    """--gpus-per-step K: torchrun with K processes (gloo on a CPU here, NCCL on GPUs); the DDP run writes
+    the same weights as the same torchrun command by hand."""
+    steps = plan.build_plan(["Tiny"], ["softmax"], 1, "ddp", "out")[:1]
+    state = cli.SweepState(Path("ddp/sweep.json"), steps, "local")
+    assert local.LocalExecutor(jobs=1, gpus_per_step=2, echo=lambda line: None).run(steps, state) == 0
+    output = Path("ddp/Tiny/stage1_softmax/stage1.out").read_text()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
+               *steps[0].argv]
+    command[command.index("training_opt.log_dir=ddp/Tiny/stage1_softmax")] = "training_opt.log_dir=hand"
+    process = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr
+    assert sha("ddp/Tiny/stage1_softmax") == sha("hand"), output
+
+
+def test_status_of_a_folder_without_a_sweep_is_one_line(tmp_path, capsys):
+    from conftest import one_line_error
+
+    one_line_error(cli.main(["status", str(tmp_path)]), capsys.readouterr().err, f"no sweep.json in {tmp_path}")
+    (tmp_path / "sweep.json").write_text("{not json")
+    one_line_error(cli.main(["status", str(tmp_path)]), capsys.readouterr().err, "sweep.json", "--skip-done")

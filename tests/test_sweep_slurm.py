@@ -151,3 +151,39 @@ def test_without_slurm_on_path_the_executor_says_so_in_one_line(tiny_checkout, c
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "sbatch" in err and "SLURM login node" in err and "--executor local" in err
+
+
+def test_a_training_job_over_several_tasks_is_ddp_with_the_weights_of_torchrun(tiny_checkout, one_thread):
+    """Two tasks of one job (as --gpus-per-step 2 asks for, here on CPUs with gloo): each task runs main.py
+    with RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR from SLURM, and the run equals torchrun's by hand."""
+    import sys
+
+    from oltr.sweep import plan, slurm, state
+
+    steps = plan.build_plan(["Tiny"], ["softmax"], 1, "slurm", "out")[:1]
+    sweep_state = state.SweepState(Path("slurm/sweep.json"), steps, "slurm")
+    executor = slurm.SlurmExecutor("slurm", sys.executable, time_min=10, tasks_per_node=2, signal_delay_s=30,
+                                   poll_s=0.5, echo=lambda line: None)
+    assert executor.run(steps, sweep_state) == 0, Path("slurm/Tiny/stage1_softmax/stage1.out").read_text()
+    assert Path("slurm/Tiny/stage1_softmax/stage1.out.rank1").is_file()  # the second task's own output
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
+               *steps[0].argv]
+    command[command.index("training_opt.log_dir=slurm/Tiny/stage1_softmax")] = "training_opt.log_dir=hand"
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr
+    assert sha("slurm/Tiny/stage1_softmax") == sha("hand")
+
+
+def test_detach_submits_and_a_rerun_while_its_jobs_live_is_refused(tiny_checkout, capsys):
+    args = ["Tiny", "--losses", "softmax", *SLURM, "--logs", "slurm", "--out", "out"]
+    assert cli.main([*args, "--detach"]) == 0
+    out = capsys.readouterr().out
+    assert "submitted 4 jobs; follow them with: oltr sweep status slurm" in out
+    jobs = [step["job_id"] for step in steps_of("slurm").values()]
+    try:
+        code = cli.main([*args, "--skip-done"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "jobs of the last submission to slurm are still queued or running" in err and "scancel" in err
+    finally:
+        subprocess.run(["scancel", *jobs], check=True)

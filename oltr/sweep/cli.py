@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import RECIPES, load_config
 from ..errors import OltrError
 from .plan import DEFAULT_RECIPE, LOSSES, base_configs, build_plan, check_dataset
-from .state import SWEEP_FILE, SweepState, load_state
+from .state import STATES, SWEEP_FILE, SweepState, load_state
 
 DEFAULT_DATASETS = ("Digits_LT",)
 # The CFL fork (lnsmith54/CFL) published OLTR runs, and configs, for these datasets only.
@@ -420,11 +420,9 @@ def format_status(data):
                      record.get("note") or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths)) + "  " + row[5] for row in rows]
-    counts = {}
-    for record in data["steps"]:
-        counts[record["state"]] = counts.get(record["state"], 0) + 1
+    counts = {name: sum(record["state"] == name for record in data["steps"]) for name in STATES}
     lines.append(f"{data.get('executor', '?')} sweep, updated {data.get('updated', '?')}: "
-                 + ", ".join(f"{count} {name}" for name, count in counts.items()))
+                 + ", ".join(f"{count} {name}" for name, count in counts.items() if count))
     return "\n".join(line.rstrip() for line in lines)
 
 

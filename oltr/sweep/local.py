@@ -63,6 +63,16 @@ def step_process(entry, argv, out_file, env, threads):
     sys.exit(code if isinstance(code, int) else 1)
 
 
+def _as_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 class _Running:
     """A started step: a fork-server child (one process) or a torchrun process tree."""
 
@@ -135,7 +145,16 @@ class LocalExecutor:
     # -------------------------------------------------------------------- the loop
 
     def run(self, steps, state):
-        """Run every step not yet done; 0 when all succeeded, 1 when some failed, 130 on Ctrl-C."""
+        """Run every step not yet done; 0 when all succeeded, 1 when some failed, 130 on Ctrl-C (or SIGTERM)."""
+        # A SIGTERM to the sweep (kill, a batch system) stops it as Ctrl-C does: its steps are not orphaned.
+        previous = signal.signal(signal.SIGTERM, _as_keyboard_interrupt) if _main_thread() else None
+        try:
+            return self._run(steps, state)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _run(self, steps, state):
         waiting = [step for step in steps if state.state(step.id) != "done"]
         running, free_gpus = [], list(self.gpus)
         try:
