@@ -8,8 +8,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["oltr", "oltr.*", "losses", "losses.*"]),
-    # The fused CPU loss kernels are compiled from these on first use (losses/native.py).
-    package_data={"losses": ["csrc/*.cpp", "csrc/*.h"]},
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",
@@ -17,8 +15,6 @@ setup(
         "numpy>=1.23",
         "pyyaml>=6.0",
         "tqdm>=4.60",
-        # torch.utils.cpp_extension builds the fused CPU loss kernels with it
-        "ninja",
     ],
     extras_require={
         "test": ["pytest>=7"],

@@ -13,12 +13,11 @@ and again with the paper's label smoothing 0.1. On a machine busy with other
 work the ratios are noise (parallel kernels wait for descheduled threads): run
 it on an idle machine, or compare the "best" column.
 
-The losses run on the fused CPU kernels (losses/native.py) when they are
-available, which is what the verdict judges; for context each is timed again on
-its PyTorch implementation (the path CUDA tensors, or a machine without a C++
-compiler, take), and so is a plain re-implementation, in the style of the
-published CFL code (one-hot built by scatter, B x C tensor-valued ``torch.pow``),
-of its ASLSingleLabel and Cyclical_FocalLoss forward passes.
+Each loss is its plain PyTorch formula, differentiated by autograd. For context a plain
+re-implementation in the style of the published CFL code (one-hot built by scatter, B x C
+tensor-valued ``torch.pow``) of its ASLSingleLabel and Cyclical_FocalLoss forward passes is
+timed too. The ratios are information: inside a training step the loss is a small share
+(``bench_train.py --sections loss``).
 """
 import argparse
 import ctypes
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from losses import available_losses, build_loss, native  # noqa: E402
+from losses import available_losses, build_loss  # noqa: E402
 
 # (registry name, target ratio to F.cross_entropy)
 ROWS = [
@@ -55,7 +54,7 @@ ROWS = [
 # produces (LDAM's NormedLinear): their scale s = 30 turns randn logits into softmax
 # probabilities in float32's denormal range, where F.cross_entropy itself slows down 6x.
 COSINE_INPUT = ("ldam",)
-# Losses written on F.cross_entropy alone: no fused kernel, so no separate PyTorch-path row.
+# Losses written on F.cross_entropy alone.
 CROSS_ENTROPY_BASED = ("balanced_softmax", "logit_adjusted", "ldam", "seesaw")
 FOCAL_FAMILY = ("softmax", "focal", "asl", "cfl", "casl")
 # Progress at which cyclical losses are timed: xi = 0.6 for f = 4, so both terms are live.
@@ -99,23 +98,6 @@ def published_style_cfl(logits, targets, xi, gamma_pos=0.0, gamma_neg=4.0, gamma
     return -(target_dist * weighted_log_p).sum(dim=-1).mean()
 
 
-def on_pytorch_path(loss_fn):
-    """The same loss with the fused kernels switched off (OLTR_NATIVE_LOSSES=off) for each call."""
-
-    def run(logits, targets):
-        previous = os.environ.get(native.MODE_VARIABLE)
-        os.environ[native.MODE_VARIABLE] = "off"
-        try:
-            return loss_fn(logits, targets)
-        finally:
-            if previous is None:
-                del os.environ[native.MODE_VARIABLE]
-            else:
-                os.environ[native.MODE_VARIABLE] = previous
-
-    return run
-
-
 def build_candidates(num_classes, cosine_logits):
     """[(label, description, target or None, loss_fn, logits or None)] with F.cross_entropy first.
 
@@ -132,7 +114,7 @@ def build_candidates(num_classes, cosine_logits):
         ("F.cross_entropy", "label_smoothing=0.1", None, lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1), None),
     ]
     registered = set(available_losses())
-    skipped, pytorch_rows = [], []
+    skipped = []
     for name, target in ROWS:
         if name not in registered:
             skipped.append(name)
@@ -152,9 +134,6 @@ def build_candidates(num_classes, cosine_logits):
             if name in COSINE_INPUT:
                 inputs, description = cosine_logits, description + ", cosine logits"
             candidates.append((name, description, target, loss, inputs))
-            if name not in CROSS_ENTROPY_BASED:
-                pytorch_rows.append((f"{name} (PyTorch path)", description, None, on_pytorch_path(loss), None))
-    candidates.extend(pytorch_rows)
     xi = 0.6
     candidates.append(("published-style ASL", "eps=0.1", None, published_style_asl, None))
     candidates.append(
@@ -241,11 +220,6 @@ def main(argv=None):
     if args.keep_freed_memory:
         allocator_note = ", glibc trimming off" if keep_freed_memory() else ", (mallopt unavailable)"
 
-    try:
-        native.load()
-        kernel_note = f"fused CPU kernels loaded ({native.library_path().name})"
-    except Exception as error:  # the default rows then measure the PyTorch path too
-        kernel_note = f"fused CPU kernels UNAVAILABLE ({native.summarize_error(error)}): default rows use PyTorch"
     torch.manual_seed(0)
     logits = torch.randn(args.batch, args.classes, requires_grad=True)
     targets = torch.randint(0, args.classes, (args.batch,))
@@ -258,7 +232,6 @@ def main(argv=None):
         f"B={args.batch} C={args.classes} float32, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{args.repeats} rounds x {args.inner} forward+backward per timing{allocator_note}"
     )
-    print(kernel_note)
     print(
         "x CE = median of ratios to F.cross_entropy timed right beside it (the verdict); "
         "best x CE = fastest timing / fastest F.cross_entropy"

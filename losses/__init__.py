@@ -16,8 +16,6 @@ What lives here, one idea a file; each loss file's core is its formula in plain 
     ldam.py              ldam, with deferred re-weighting
     seesaw.py            seesaw
     disc_centroids.py    OLTR's discriminative centroids feature loss
-    fast/                how the formulas are computed fast: dispatch.py is the one place that
-                         chooses fused CPU kernels (native.py builds csrc/) or PyTorch Functions
 
 Importing the loss modules registers their losses.
 """

@@ -36,8 +36,7 @@ class EqualizedFocalLoss(nn.Module):
     objective, the 1/B of "mean" and any AMP loss scale (the ratio pos/neg is unchanged by such
     constant factors, as in the original code); gradients that other losses send to the same
     logits are not counted. It adds ``pos_grad_j += sum_i |G_ij| [y_i = j]`` and
-    ``neg_grad_j += sum_i |G_ij| [y_i != j]``. The sums are taken inside the fused kernel's
-    backward rather than by a tensor hook: the same numbers without an extra pass over B x C.
+    ``neg_grad_j += sum_i |G_ij| [y_i != j]``, by a hook on a view of the logits of its own.
     Under torch.distributed the per-step sums are all-reduced first, so every rank holds the same
     g. A step whose gradient is not finite (an AMP overflow step) is skipped on every rank.
     ``g_j = clamp(pos_grad_j / (neg_grad_j + 1e-10), 0, 1)``, and 1 for a class that has not

@@ -13,15 +13,16 @@ and the smoothed target distribution ``t_j = (1 - eps) [j = y] + eps / C``::
 * cyclical focal / asymmetric loss, Smith 2022 (CFL paper Eq. 9 / 10): xi follows the
   cyclical schedule of Eq. 8, and ``(1 + p_y)^gamma_hc`` is the high-confidence weight of Eq. 2.
 
-``focal_family_formula`` below is that definition, in plain PyTorch. The losses run it
-through ``losses.fast.dispatch`` (fused CPU kernels, or PyTorch Functions with analytic
-backwards), which the tests hold against this formula. The weights are part of the graph
-(not detached), as in the focal loss paper and the CFL reference code.
+``focal_family_formula`` below is that definition, in plain PyTorch, and it is what every
+member computes, differentiated by autograd (plain cross-entropy goes to ``F.cross_entropy``).
+The weights are part of the graph (not detached), as in the focal loss paper and the CFL
+reference code.
 """
 import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .checks import (
     check_in_unit_interval,
@@ -29,14 +30,17 @@ from .checks import (
     check_non_negative,
     check_reduction,
     compute_dtype_logits,
+    reduce_loss,
 )
-from .fast import dispatch
 from .registry import register_loss
 
 __all__ = ["AsymmetricLoss", "FocalLoss", "SoftmaxCrossEntropy", "focal_family_formula", "focal_family_loss"]
 
 
-def focal_family_formula(logits, targets, gamma_pos=0.0, gamma_neg=0.0, gamma_hc=0.0, xi=0.0, label_smoothing=0.0):
+def focal_family_formula(
+    logits: torch.Tensor, targets: torch.Tensor, gamma_pos: float = 0.0, gamma_neg: float = 0.0,
+    gamma_hc: float = 0.0, xi: float = 0.0, label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Per-sample loss ``L_i = - sum_j t_ij w_ij log p_ij`` (shape (B,)), autograd for the gradient."""
     num_classes = logits.shape[1]
     log_p = torch.log_softmax(logits, dim=1)
@@ -45,15 +49,19 @@ def focal_family_formula(logits, targets, gamma_pos=0.0, gamma_neg=0.0, gamma_hc
     eps = label_smoothing
     t = torch.where(is_target, log_p.new_tensor(1 - eps + eps / num_classes), log_p.new_tensor(eps / num_classes))
     one_minus_p = -torch.expm1(log_p)  # 1 - p without cancellation as p -> 1
-    low = torch.where(is_target, one_minus_p.pow(gamma_pos), p.pow(gamma_neg))
+    # x^gamma has an infinite slope at x = 0 for gamma < 1, and the chain rule then multiplies inf by 0
+    # (NaN); the term's true gradient there is 0, which clamping the base at the smallest normal float gives.
+    tiny = torch.finfo(log_p.dtype).tiny
+    low = torch.where(is_target, one_minus_p.clamp_min(tiny).pow(gamma_pos), p.clamp_min(tiny).pow(gamma_neg))
     high = torch.where(is_target, (1 + p).pow(gamma_hc), torch.ones_like(p))
     w = (1 - xi) * low + xi * high
     return -(t * w * log_p).sum(dim=1)
 
 
 def focal_family_loss(
-    logits, targets, gamma_pos=0.0, gamma_neg=0.0, gamma_hc=0.0, xi=0.0, label_smoothing=0.0, reduction="mean"
-):
+    logits: torch.Tensor, targets: torch.Tensor, gamma_pos: float = 0.0, gamma_neg: float = 0.0,
+    gamma_hc: float = 0.0, xi: float = 0.0, label_smoothing: float = 0.0, reduction: str = "mean",
+) -> torch.Tensor:
     """The focal-family loss as a function, reduced (``"mean"``, ``"sum"``, ``"none"``).
 
     ``xi`` is the blend weight of the high-confidence term (CFL paper Eq. 9-10); any
@@ -70,10 +78,13 @@ def focal_family_loss(
 
 
 def _checked_loss(logits, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction):
-    """Inputs checked, logits in their compute dtype, then the dispatch (hyper-parameters already valid)."""
+    """Inputs checked, logits in their compute dtype, then the formula (hyper-parameters already valid)."""
     check_logits_and_targets(logits, targets)
-    z = compute_dtype_logits(logits)
-    return dispatch.focal_family(z, targets.long(), gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction)
+    z, targets = compute_dtype_logits(logits), targets.long()
+    if eps == 0 and xi == 0 and gamma_pos == 0:
+        # Exactly cross-entropy: the non-target weights multiply zero targets.
+        return F.cross_entropy(z, targets, reduction=reduction)
+    return reduce_loss(focal_family_formula(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps), reduction)
 
 
 class FocalFamilyLoss(nn.Module):

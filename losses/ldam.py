@@ -5,8 +5,7 @@ Margin Loss", NeurIPS 2019. Class j gets the margin Delta_j proportional to n_j^
 (Eq. 12-13), scaled so that the largest is ``max_margin``; the target logit is lowered by
 its margin and the logits are scaled by ``scale`` (s, as in the authors' code)::
 
-    L = CE(s (z - Delta_y onehot(y)), y)          (``ldam_formula``; the loss computes it
-                                                  through losses.fast.dispatch)
+    L = CE(s (z - Delta_y onehot(y)), y)          (``ldam_formula``, what the loss computes)
 
 Deferred re-weighting (DRW, Sec. 3.3): from training progress ``drw_start`` on, the batch
 mean becomes weighted by the class-balanced weights of Cui et al. 2019,
@@ -30,7 +29,6 @@ from .checks import (
     compute_dtype_logits,
 )
 from .class_balanced import class_balanced_weights
-from .fast import dispatch
 from .registry import register_loss
 from .schedule import check_progress
 
@@ -86,9 +84,9 @@ class LDAMLoss(nn.Module):
         check_logits_and_targets(logits, targets, self.num_classes, classes_from="class_counts")
         z = compute_dtype_logits(logits)
         targets = targets.long()
-        margin = self.margins.to(device=z.device, dtype=z.dtype)[targets]
+        margins = self.margins.to(device=z.device, dtype=z.dtype)
         weight = self.drw_weights.to(device=z.device, dtype=z.dtype) if self.reweighting else None
-        return dispatch.scaled_margin_cross_entropy(z, targets, margin, self.scale, weight, self.reduction)
+        return ldam_formula(z, targets, margins, self.scale, weight, self.reduction)
 
     def extra_repr(self):
         return (

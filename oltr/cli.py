@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 
-from .errors import ConfigError, OltrError, SetupError
+from .errors import ConfigError, OltrError
 
 # The CFL fork's flags; each overrides the performance loss's parameter of the same name.
 LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
@@ -79,12 +79,6 @@ def run(args):
     from .config import load_config
 
     config = load_config(args.config, overrides_from_args(args), overlays=args.overlay)
-    from losses import native
-
-    try:
-        native.mode()  # a bad OLTR_NATIVE_LOSSES is reported before anything runs
-    except ValueError as error:
-        raise SetupError(str(error)) from None
     from .engine.distributed import init_distributed, shutdown_distributed
 
     testing = args.test or args.test_open
@@ -112,11 +106,6 @@ def run(args):
             with stop.handling():
                 fit(config, ctx, resume=args.resume,
                     claim=claim(config, ctx, "train", resume=args.resume, overwrite=args.overwrite))
-    except native.NativeKernelsUnavailable as error:
-        raise SetupError(
-            f"{error}; 'python -m losses --build' shows the compiler's output, and "
-            f"{native.MODE_VARIABLE}=auto falls back to the PyTorch losses"
-        ) from None
     finally:
         shutdown_distributed(ctx)
 

@@ -18,7 +18,7 @@ class CheckpointError(OltrError):
 
 
 class SetupError(OltrError):
-    """The environment cannot do what was asked (e.g. required native kernels that do not build)."""
+    """The environment cannot do what was asked (e.g. an optional package that is not installed)."""
 
 
 class OutputError(OltrError):

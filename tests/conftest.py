@@ -63,37 +63,6 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(params=["native", "eager"])
-def loss_backend(request, monkeypatch):
-    """Run a loss test on the fused CPU kernels and again on the PyTorch implementation.
-
-    "native" needs the kernels: if they cannot be built it fails under
-    OLTR_NATIVE_LOSSES=require (as CI sets) and is skipped, with the build error, otherwise.
-    """
-    from losses import native
-
-    if request.param == "eager":
-        monkeypatch.setenv(native.MODE_VARIABLE, "off")
-        return request.param
-    load_native_kernels_or_skip()
-    monkeypatch.setenv(native.MODE_VARIABLE, "require")
-    return request.param
-
-
-def load_native_kernels_or_skip():
-    """torch.ops.oltr_losses; a skip naming the build error, or under OLTR_NATIVE_LOSSES=require the error."""
-    from losses import native
-
-    if native.mode() == "off":
-        pytest.skip(f"{native.MODE_VARIABLE}=off")
-    try:
-        return native.load()
-    except Exception as error:
-        if native.mode() == "require":
-            raise
-        pytest.skip(f"fused CPU kernels unavailable: {native.summarize_error(error)}")
-
-
 def tiny_opts(data_root, log_dir, split_dir=None, **extra):
     """--opts for a one-epoch run on the tiny Digits splits (dataset "Tiny")."""
     opts = {"training_opt.dataset": "Tiny", "training_opt.data_root": data_root,

@@ -88,7 +88,7 @@ def assert_matches(mine, reference, logits, rtol=1e-10, atol=1e-12):
 # ---- values and gradients against the references ---------------------------------------------
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_balanced_softmax(reduction, loss_backend):
+def test_balanced_softmax(reduction):
     logits, y = make_batch()
     loss = build_loss("balanced_softmax", class_counts=COUNTS, num_classes=C, reduction=reduction)
     assert_matches(lambda z: loss(z, y), lambda z: reduce(prior_shift_reference(z, y, COUNTS, 1.0), reduction), logits)
@@ -96,7 +96,7 @@ def test_balanced_softmax(reduction, loss_backend):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 2.0])
-def test_logit_adjusted(tau, reduction, loss_backend):
+def test_logit_adjusted(tau, reduction):
     logits, y = make_batch(seed=1)
     loss = build_loss("logit_adjusted", class_counts=COUNTS, tau=tau, reduction=reduction)
     assert_matches(lambda z: loss(z, y), lambda z: reduce(prior_shift_reference(z, y, COUNTS, tau), reduction), logits)
@@ -104,7 +104,7 @@ def test_logit_adjusted(tau, reduction, loss_backend):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("max_margin, scale", [(0.5, 30.0), (0.3, 1.0), (1.0, 5.0)])
-def test_ldam_without_drw(max_margin, scale, reduction, loss_backend):
+def test_ldam_without_drw(max_margin, scale, reduction):
     logits, y = make_batch(seed=2)
     loss = build_loss("ldam", class_counts=COUNTS, max_margin=max_margin, scale=scale, reduction=reduction)
     loss.set_progress(0.5)  # before drw_start
@@ -113,7 +113,7 @@ def test_ldam_without_drw(max_margin, scale, reduction, loss_backend):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_ldam_with_drw_weights_as_cross_entropy_weights_them(reduction, loss_backend):
+def test_ldam_with_drw_weights_as_cross_entropy_weights_them(reduction):
     logits, y = make_batch(seed=3)
     loss = build_loss("ldam", class_counts=COUNTS, drw_beta=0.999, reduction=reduction)
     loss.set_progress(0.9)

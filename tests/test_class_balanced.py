@@ -15,8 +15,6 @@ from losses.class_balanced import (
 )
 from losses.registry import build_loss
 
-# Every test here runs on the fused CPU kernels and on the PyTorch implementation (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("loss_backend")
 
 COUNTS = [500, 120, 40, 9, 3]
 C = len(COUNTS)

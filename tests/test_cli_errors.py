@@ -426,22 +426,3 @@ def test_subprocess_config_error_and_debug(tmp_path):
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
 
 
-def test_bad_native_losses_setting(capsys, trained, data_root, monkeypatch):
-    monkeypatch.setenv("OLTR_NATIVE_LOSSES", "fast")
-    fails_cleanly(capsys, ["--config", STAGE_1, "--opts", *tiny_opts(data_root, trained)],
-                  "OLTR_NATIVE_LOSSES must be one of auto, off, require, got 'fast'", untouched=trained)
-
-
-def test_subprocess_required_native_losses_that_do_not_build(data_root, tmp_path):
-    # No compiler and a fresh kernel cache, with the kernels required: one line saying so and how
-    # to fall back (the build's own progress line comes before it), exit 2, no traceback.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OLTR_NATIVE_LOSSES": "require",
-           "CXX": str(tmp_path / "no-such-compiler"), "TORCH_EXTENSIONS_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "main.py", "--config", "config/Digits_LT/stage_1_cfl.py", "--opts",
-                           *tiny_opts(data_root, tmp_path / "log")],
-                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: the fused CPU loss kernels are required (OLTR_NATIVE_LOSSES=require)"), last
-    assert "no-such-compiler" in last and "OLTR_NATIVE_LOSSES=auto falls back" in last

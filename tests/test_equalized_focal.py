@@ -11,8 +11,6 @@ import losses.equalized_focal  # noqa: F401  (registers efl)
 from losses.equalized_focal import EqualizedFocalLoss
 from losses.registry import build_loss
 
-# Every test here runs on the fused CPU kernels and on the PyTorch implementation (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("loss_backend")
 
 C = 5
 

@@ -7,11 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import losses.focal_family as focal_family
-from losses.fast import focal_functions
 from losses.registry import build_loss
 
-# Every test here runs on the fused CPU kernels and on the PyTorch implementation (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("loss_backend")
 
 NAMES = ("softmax", "focal", "asl", "cfl", "casl")
 CYCLICAL = ("cfl", "casl")
@@ -148,40 +145,6 @@ GRADCHECK_CASES = [
     pytest.param(0.0, 4.0, 2.0, 0.3, 0.1, id="casl-smoothing"),
     pytest.param(0.5, 3.3, 1.7, 0.3, 0.1, id="casl-fractional"),
 ]
-
-
-@pytest.mark.parametrize("gamma_pos, gamma_neg, gamma_hc, xi, eps", GRADCHECK_CASES)
-def test_gradcheck_custom_function(gamma_pos, gamma_neg, gamma_hc, xi, eps):
-    generator = torch.Generator().manual_seed(4)
-    logits = torch.randn(6, 5, generator=generator, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 5, (6,), generator=generator)
-
-    def per_sample(z):
-        return focal_functions.FocalFamilyFunction.apply(z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, "none")
-
-    assert torch.autograd.gradcheck(per_sample, (logits,), eps=1e-6, atol=1e-8)
-    for reduction in ("mean", "sum"):
-        reduced = lambda z: focal_functions.FocalFamilyFunction.apply(  # noqa: E731
-            z, targets, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction
-        )
-        assert torch.autograd.gradcheck(reduced, (logits,), eps=1e-6, atol=1e-8)
-
-
-@pytest.mark.parametrize(
-    "gamma_pos, gamma_hc, xi",
-    [(2.0, 0.0, 0.0), (0.5, 0.0, 0.0), (1.5, 2.5, 0.6), (0.0, 2.0, 0.3), (3.0, 1.0, 1.0), (2.0, 0.7, 2.4)],
-)
-def test_gradcheck_target_term_function(gamma_pos, gamma_hc, xi):
-    # The eps = 0 path: w_y(p_y) * nll on a vector of per-sample nll = -log p_y > 0.
-    generator = torch.Generator().manual_seed(14)
-    nll = (torch.rand(8, generator=generator, dtype=torch.float64) * 4 + 0.05).requires_grad_(True)
-
-    for reduction in ("none", "mean", "sum"):
-
-        def weighted(x):
-            return focal_functions.TargetTermFunction.apply(x, gamma_pos, gamma_hc, xi, reduction)
-
-        assert torch.autograd.gradcheck(weighted, (nll,), eps=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", NAMES)

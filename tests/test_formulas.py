@@ -1,19 +1,13 @@
-"""The plain formulas in the loss files are the definition: held against independent float64
-references, and every fast path (fused kernels, PyTorch Functions) held against them."""
+"""The plain formulas in the loss files are the definition, and what the losses compute: held against
+independent float64 references, and the registered losses held against them."""
 import pytest
 import torch
 from torchvision.ops import sigmoid_focal_loss
 
-from conftest import load_native_kernels_or_skip
-from losses.fast import dispatch
-from losses.fast.margin_functions import FusedAdjustedCrossEntropy, ScaledMarginCrossEntropy, adjusted_logits
-from losses.focal_family import focal_family_formula
+from losses.focal_family import focal_family_formula, focal_family_loss
 from losses.ldam import ldam_formula
 from losses.sigmoid_focal import sigmoid_focal_formula, sigmoid_focal_per_sample
 from test_focal_family import GRADCHECK_CASES, make_batch, reference_per_sample
-
-# The fast-path tests run on the fused CPU kernels and on the PyTorch Functions (tests/conftest.py).
-both_backends = pytest.mark.usefixtures("loss_backend")
 
 
 def values_and_grads(function, logits, upstream=None):
@@ -40,28 +34,19 @@ def test_focal_formula_with_every_weight_trivial_is_cross_entropy():
     assert torch.allclose(focal_family_formula(logits, targets), expected, rtol=1e-13)
 
 
-@both_backends
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("gamma_pos, gamma_neg, gamma_hc, xi, eps", GRADCHECK_CASES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_focal_dispatch_computes_the_formula(dtype, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction):
+def test_focal_family_loss_is_the_formula_reduced(dtype, gamma_pos, gamma_neg, gamma_hc, xi, eps, reduction):
     logits, targets = make_batch(batch=40, classes=23, seed=9, dtype=dtype)
     params = (gamma_pos, gamma_neg, gamma_hc, xi, eps)
-    fast, fast_grad = values_and_grads(lambda z: dispatch.focal_family(z, targets, *params, reduction), logits)
+    loss, loss_grad = values_and_grads(lambda z: focal_family_loss(z, targets, *params, reduction=reduction), logits)
     per_sample = {"none": lambda v: v, "mean": torch.mean, "sum": torch.sum}[reduction]
     plain, plain_grad = values_and_grads(lambda z: per_sample(focal_family_formula(z, targets, *params)), logits)
     tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
-    assert fast.dtype == dtype
-    assert torch.allclose(fast, plain, **tolerance)
-    assert torch.allclose(fast_grad, plain_grad, **tolerance)
-
-
-@both_backends
-def test_focal_dispatch_without_a_graph_gives_the_same_loss():
-    logits, targets = make_batch(seed=10)
-    with torch.no_grad():
-        fast = dispatch.focal_family(logits, targets, 2.0, 2.0, 2.0, 0.6, 0.1, "none")
-    assert torch.allclose(fast, focal_family_formula(logits, targets, 2.0, 2.0, 2.0, 0.6, 0.1), rtol=1e-10)
+    assert loss.dtype == dtype
+    assert torch.allclose(loss, plain, **tolerance)
+    assert torch.allclose(loss_grad, plain_grad, **tolerance)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 0.7])
@@ -82,58 +67,39 @@ def sigmoid_cases(classes, batch, generator):
     yield 2.0, None, torch.rand(batch, classes, generator=generator, dtype=torch.float64)  # full (B, C) weight
 
 
-@both_backends
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_sigmoid_dispatch_computes_the_formula(dtype):
-    logits, targets = make_batch(batch=30, classes=13, seed=12, dtype=dtype)
+def test_efl_gradient_collection_sees_this_loss_gradient_at_and_off_the_targets():
+    """The hook's sums against the gradient autograd gives the formula, summed by a loop."""
+    logits, targets = make_batch(batch=12, classes=5, seed=12)
     generator = torch.Generator().manual_seed(12)
-    tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
-    for gamma, pos_weight, neg_weight in sigmoid_cases(13, 30, generator):
-        cast = [None if t is None else t.to(dtype) for t in (pos_weight, neg_weight)]
-        gamma = gamma.to(dtype) if torch.is_tensor(gamma) else gamma
-        fast = values_and_grads(lambda z: sigmoid_focal_per_sample(z, targets, gamma, *cast), logits)
-        plain = values_and_grads(lambda z: sigmoid_focal_formula(z, targets, gamma, *cast), logits)
-        for mine, ref in zip(fast, plain):
-            assert mine.dtype == dtype
-            assert torch.allclose(mine, ref, **tolerance), (gamma, pos_weight is None, neg_weight is None)
+    gamma = torch.rand(5, generator=generator, dtype=torch.float64) * 2 + 0.5
+    seen = []
+    z = logits.clone().requires_grad_(True)
+    other = (z ** 2).sum()  # another loss on the same logits: not collected
+    (sigmoid_focal_per_sample(z, targets, gamma, collect_gradient_sums=lambda *sums: seen.append(sums)).sum()
+     + other).backward()
+    reference = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(sigmoid_focal_formula(reference, targets, gamma).sum(), reference)
+    (seen_targets, at_target, off_target), = seen
+    assert torch.equal(seen_targets, targets)
+    for i, y in enumerate(targets.tolist()):
+        assert torch.allclose(at_target[i], grad[i, y].abs(), rtol=1e-12)
+    for j in range(5):
+        expected = sum(grad[i, j].abs() for i, y in enumerate(targets.tolist()) if y != j)
+        assert torch.allclose(off_target[j], torch.as_tensor(expected, dtype=torch.float64), rtol=1e-12)
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_ldam_function_computes_the_formula(dtype, weighted, reduction, loss_backend):
-    logits, targets = make_batch(batch=40, classes=23, seed=13, dtype=dtype)
-    generator = torch.Generator().manual_seed(13)
-    margins = (torch.rand(23, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
-    weight = (torch.rand(23, generator=generator, dtype=torch.float64) + 0.1).to(dtype) if weighted else None
-    fast = values_and_grads(
-        lambda z: dispatch.scaled_margin_cross_entropy(z, targets, margins[targets], 30.0, weight, reduction), logits
-    )
+def test_ldam_loss_is_its_formula_with_its_margins(weighted, reduction):
+    from losses import build_loss
+
+    logits, targets = make_batch(batch=40, classes=23, seed=13)
+    counts = list(range(1, 24))
+    loss = build_loss("ldam", class_counts=counts, reduction=reduction, drw_start=0.0 if weighted else None)
+    margins = torch.tensor(counts, dtype=torch.float64).pow(-0.25)
+    margins = margins * (0.5 / margins.max())
+    weight = loss.drw_weights if weighted else None
+    mine = values_and_grads(lambda z: loss(z, targets), logits)
     plain = values_and_grads(lambda z: ldam_formula(z, targets, margins, 30.0, weight, reduction), logits)
-    tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
-    for mine, ref in zip(fast, plain):
-        assert mine.dtype == dtype and torch.allclose(mine, ref, **tolerance)
-    with torch.no_grad():  # the no-graph path
-        value = dispatch.scaled_margin_cross_entropy(logits, targets, margins[targets], 30.0, weight, reduction)
-    assert torch.allclose(value, plain[0], **tolerance)
-
-
-@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("fused", [False, True])
-def test_gradcheck_ldam_functions(reduction, fused):
-    """Both analytic backwards: the PyTorch Function, and the fused kernel's on the adjusted logits."""
-    kernels = load_native_kernels_or_skip() if fused else None
-    generator = torch.Generator().manual_seed(14)
-    logits = torch.randn(6, 5, generator=generator, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 5, (6,), generator=generator)
-    margin = torch.rand(6, generator=generator, dtype=torch.float64)
-    weight = torch.rand(5, generator=generator, dtype=torch.float64) + 0.1
-
-    def function(z, class_weight):
-        if not fused:
-            return ScaledMarginCrossEntropy.apply(z, targets, margin, 3.0, class_weight, reduction)
-        adjusted = adjusted_logits(z.detach(), targets.unsqueeze(1), margin, 3.0)
-        return FusedAdjustedCrossEntropy.apply(z, adjusted, targets, 3.0, class_weight, reduction, kernels)
-
-    for class_weight in (None, weight):
-        assert torch.autograd.gradcheck(lambda z: function(z, class_weight), (logits,), eps=1e-6, atol=1e-8)
+    for a, b in zip(mine, plain):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -215,7 +215,7 @@ def run_with_file_size_limits(*commands):
     (writes fail with EFBIG). One child for all, to pay torch's import once. Returns [(code, stderr)]."""
     commands = [(limit, [str(arg) for arg in argv]) for limit, argv in commands]
     # the PyTorch losses: no kernel build (which the size limit would break) in the child
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OLTR_NATIVE_LOSSES": "off"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", }
     done = subprocess.run([sys.executable, "-c", FSIZE_CHILD.format(repo=str(REPO), commands=commands)], cwd=REPO,
                           capture_output=True, text=True, timeout=180, env=env)
     parts = [part.strip().splitlines() for part in done.stderr.split("-----")[:-1]]
