@@ -20,8 +20,8 @@ def main():
         os.environ[variable] = str(args.threads)
     import numpy as np
 
-    from oltr.metrics import shot_groups
-    from oltr.uncertainty import run_intervals
+    from oltr.evaluation.metrics import shot_groups
+    from oltr.evaluation.uncertainty import run_intervals
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(1000), 50)

@@ -122,10 +122,10 @@ def run_imagenet(args, tmp):
 
 def digits_epoch_parts(pipeline, tmp):
     """(seconds in the loaders, seconds of the epoch) callables for one Digits_LT stage-1 epoch."""
-    from oltr.config import load_config
-    from oltr.engine import trainer
+    from oltr.config.schema import load_config
+    from oltr.runs import trainer
     from oltr.engine.distributed import DistContext
-    from oltr.engine.run import build_run
+    from oltr.runs.run import build_run
 
     data = os.path.join(tmp, "Digits_LT")
     config = load_config(os.path.join("config", "Digits_LT", "stage_1.py"), [
@@ -175,9 +175,9 @@ def run_digits(args, tmp):
 # ----------------------------------------------------------------------------- workers that persist
 
 def run_workers(args, tmp):
-    from oltr import build
-    from oltr.config import load_config
-    from oltr.engine import trainer
+    from oltr.data import loaders
+    from oltr.config.schema import load_config
+    from oltr.runs import trainer
     from oltr.engine.distributed import DistContext
 
     log("workers: the Digits_LT training loader, 2 workers, persistent or started every epoch")
@@ -190,9 +190,9 @@ def run_workers(args, tmp):
             "training_opt.num_workers=2", f"training_opt.persistent_workers={str(persistent).lower()}",
             f"training_opt.cache_dir={os.path.join(tmp, 'cache')}"])
         training_opt = config["training_opt"]
-        build.prepare_data(training_opt)
-        dataset = build.build_dataset(training_opt, build.load_samples(training_opt, "train"), train=True)
-        loader = build.build_train_loader(training_opt, dataset, 0, DistContext())
+        loaders.prepare_data(training_opt)
+        dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, "train"), train=True)
+        loader = loaders.build_train_loader(training_opt, dataset, 0, DistContext())
 
         def epochs_of(_, loader=loader):
             for epoch in range(epochs):

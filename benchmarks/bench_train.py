@@ -43,9 +43,9 @@ import bench_train_modes  # noqa: E402
 import bench_train_oltr  # noqa: E402
 import bench_train_overhead  # noqa: E402
 from harness import load_text, log, machine_lines, picker, synchronizer  # noqa: E402
-from oltr.config import load_config  # noqa: E402
+from oltr.config.schema import load_config  # noqa: E402
 from oltr.engine.distributed import DistContext  # noqa: E402
-from oltr.errors import OltrError  # noqa: E402
+from oltr.common.errors import OltrError  # noqa: E402
 from train_runs import MODES, data_overrides_for, parse_modes  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join("config", "Digits_LT", "stage_1.py")

@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py --sections loss
 """
 from harness import log, paired_ratio, print_table, rate_text, throughput, time_interleaved
-from oltr.engine import trainer
+from oltr.runs import trainer
 from train_runs import TrainerSteps, bench_overrides, make_run, preload_batches
 
 # The Digits_LT demo's CFL (config/Digits_LT/stage_1_cfl.py), timed at a progress where both terms are live.

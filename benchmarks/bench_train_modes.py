@@ -16,7 +16,7 @@ import time
 import torch
 
 from harness import log, paired_ratio, rate_text, thread_count, throughput, time_interleaved, time_limit
-from oltr.engine import trainer
+from oltr.runs import trainer
 from oltr.engine.inference import autocast, to_device
 from train_runs import MODES, TrainerSteps, bench_overrides, make_run, preload_batches, synthetic_batches
 

@@ -22,8 +22,8 @@ import statistics
 
 import synthetic_images
 from harness import cpu_flags, log, picker, rate_text, throughput, time_interleaved
-from oltr.config import load_config
-from oltr.engine import trainer
+from oltr.config.schema import load_config
+from oltr.runs import trainer
 from oltr_reference import OriginalStage1
 
 DEFAULT_CONFIG = os.path.join("config", "ImageNet_LT", "stage_1.py")

@@ -1,7 +1,7 @@
 """Benchmark: our trainer's own cost, against a bare PyTorch loop (``--sections overhead`` of bench_train.py).
 
-``oltr.engine.trainer.train_step`` on a Run from ``build_run`` against a bare loop
-(``F.cross_entropy`` + one SGD) on the same network (``build.build_network``, same initial
+``oltr.runs.trainer.train_step`` on a Run from ``build_run`` against a bare loop
+(``F.cross_entropy`` + one SGD) on the same network (``networks.build_network``, same initial
 weights) and the same pre-loaded batches; then a whole ``train_one_epoch`` (our loader and data
 pipeline) against the bare loop iterating the same images through a plain shuffled DataLoader
 with per-image PIL transforms (OLTR's, the textbook way). Both
@@ -13,9 +13,9 @@ use softmax cross-entropy in fp32, so the ratio ours/bare is the pipeline's own 
 import torch
 
 from harness import log, on_threads, paired_ratio, print_table, rate_text, throughput, time_interleaved
-from oltr import build
+from oltr.models import network as networks
 from oltr.data import SplitDataset, build_transform
-from oltr.engine import trainer
+from oltr.runs import trainer
 from train_runs import BareSteps, TrainerSteps, bench_overrides, make_run, preload_batches
 
 TARGET = 0.95
@@ -45,7 +45,7 @@ def measure(args, ctx, tmp, data_overrides, sync):
     run = make_run(args.config, overrides, ctx)
     training_opt = run.config["training_opt"]
     batch = training_opt["batch_size"]
-    bare_network = build.build_network(run.config).to(ctx.device)
+    bare_network = networks.build_network(run.config).to(ctx.device)
     bare_network.load_state_dict(run.network.state_dict())
     batches = preload_batches(run, min(args.steps, run.steps_per_epoch), ctx.device)
     ours, bare = TrainerSteps(run, batches), BareSteps(bare_network, run.config, batches)

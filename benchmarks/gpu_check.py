@@ -46,11 +46,11 @@ sys.path[:0] = [HERE, REPO]
 import torch  # noqa: E402
 
 import synthetic_images  # noqa: E402
-from oltr.config import load_config  # noqa: E402
-from oltr.engine import trainer  # noqa: E402
+from oltr.config.schema import load_config  # noqa: E402
+from oltr.runs import trainer  # noqa: E402
 from oltr.engine.distributed import DistContext  # noqa: E402
-from oltr.engine.run_state import network_state, save_final  # noqa: E402
-from oltr.errors import OltrError  # noqa: E402
+from oltr.runs.run_state import network_state, save_final  # noqa: E402
+from oltr.common.errors import OltrError  # noqa: E402
 
 # bench_train_oltr and train_runs import harness, whose torch.utils.benchmark logs a warning when CUDA is
 # absent: they are imported by load_benchmarks(), after the device check, so "no CUDA" stays one line.

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from harness import thread_count
-from oltr import build
-from oltr.config import load_config
-from oltr.engine import trainer
+from oltr.data import loaders
+from oltr.config.schema import load_config
+from oltr.runs import trainer
 from oltr.engine.inference import to_device
 
 # mode -> training_opt overrides (+ torch threads); each mode is one thing alone, plus the
@@ -61,7 +61,7 @@ def bench_overrides(tmp, name, data_overrides, mode="fp32", loss=None, extra=())
 def data_overrides_for(config_path, tmp):
     """A dataset that builds itself (Digits_LT) is built in ``tmp``; others are read where the config says."""
     dataset = load_config(config_path)["training_opt"]["dataset"]
-    if dataset in build.PREPARERS:
+    if dataset in loaders.PREPARERS:
         root = os.path.join(tmp, "data", dataset)
         return [f"training_opt.data_root={root}", f"training_opt.split_dir={root}"]
     return []

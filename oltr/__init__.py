@@ -1,14 +1,15 @@
-"""The OLTR pipeline; data flows one way, each step handing plain objects to the next:
+"""The OLTR pipeline; data flows one way, each package handing plain objects to the next
+(``python tools/layers.py`` prints the order and checks it):
 
-    config.py (+ config_loading.py)  read .py/.yaml configs, merge _base_ and overlays, validate
-    build.py                         config -> datasets, networks, Criterions, optimizers (by registry name)
-    engine/                          a run's set-up, the epoch loop, saving and resuming, the tests
-    metrics.py                       shot groups and closed/open-set metrics from logits alone
-    report/                          Tables 3-4 and plots from results files
-    sweep.py                         ./run_all.sh: every loss x dataset, both stages, both tests
-    cli.py                           main.py and the ``oltr`` console script
-
-Shared rules, one of each: run_files.py (a run directory's file names), atomic.py (all-or-nothing
-writes), seeding.py (how seeds are derived), errors.py (the user errors printed as one line).
-data/ holds split files, datasets, samplers and the split tools; models/ the networks.
+    common/      the shared rules: errors, atomic writes, run-file names, seeding
+    config/      read .py/.yaml configs, merge _base_ and overlays, validate every key
+    evaluation/  metrics, open-set measures, intervals and post-hoc adjustment, from logits alone
+    data/        split files, datasets, the tensor and PIL pipelines, samplers, loaders, split tools
+    models/      feature models, classifiers and the OLTRNetwork, by registry name
+    engine/      checkpoints, distributed set-up, inference, optimizers, run directories, logs, stop signals
+    recipes/     stage-2 recipes as registered objects: OLTR's meta-embedding and the decoupled ones
+    runs/        training a run (the epoch loop) and testing it
+    report/      Tables 3-4 and plots from results files
+    sweep/       ./run_all.sh: a plan of commands and the local or SLURM executor
+    cli.py       main.py and the ``oltr`` console script
 """

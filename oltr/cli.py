@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 
-from .errors import ConfigError, OltrError
+from .common.errors import ConfigError, OltrError
 
 # The CFL fork's flags; each overrides the performance loss's parameter of the same name.
 LOSS_FLAGS = ("gamma_hc", "gamma_pos", "gamma_neg", "cyclical_factor")
@@ -76,9 +76,12 @@ def check_device(name):
 
 def run(args):
     # Imported here so `--help` and config errors answer without loading torch.
-    from .config import load_config
+    from .config.schema import load_config
 
     config = load_config(args.config, overrides_from_args(args), overlays=args.overlay)
+    from .recipes import resolve
+
+    recipe = resolve(config, where=args.config)  # the stage-2 recipe's own rules, checked once
     from .engine.distributed import init_distributed, shutdown_distributed
 
     testing = args.test or args.test_open
@@ -95,16 +98,16 @@ def run(args):
         torch.backends.cudnn.benchmark = True
     try:
         if testing:
-            from .engine.evaluate import evaluate
+            from .runs.evaluate import evaluate
             settings = ("closed",) * args.test + ("open",) * args.test_open
             with claim(config, ctx, "test"):
                 evaluate(config, ctx, settings=settings, allow_config_change=args.allow_config_change)
         else:
             from .engine import stop
-            from .engine.trainer import fit
+            from .runs.trainer import fit
             # claimed after the set-up: a bad split line or loss is reported first, and nothing is written
             with stop.handling():
-                fit(config, ctx, resume=args.resume,
+                fit(config, ctx, resume=args.resume, recipe=recipe,
                     claim=claim(config, ctx, "train", resume=args.resume, overwrite=args.overwrite))
     finally:
         shutdown_distributed(ctx)

@@ -2,9 +2,9 @@
 import pytest
 
 from losses import build_loss
-from oltr.build import Criterion
-from oltr.engine.run import check_amp_compatible
-from oltr.errors import ConfigError
+from oltr.engine.optim import Criterion
+from oltr.runs.run import check_amp_compatible
+from oltr.common.errors import ConfigError
 
 
 def centroid_loss(**kwargs):

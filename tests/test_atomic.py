@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from oltr.atomic import write_atomic, write_json_atomic, write_text_atomic
+from oltr.common.atomic import write_atomic, write_json_atomic, write_text_atomic
 
 
 def test_text_and_json_round_trip_without_leftovers(tmp_path):

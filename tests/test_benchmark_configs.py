@@ -18,11 +18,12 @@ import torch
 import torchvision
 from PIL import Image
 
-from oltr import build, run_files
-from oltr.config import load_config
-from oltr.engine import trainer
+from oltr.data import loaders
+from oltr.common import run_files
+from oltr.config.schema import load_config
+from oltr.runs import trainer
 from oltr.engine.distributed import DistContext
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 REPO = Path(__file__).resolve().parent.parent
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")
@@ -254,7 +255,7 @@ def check_stage1(result, dataset):
     assert run.class_counts[0] == 1 and run.class_counts[-1] == 1 and sum(run.class_counts) == 2
     assert run.steps_per_epoch == 1
     # the open split reads label -1 from the same data root
-    assert build.load_samples(config["training_opt"], "open")[0][1] == -1
+    assert loaders.load_samples(config["training_opt"], "open")[0][1] == -1
     saved = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)
     assert set(saved) >= {"networks", "centroids", "config", "class_counts", "metrics"}
 
@@ -356,17 +357,17 @@ def test_cifar10_lt_is_exported_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setattr(cifar_lt, "load_cifar", fake_load)
     data_root = tmp_path / "data" / "CIFAR10_LT"
     config = load_config(config_path("CIFAR10_LT", 1), overrides(data_root, tmp_path / "log"))
-    build.prepare_data(config["training_opt"])
+    loaders.prepare_data(config["training_opt"])
     assert calls[0] == ("cifar10", tmp_path / "data" / "cifar", True, True)  # downloads next to the export
-    train = build.load_samples(config["training_opt"], "train")
-    counts = build.class_counts_of(train, config["training_opt"]["num_classes"])
+    train = loaders.load_samples(config["training_opt"], "train")
+    counts = loaders.class_counts_of(train, config["training_opt"]["num_classes"])
     assert counts[0] == 50 and counts[-1] == 1 and counts == sorted(counts, reverse=True)  # 50 down to max(1, 50 / 100)
-    assert len(build.load_samples(config["training_opt"], "val")) == 8 * 100
-    open_split = build.load_samples(config["training_opt"], "open")
+    assert len(loaders.load_samples(config["training_opt"], "val")) == 8 * 100
+    open_split = loaders.load_samples(config["training_opt"], "open")
     assert len(open_split) == 2 * 3 and {label for _, label in open_split} == {-1}  # ship and truck held out
     assert all("/ship/" in path or "/truck/" in path for path, _ in open_split)
     calls.clear()
-    build.prepare_data(config["training_opt"])
+    loaders.prepare_data(config["training_opt"])
     assert calls == []  # exported once
 
 
@@ -378,7 +379,7 @@ def test_cifar100_lt_offline_says_what_to_download_and_where(tmp_path, monkeypat
     training_opt = load_config(config_path("CIFAR100_LT", 1),
                                overrides(tmp_path / "data" / "CIFAR100_LT", tmp_path / "log"))["training_opt"]
     with pytest.raises(DataError) as error:
-        build.prepare_data(training_opt)
+        loaders.prepare_data(training_opt)
     message = str(error.value)
     assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in message
     assert f"{tmp_path / 'data' / 'cifar'}/" in message and "cifar-100-python/" in message

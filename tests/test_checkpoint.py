@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from oltr.engine import checkpoint as ckpt
-from oltr.errors import CheckpointError
+from oltr.common.errors import CheckpointError
 
 
 def test_round_trip(tmp_path):

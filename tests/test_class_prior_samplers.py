@@ -8,10 +8,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from oltr.build import EpochShuffleSampler, build_sampler
+from oltr.data.loaders import build_sampler
+from oltr.data.samplers import EpochShuffleSampler
 from oltr.data.samplers import ClassAwareSampler, ClassPriorSampler, class_sampling_probabilities
 from oltr.engine.distributed import DistContext
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 COUNTS = [1000, 300, 60, 9, 1]
 DRAWS = 100_000

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from oltr.cli import main
-from oltr.config import load_config
+from oltr.config.schema import load_config
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.errors import CheckpointError, ConfigError, DataError
+from oltr.common.errors import CheckpointError, ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_1 = "config/Digits_LT/stage_1.py"

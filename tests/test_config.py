@@ -1,8 +1,8 @@
 """Config loading: _base_ inheritance, YAML, overrides, and one-sentence errors naming the key."""
 import pytest
 
-from oltr.config import apply_overrides, config_hash, deep_merge, dump_yaml, load_config, parse_override
-from oltr.errors import ConfigError
+from oltr.config.schema import apply_overrides, config_hash, deep_merge, dump_yaml, load_config, parse_override
+from oltr.common.errors import ConfigError
 
 MINIMAL = """
 config = {

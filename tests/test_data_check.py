@@ -5,8 +5,8 @@ import pytest
 
 from oltr.data.__main__ import main
 from oltr.data.check import check_split, shot_group_sizes
-from oltr.errors import DataError
-from oltr.metrics import shot_groups
+from oltr.common.errors import DataError
+from oltr.evaluation.metrics import shot_groups
 
 
 def make_dataset(root, train=None, val=None, test=None, open_=None):

@@ -11,7 +11,7 @@ from PIL import Image
 from oltr.data.cifar_lt import export_cifar_lt
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import read_split
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 30, 4

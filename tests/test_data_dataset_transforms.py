@@ -7,7 +7,7 @@ from torchvision import transforms as T
 
 from oltr.data.dataset import SplitDataset
 from oltr.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 
 @pytest.fixture

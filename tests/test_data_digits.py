@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from oltr.data.digits_lt import ensure_digits_lt, is_complete
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import read_split
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test", "open")
 

@@ -7,7 +7,7 @@ import pytest
 from oltr.data.make_lt import make_lt
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import read_split
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 CLASS_SIZES = {"ant": 40, "bee": 35, "cat": 38, "dog": 30, "eel": 33, "fox": 12}
 

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from oltr.data.profiles import long_tail_counts
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 
 def test_cifar10_lt_imbalance_100_matches_the_published_counts():

@@ -4,7 +4,7 @@ import warnings
 import pytest
 
 from oltr.data.split_file import find_image_root, read_split, scan_split, split_path, write_split
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from oltr.data.batches import SeededBatchSampler, TensorLoader
 from oltr.data.dataset import UInt8SplitDataset
 from oltr.data.decode import read_image
 from oltr.data.transforms import build_transform
-from oltr.errors import DataError
+from oltr.common.errors import DataError
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -272,8 +272,8 @@ def test_a_worker_that_fails_is_stopped_with_the_others_at_once(image_files, tmp
                                                       ("always", 1e-6, True), ("never", 8.0, False)])
 def test_cache_images_policy(tiny_digits_root, tmp_path, policy, limit_gb, cached):
     """auto caches a split whose decoded size (estimated from headers) fits the limit; 1e-6 GB is ~1 kB."""
-    from oltr import build
-    from oltr.config import load_config
+    from oltr.data import loaders
+    from oltr.config.schema import load_config
 
     config = load_config("config/Digits_LT/stage_1.py", [
         "training_opt.dataset=Tiny", f"training_opt.data_root={tiny_digits_root}",
@@ -281,9 +281,9 @@ def test_cache_images_policy(tiny_digits_root, tmp_path, policy, limit_gb, cache
         f"training_opt.cache_images={policy}", f"training_opt.cache_images_max_gb={limit_gb}",
         f"training_opt.cache_dir={tmp_path}"])
     training_opt = config["training_opt"]
-    samples = build.load_samples(training_opt, "train")  # 47 images of 8 x 8 pixels x 3 bytes: 9 kB
+    samples = loaders.load_samples(training_opt, "train")  # 47 images of 8 x 8 pixels x 3 bytes: 9 kB
     assert image_store.estimated_bytes([path for path, _ in samples]) == len(samples) * 8 * 8 * 3
-    dataset = build.build_dataset(training_opt, samples, train=True)
+    dataset = loaders.build_dataset(training_opt, samples, train=True)
     assert (dataset.store is not None) == cached
     image, label, index, _ = dataset[5]
     assert torch.equal(image, read_image(samples[5][0])) and (label, index) == (samples[5][1], 5)

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from oltr.cli import main
-from oltr.config import load_config
+from oltr.config.schema import load_config
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.engine.recipes import class_means_of_normalised, tau_grid
+from oltr.recipes.ncm import class_means_of_normalised
+from oltr.recipes.tau_norm import tau_grid
 from oltr.models import build_classifier
-from oltr.posthoc import adjust_logits
-from oltr.errors import DataError
+from oltr.evaluation.posthoc import adjust_logits
+from oltr.common.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

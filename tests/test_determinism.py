@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from oltr import build, run_files
-from oltr.config import load_config
+from oltr.data import loaders
+from oltr.common import run_files
+from oltr.config.schema import load_config
 from oltr.data import ensure_digits_lt
-from oltr.engine import trainer
+from oltr.runs import trainer
 from oltr.engine.distributed import DistContext
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -90,8 +91,8 @@ def _first_batches(data, pipeline, num_workers, seed, count=3):
                                          "training_opt.log_dir=unused", f"training_opt.num_workers={num_workers}",
                                          f"training_opt.data_pipeline={pipeline}"])
     training_opt = config["training_opt"]
-    dataset = build.build_dataset(training_opt, build.load_samples(training_opt, "train"), train=True)
-    loader = build.build_train_loader(training_opt, dataset, config["seed"], DistContext())
+    dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, "train"), train=True)
+    loader = loaders.build_train_loader(training_opt, dataset, config["seed"], DistContext())
     trainer.start_epoch(loader, 0, seed)  # epoch 0 every time: the same images, only the seed may change
     iterator = iter(loader)
     return [next(iterator) for _ in range(count)]  # three batches: both workers contribute

@@ -17,10 +17,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import losses
-from oltr.config import load_config
+from oltr.config.schema import load_config
 from oltr.data import ensure_digits_lt
-from oltr.engine import evaluate as evaluation
-from oltr.engine import trainer
+from oltr.runs import evaluate as evaluation
+from oltr.runs import trainer
 from oltr.engine.distributed import DistContext, broadcast_buffers_, gather_rows
 from oltr.engine.inference import collect_logits, compute_centroids
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from oltr import build
-from oltr.config import load_config
-from oltr.engine import trainer
+from oltr.models import network as networks
+from oltr.config.schema import load_config
+from oltr.runs import trainer
 from oltr.engine.distributed import DistContext
 from oltr.models import build_classifier, build_feature_model
 
@@ -27,14 +27,14 @@ def _trainable(module):
 def test_a_fixed_feature_model_trains_only_attention_and_fc_add():
     feat_model = build_feature_model("resnet10", use_modulatedatt=True, use_fc=True, small_input=True,
                                      base_channels=4, input_size=8, feature_dim=6)
-    build.freeze_for_fix(feat_model)
+    networks.freeze_for_fix(feat_model)
     assert {name.split(".")[0] for name in _trainable(feat_model)} == {"modulatedatt", "fc_add"}
 
 
 @pytest.mark.parametrize("classifier_type", ["dot_product", "cosine_norm", "meta_embedding"])
 def test_a_fixed_classifier_has_nothing_left_to_train(classifier_type):
     classifier = build_classifier(classifier_type, in_dim=6, num_classes=3)
-    build.freeze_for_fix(classifier)
+    networks.freeze_for_fix(classifier)
     assert _trainable(classifier) == set()
 
 

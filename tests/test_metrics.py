@@ -1,10 +1,10 @@
-"""oltr.metrics against hand-counted examples and plain float64 references."""
+"""oltr.evaluation.metrics against hand-counted examples and plain float64 references."""
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from oltr import metrics
+from oltr.evaluation import metrics
 
 
 def logits_from_probs(probs):

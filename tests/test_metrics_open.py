@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from oltr.metrics import open_set_metrics, shot_groups
-from oltr.metrics_open import auroc, average_precision, open_set_extras, oscr
+from oltr.evaluation.metrics import open_set_metrics, shot_groups
+from oltr.evaluation.metrics_open import auroc, average_precision, open_set_extras, oscr
 
 
 def _brute_oscr(known_scores, known_correct, open_scores):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from oltr.errors import CheckpointError, ConfigError
+from oltr.common.errors import CheckpointError, ConfigError
 from oltr.models import (
     CosineNormClassifier,
     DotProductClassifier,

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from oltr import build, run_files
+from oltr.engine import optim
+from oltr.common import run_files
 from oltr.cli import main
-from oltr.engine import trainer
+from oltr.runs import trainer
 from oltr.engine.checkpoint import load_checkpoint
 
 STAGE_1 = "config/Digits_LT/stage_1.py"
@@ -63,12 +64,12 @@ def diverge(monkeypatch):
     saved = []
 
     def arm(epoch, step, value):
-        build_criterions, save_last = build.build_criterions, trainer.save_last
+        build_criterions, save_last = optim.build_criterions, trainer.save_last
 
         def breaking_criterions(config, class_counts):
             criterions = build_criterions(config, class_counts)
             performance = criterions["PerformanceLoss"]
-            criterions["PerformanceLoss"] = build.Criterion(BreaksAt(performance.module, epoch, step, value),
+            criterions["PerformanceLoss"] = optim.Criterion(BreaksAt(performance.module, epoch, step, value),
                                                             performance.weight)
             return criterions
 
@@ -76,7 +77,7 @@ def diverge(monkeypatch):
             save_last(run)
             saved.append((run.epoch, (Path(run.config["training_opt"]["log_dir"]) / run_files.LAST_CHECKPOINT).read_bytes()))
 
-        monkeypatch.setattr(build, "build_criterions", breaking_criterions)
+        monkeypatch.setattr(optim, "build_criterions", breaking_criterions)
         monkeypatch.setattr(trainer, "save_last", recording_save_last)
         return saved
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from oltr.build import Criterion
-from oltr.engine.trainer import epoch_seed, set_progress, training_progress
+from oltr.engine.optim import Criterion
+from oltr.runs.trainer import epoch_seed, set_progress, training_progress
 
 
 def test_epoch_progress_runs_from_zero_to_one():

@@ -6,7 +6,7 @@ import pytest
 
 from oltr import report
 from oltr.engine.run_log import RunLogger
-from oltr.run_files import METRICS_LOG
+from oltr.common.run_files import METRICS_LOG
 
 PER_CLASS = [0.9, 0.5, None, 0.1]
 COUNTS = [400, 60, 15, 5]

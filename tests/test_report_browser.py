@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from oltr import report
-from oltr.engine.evaluate_extras import reliability_bins
+from oltr.runs.evaluate_extras import reliability_bins
 
 from test_report_rigor import _write_run
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from oltr import report
-from oltr.engine.evaluate_extras import reliability_bins
-from oltr.metrics import _calibration_error
+from oltr.runs.evaluate_extras import reliability_bins
+from oltr.evaluation.metrics import _calibration_error
 from oltr.report.html import render_html
-from oltr.run_files import predictions_path
+from oltr.common.run_files import predictions_path
 
 COUNTS = [400, 60, 15, 5]  # many, medium, few, few
 GROUP = np.array([0, 1, 2, 2], dtype=np.int8)

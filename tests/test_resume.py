@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from oltr.cli import main
-from oltr.config import load_config
-from oltr.engine import trainer
+from oltr.config.schema import load_config
+from oltr.runs import trainer
 from oltr.engine.distributed import DistContext
-from oltr.errors import CheckpointError
+from oltr.common.errors import CheckpointError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from oltr import run_files
-from oltr.config import load_config
-from oltr.engine import trainer
+from oltr.common import run_files
+from oltr.config.schema import load_config
+from oltr.runs import trainer
 from oltr.engine.distributed import DistContext
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

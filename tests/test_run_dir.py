@@ -20,7 +20,7 @@ import pytest
 from conftest import hashes, one_line_error, tiny_opts
 
 from oltr.cli import main
-from oltr.engine import trainer
+from oltr.runs import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_1 = "config/Digits_LT/stage_1.py"

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import REPO, tiny_opts
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.engine.evaluate import weights_sha256
+from oltr.runs.evaluate import weights_sha256
 from oltr.engine.stop import EXIT_CODE
-from oltr.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE
+from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

@@ -340,7 +340,7 @@ def test_run_all_sh_dry_run():
 def resolved(command):
     """The validated config a planned main.py command would run with (its --config, --overlay and --opts)."""
     from oltr.cli import build_parser, overrides_from_args
-    from oltr.config import load_config
+    from oltr.config.schema import load_config
 
     args = build_parser().parse_args(command[2:])
     return load_config(args.config, overrides_from_args(args), overlays=args.overlay)
@@ -364,7 +364,7 @@ def test_any_registry_loss_runs_at_its_defaults_over_the_base_configs(in_repo, c
 
 
 def test_the_dry_run_commands_resolve_to_the_named_entry_points_configs(in_repo, capsys):
-    from oltr.config import load_config
+    from oltr.config.schema import load_config
 
     for command in dry_run(capsys)[:-1]:
         config = command[command.index("--config") + 1]
@@ -390,7 +390,7 @@ def new_dataset(tmp_path, monkeypatch):
 
 
 def test_a_new_dataset_with_only_its_two_base_files_plans_every_loss(new_dataset, capsys):
-    from oltr.config import load_config
+    from oltr.config.schema import load_config
 
     commands = dry_run(capsys, "New_LT", "--losses", *LOSSES, "efl")
     runs = commands[:-1]
@@ -465,7 +465,7 @@ def test_replay_published_resolves_to_the_reference_schedule_with_the_forks_epoc
     assert len(runs) == 2 * 15  # ImageNet_LT and Places_LT by default
     assert report[3:5] == ["logs/replay_published/ImageNet_LT", "logs/replay_published/Places_LT"]
     assert report[report.index("--out") + 1] == "results/replay_published"
-    from oltr.config import load_config
+    from oltr.config.schema import load_config
 
     for command in runs:
         config = resolved(command)

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import REPO
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.engine.evaluate import weights_sha256
-from oltr.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
+from oltr.runs.evaluate import weights_sha256
+from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
 from oltr.sweep import cli, local, plan
 
 pytestmark = pytest.mark.slow

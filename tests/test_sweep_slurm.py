@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.engine.evaluate import weights_sha256
-from oltr.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
+from oltr.runs.evaluate import weights_sha256
+from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
 from oltr.sweep import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]

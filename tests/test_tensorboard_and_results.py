@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from oltr.cli import main
-from oltr.run_files import METRICS_LOG, predictions_path
+from oltr.common.run_files import METRICS_LOG, predictions_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # trains: a few seconds
 STAGE1 = "config/Digits_LT/stage_1.py"

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import tiny_opts
 from oltr.cli import main
-from oltr.engine import evaluate
-from oltr.run_files import RESULTS_CLOSED, RESULTS_OPEN
+from oltr.runs import evaluate
+from oltr.common.run_files import RESULTS_CLOSED, RESULTS_OPEN
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STAGE1 = "config/Digits_LT/stage_1.py"

@@ -3,9 +3,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from oltr.metrics import shot_groups
-from oltr.uncertainty import (auroc_resamples, pooled_paired_difference, run_intervals, t_interval,
-                              _stratified_weights)
+from oltr.evaluation.metrics import shot_groups
+from oltr.evaluation.uncertainty import (
+    auroc_resamples,
+    pooled_paired_difference,
+    run_intervals,
+    t_interval,
+    _stratified_weights,
+)
 
 COUNTS = np.array([300, 150, 120, 60, 40, 30, 15, 8, 5, 3])  # many: 3 classes, medium: 3, few: 4
 

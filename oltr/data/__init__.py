@@ -1,4 +1,17 @@
-"""Data for OLTR: split files, datasets, transforms, the class-aware sampler, and split tools.
+"""Data for OLTR: split files, datasets, transforms, samplers, loaders, and split tools.
+
+    split_file.py        the split-file format: read, scan, write
+    decode.py            JPEGs by torchvision.io, the rest by PIL, damaged files as one-line errors
+    image_store.py       each split decoded once into a memory-mapped uint8 store
+    dataset.py           SplitDataset (PIL) and UInt8SplitDataset (the tensor pipeline)
+    transforms.py        OLTR's per-image PIL transforms
+    batch_transforms.py  the same transforms a batch at a time, on uint8 tensors
+    batches.py           seeded batch samplers and the tensor loader
+    samplers.py          instance, class-aware and class-prior samplers; the epoch shuffle
+    loaders.py           training_opt -> samples, datasets, samplers, loaders; datasets that build themselves
+    digits_lt.py         the embedded Digits_LT; cifar_lt.py: CIFAR-LT exported from torchvision's archive
+    profiles.py          long-tail class-count profiles; make_lt.py: an LT split from an ImageFolder tree
+    check.py             python -m oltr.data check (__main__.py: the data command line)
 
 The OLTR split-file convention (Liu et al., CVPR 2019) is the one data format:
 ``<split_dir>/<Dataset>_{train,val,test,open}.txt`` with ``relative/path label``

@@ -7,7 +7,8 @@ import argparse
 import json
 import sys
 
-from oltr.errors import DataError, OltrError
+from ..common.errors import DataError, OltrError
+from .split_file import refuse_existing
 
 EXIT_DEFECTS = 1
 EXIT_USER_ERROR = 2
@@ -49,7 +50,7 @@ def _add_check(commands):
 
 
 def _run_check(args):
-    from oltr.data.check import check_split
+    from .check import check_split
 
     report = check_split(args.split_dir, args.dataset, args.data_root, args.num_classes, args.many_threshold,
                          args.few_threshold, inclusive=not args.exclusive, open_root=args.open_root)
@@ -88,24 +89,8 @@ def _add_force(parser):
                         help="replace split files already in the output folder (default: refuse, naming them)")
 
 
-def refuse_existing(out_dir, dataset, force):
-    """Split files of ``dataset`` already in ``out_dir`` are not replaced silently: a DataError unless ``force``."""
-    from pathlib import Path
-
-    from oltr.data.split_file import SPLITS, split_path
-
-    names = [split_path(out_dir, dataset, split) for split in SPLITS]
-    names += [Path(out_dir) / f"{dataset}_classes.txt", Path(out_dir) / f"{dataset}_meta.json"]
-    found = [str(path) for path in names if path.exists()]
-    if found and not force:
-        raise DataError(f"{found[0]} already exists" + (f" (and {len(found) - 1} more of {dataset}'s files)"
-                                                        if len(found) > 1 else "")
-                        + "; nothing was written. Choose another output folder or --dataset, or pass --force "
-                          "to replace them")
-
-
 def _run_make_lt(args):
-    from oltr.data.make_lt import make_lt
+    from .make_lt import make_lt
 
     summary = make_lt(args.image_root, args.out_dir, args.dataset, args.profile, args.max_count, args.min_count,
                       args.imbalance_factor, args.val_per_class, args.test_per_class, args.open_classes,
@@ -127,7 +112,7 @@ def _add_digits(commands):
 def _run_digits(args):
     from pathlib import Path
 
-    from oltr.data.digits_lt import ensure_digits_lt, is_complete
+    from .digits_lt import ensure_digits_lt, is_complete
 
     root = Path(args.root)
     if root.is_dir() and any(root.iterdir()) and not is_complete(root) and not args.force:
@@ -161,7 +146,7 @@ def _add_cifar_lt(commands):
 
 
 def _run_cifar_lt(args):
-    from oltr.data.cifar_lt import VARIANTS, export_cifar_lt
+    from .cifar_lt import VARIANTS, export_cifar_lt
 
     imbalance = int(args.imbalance_factor) if float(args.imbalance_factor).is_integer() else args.imbalance_factor
     out_dir = args.out_dir or f"data/{args.dataset or VARIANTS[args.which][1]}"

@@ -15,8 +15,8 @@ device, a batch at a time, with parameters drawn on the CPU from the same genera
 """
 import torch
 
-from ..errors import DataError
-from ..seeding import mix_seed
+from ..common.errors import DataError
+from ..common.seeding import mix_seed
 
 
 class SeededBatchSampler(torch.utils.data.Sampler):

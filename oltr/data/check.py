@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from oltr.data.split_file import SPLITS, find_image_root, scan_split, split_path
-from oltr.errors import DataError
-from oltr.metrics import check_shot_thresholds, shot_groups
+from .split_file import SPLITS, find_image_root, scan_split, split_path
+from ..common.errors import DataError
+from ..evaluation.metrics import check_shot_thresholds, shot_groups
 
 REQUIRED_SPLITS = ("train", "val", "test")
 SHOWN_EXAMPLES = 3

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from oltr.data.make_lt import write_split_files
-from oltr.data.profiles import long_tail_counts
-from oltr.data.split_file import OPEN_LABEL
-from oltr.errors import DataError
+from .make_lt import write_split_files
+from .profiles import long_tail_counts
+from .split_file import OPEN_LABEL
+from ..common.errors import DataError
 
 VARIANTS = {
     # which: (torchvision class name, dataset name, default open classes, default val per class, archive, folder)

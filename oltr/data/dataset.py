@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from oltr.errors import DataError
+from ..common.errors import DataError
 
 from .decode import decode_bytes, is_jpeg, read_bytes, read_image
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_image
 
-from oltr.errors import DataError
+from ..common.errors import DataError
 
 
 def read_bytes(path):

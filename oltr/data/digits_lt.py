@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from oltr.data.profiles import long_tail_counts
-from oltr.data.split_file import OPEN_LABEL, SPLITS, split_path, write_split
-from oltr.errors import DataError
+from .profiles import long_tail_counts
+from .split_file import OPEN_LABEL, SPLITS, split_path, write_split
+from ..common.errors import DataError
 
 DATASET = "Digits_LT"
 VERSION = 1

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..common.errors import DataError
 from .decode import read_image
 
 FORMAT_VERSION = 2

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from oltr.atomic import write_json_atomic, write_text_atomic
-from oltr.data.profiles import long_tail_counts
-from oltr.data.split_file import OPEN_LABEL, split_path, write_split
-from oltr.errors import DataError
+from ..common.atomic import write_json_atomic, write_text_atomic
+from .profiles import long_tail_counts
+from .split_file import OPEN_LABEL, refuse_existing, split_path, write_split
+from ..common.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_MIN_COUNT = 5  # OLTR's smallest class in ImageNet-LT and Places-LT
@@ -151,7 +151,6 @@ def make_lt(
         "seed": seed,
     }
     if not force:
-        from oltr.data.__main__ import refuse_existing
         refuse_existing(out_dir, dataset_name, force)
     return write_split_files(out_dir, dataset_name, splits, known, summary)
 

@@ -23,7 +23,7 @@ floating-point round-off) and add 1e-9 before the floor for the same reason.
 """
 import math
 
-from oltr.errors import DataError
+from ..common.errors import DataError
 
 PROFILES = ("exponential", "pareto")
 _ROUND_OFF = 1e-9

@@ -20,11 +20,13 @@ ranks' shares are disjoint and together are the stream a single process sees.
 "Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR 2020) draws
 each sample's class from a distribution over classes, with the same seeding and sharding.
 """
+import math
+
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from oltr.seeding import mix_seed
+from ..common.seeding import mix_seed
 
 
 class _ShuffledCycle:
@@ -222,4 +224,43 @@ class ClassPriorSampler(_EpochStreamSampler):
             if positions.size:
                 stream[positions] = _ShuffledCycle(members, generator).take(positions.size)
         return stream.tolist()
+
+
+def seeded_generator(seed):
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+class EpochShuffleSampler(torch.utils.data.Sampler):
+    """Plain shuffling whose order is a function of (seed, epoch), split across ranks.
+
+    Unlike RandomSampler, resuming at epoch k replays exactly the order an
+    uninterrupted run would have used.
+    """
+
+    def __init__(self, num_samples, seed=0, rank=0, world_size=1):
+        self.num_samples = num_samples
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return math.ceil(self.num_samples / self.world_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.num_samples, generator=seeded_generator(mix_seed(self.seed, self.epoch)))
+        total = len(self) * self.world_size
+        order = torch.cat([order, order[: total - self.num_samples]])  # pad so ranks get equal shares
+        return iter(order[self.rank::self.world_size].tolist())
+
+    def state_dict(self):
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.seed, self.epoch = state["seed"], state["epoch"]
 

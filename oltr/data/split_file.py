@@ -20,8 +20,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from oltr.atomic import write_atomic
-from oltr.errors import DataError
+from ..common.atomic import write_atomic
+from ..common.errors import DataError
 
 SPLITS = ("train", "val", "test", "open")
 OPEN_LABEL = -1
@@ -232,3 +232,15 @@ def write_split(path, samples):
             handle.write(f"{PurePath(relative_path).as_posix()} {int(label)}\n")
 
     return write_atomic(path, write)
+
+
+def refuse_existing(out_dir, dataset, force):
+    """Split files of ``dataset`` already in ``out_dir`` are not replaced silently: a DataError unless ``force``."""
+    names = [split_path(out_dir, dataset, split) for split in SPLITS]
+    names += [Path(out_dir) / f"{dataset}_classes.txt", Path(out_dir) / f"{dataset}_meta.json"]
+    found = [str(path) for path in names if path.exists()]
+    if found and not force:
+        raise DataError(f"{found[0]} already exists" + (f" (and {len(found) - 1} more of {dataset}'s files)"
+                                                        if len(found) > 1 else "")
+                        + "; nothing was written. Choose another output folder or --dataset, or pass --force "
+                          "to replace them")

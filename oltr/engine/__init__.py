@@ -1,11 +1,13 @@
-"""Training and testing a run, on one device or under torchrun:
+"""The machinery a run stands on, on one device or under torchrun (nothing here trains by itself):
 
-    run.py          the Run: everything one training run owns, built once from the config
-    trainer.py      fit(): the epoch loop, validation, best-epoch bookkeeping
-    run_state.py    what a run saves each epoch and restores on --resume
-    checkpoint.py   checkpoint files: written atomically, loaded with weights_only=True
-    inference.py    logits and features over a loader; class centroids
-    evaluate.py     --test / --test_open: closed- and open-set metrics into a results JSON
-    run_log.py      log.txt, metrics.jsonl and the progress bar (rank 0 only)
-    distributed.py  the DistContext (device, rank, world size) that travels with a run
+    checkpoint.py         checkpoint files: written atomically, loaded with weights_only=True
+    checkpoint_config.py  which config keys a test may differ in from its checkpoint's
+    distributed.py        the DistContext (device, rank, world size) and the collectives
+    inference.py          logits and features over a loader; class centroids
+    optim.py              the losses (Criterions), optimizers and schedulers from the config
+    precision.py          amp auto: bf16 where the hardware has it, fp32 elsewhere
+    run_dir.py            what may be written into a log_dir, and by whom (the lock, --overwrite)
+    run_log.py            log.txt, metrics.jsonl and the progress bar (rank 0 only)
+    stop.py               stop signals (SLURM's time limit, preemption): end at the next safe point
+    tensorboard_log.py    the optional TensorBoard event files
 """

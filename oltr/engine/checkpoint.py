@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import write_atomic
-from ..errors import CheckpointError
+from ..common.atomic import write_atomic
+from ..common.errors import CheckpointError
 
 
 def save_atomic(obj, path):
-    """Write ``obj`` to ``path`` with ``torch.save``, all or nothing (``oltr.atomic.write_atomic``)."""
+    """Write ``obj`` to ``path`` with ``torch.save``, all or nothing (``oltr.common.atomic.write_atomic``)."""
     write_atomic(path, lambda handle: torch.save(obj, handle), binary=True)
 
 

@@ -20,8 +20,8 @@ import socket
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, OltrError, OutputError
-from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
+from ..common.errors import ConfigError, OltrError, OutputError
+from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
 
 # The files whose presence means "a run lives here" (logs and the sweep's <phase>.out do not).
 RUN_FILES = (FINAL_CHECKPOINT, LAST_CHECKPOINT, RESULTS_CLOSED, RESULTS_OPEN)

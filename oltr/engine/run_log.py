@@ -6,8 +6,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..atomic import output_error
-from ..run_files import HUMAN_LOG, METRICS_LOG
+from ..common.atomic import output_error
+from ..common.run_files import HUMAN_LOG, METRICS_LOG
 
 
 class RunLogger:

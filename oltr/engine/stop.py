@@ -14,7 +14,7 @@ import threading
 
 import torch
 
-from ..errors import OltrError
+from ..common.errors import OltrError
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2") if hasattr(signal, name))
 EXIT_CODE = 75  # EX_TEMPFAIL: "try again later", what a requeued job does

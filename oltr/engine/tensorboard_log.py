@@ -7,7 +7,7 @@ and ``throughput/images_per_s``, at step = epoch (1-based, as in metrics.jsonl).
 """
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..common.errors import ConfigError
 
 TB_DIR = "tb"
 _SCALARS = {"loss": "loss/total", "performance": "loss/performance", "feature": "loss/feature",

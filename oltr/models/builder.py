@@ -7,10 +7,10 @@ from collections.abc import Callable
 from torch import nn
 
 from losses.registry import Registry, did_you_mean
-from oltr.errors import ConfigError
-from oltr.models.classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
-from oltr.models.decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
-from oltr.models.resnet_feature import RESNET_ARCHS, ResNetFeature
+from ..common.errors import ConfigError
+from .classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
+from .decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
+from .resnet_feature import RESNET_ARCHS, ResNetFeature
 
 # Every ResNet arch is built by ResNetFeature(arch, **params).
 FEATURE_MODELS = Registry("feature model type", "feature model types", error=ConfigError)

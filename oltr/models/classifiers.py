@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oltr.errors import CheckpointError
+from ..common.errors import CheckpointError
 
 # A feature that coincides with a centroid (a one-image class seen again without
 # augmentation, or an all-zero feature next to a zero centroid) has min distance 0,

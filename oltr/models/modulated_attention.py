@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from oltr.errors import ConfigError
+from ..common.errors import ConfigError
 
 
 class ModulatedAttention(nn.Module):

@@ -23,8 +23,8 @@ from torch import nn
 from torchvision import models as tv_models
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
-from oltr.errors import CheckpointError, ConfigError
-from oltr.models.modulated_attention import ModulatedAttention
+from ..common.errors import CheckpointError, ConfigError
+from .modulated_attention import ModulatedAttention
 
 
 @dataclass(frozen=True)

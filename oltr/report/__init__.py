@@ -18,6 +18,8 @@ What lives where, in the order data flows:
     formats.py    a table as Markdown, CSV or LaTeX
     plots.py      per_class_accuracy.png and xi_schedule.png (matplotlib, the ``plot`` extra)
     plots_rigor.py  f_measure_curve.png and reliability.png
+    html.py       report.html: every table and plot on one page
+    cli.py        the command line (python -m oltr.report, oltr report)
     html.py       <out>/report.html: tables, sentences and plots in one self-contained file
     cli.py        the command line (also ``oltr report ...``) and writing one dataset's files
 """

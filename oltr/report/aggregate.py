@@ -9,7 +9,7 @@ import re
 import statistics
 
 from .collect import print_warning
-from ..uncertainty import t_interval
+from ..evaluation.uncertainty import t_interval
 from .layout import COLUMNS, loss_label, loss_sort_key, published_for, recipe_sort_key, row_label, table_recipe
 
 

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..run_files import RESULTS_CLOSED, RESULTS_OPEN
+from ..common.run_files import RESULTS_CLOSED, RESULTS_OPEN
 from .aggregate import build_table
 from .collect import collect_results, datasets_of, print_warning
 from .formats import format_csv, format_latex, format_markdown

@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..run_files import METRICS_LOG, RESULTS_FILES
+from ..common.run_files import METRICS_LOG, RESULTS_FILES
 
 
 def print_warning(message):

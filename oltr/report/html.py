@@ -7,7 +7,7 @@ import base64
 import html
 from pathlib import Path
 
-from ..atomic import write_text_atomic
+from ..common.atomic import write_text_atomic
 from .formats import CI_NOTE, format_cell
 from .layout import COLUMNS
 

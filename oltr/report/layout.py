@@ -5,6 +5,7 @@ decoupled recipes, named by loss and recipe ("CE + cRT", "Balanced Softmax + tau
 columns are closed-set many/medium/few/average top-1 and open-set many/medium/few top-1
 and F-measure. The paper's published rows are here too, for ImageNet-LT and Places-LT.
 """
+from ..recipes import RECIPES
 import re
 
 # Row order and names of Tables 3-4; other losses follow as "OLTR + <NAME>".
@@ -55,9 +56,6 @@ LOSS_NAMES = {"softmax": "CE", "focal": "FL", "asl": "ASL", "cfl": "CFL", "casl"
               "balanced_softmax": "Balanced Softmax", "logit_adjusted": "Logit Adjusted", "ldam": "LDAM",
               "seesaw": "Seesaw", "cb_softmax": "CB Softmax", "cb_sigmoid": "CB Sigmoid", "cb_focal": "CB Focal",
               "efl": "EFL"}
-# The stage-2 recipes after OLTR's meta-embedding (None: the meta-embedding, or a stage-1 run), in table order.
-RECIPE_ORDER = (None, "crt", "lws", "tau_norm", "ncm")
-RECIPE_LABELS = {"crt": "cRT", "lws": "LWS", "tau_norm": "tau-norm", "ncm": "NCM"}
 
 
 def loss_name(loss):
@@ -80,11 +78,15 @@ def method_label(loss, recipe):
     """A row's method: loss_label for the meta-embedding, "<loss name> + <recipe>" for a decoupled recipe."""
     if recipe is None:
         return loss_label(loss)
-    return f"{loss_name(loss)} + {RECIPE_LABELS.get(recipe, recipe)}"
+    label = RECIPES.get(recipe).label if recipe in RECIPES else None
+    return f"{loss_name(loss)} + {label or recipe}"
 
 
 def recipe_sort_key(recipe):
-    return (RECIPE_ORDER.index(recipe), "") if recipe in RECIPE_ORDER else (len(RECIPE_ORDER), str(recipe))
+    """Rows in the recipes' order (oltr.recipes): the meta-embedding's (None) first, unknown names last."""
+    if recipe is None:
+        return (-1, "")
+    return (RECIPES.get(recipe).order, str(recipe)) if recipe in RECIPES else (float("inf"), str(recipe))
 
 
 def row_label(loss, stage, several_stages, recipe=None):

@@ -7,15 +7,15 @@ isolates the recipe.
 
 Both models' per-image predictions come from the ``predictions_test_{closed,open}.npz`` their tests
 saved beside the results files. Runs are paired by seed (same test images, same resamples for both),
-and the differences are pooled over the seeds both rows have (oltr.uncertainty.pooled_paired_difference).
+and the differences are pooled over the seeds both rows have (oltr.evaluation.uncertainty.pooled_paired_difference).
 A row whose runs lack the files, or whose test images differ from the baseline's, gets no paired row;
 ``paired_rows`` says why in its notes.
 """
 import numpy as np
 
-from ..metrics import SHOT_GROUPS
-from ..run_files import predictions_path
-from ..uncertainty import pooled_paired_difference
+from ..evaluation.metrics import SHOT_GROUPS
+from ..common.run_files import predictions_path
+from ..evaluation.uncertainty import pooled_paired_difference
 from .aggregate import recipe_groups
 from .collect import log_dir_of
 from .layout import COLUMNS

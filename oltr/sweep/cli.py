@@ -12,8 +12,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..config import RECIPES, load_config
-from ..errors import OltrError
+from ..config.schema import load_config
+from ..recipes import recipe_names
+from ..common.errors import OltrError
 from .plan import DEFAULT_RECIPE, LOSSES, base_configs, build_plan, check_dataset
 from .state import STATES, SWEEP_FILE, SweepState, load_state
 
@@ -71,7 +72,7 @@ def build_parser():
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), metavar="LOSS",
                         help=f"any performance loss of the losses registry (default: the table's {', '.join(LOSSES)})")
     parser.add_argument("--recipes", nargs="+", default=[DEFAULT_RECIPE], metavar="RECIPE",
-                        help=f"stage-2 recipes over each loss's stage-1 run: {', '.join(RECIPES)} (default: "
+                        help=f"stage-2 recipes over each loss's stage-1 run: {', '.join(recipe_names())} (default: "
                              f"{DEFAULT_RECIPE}, OLTR's; the others are the decoupled classifiers of Kang et al. "
                              "2020, each in stage2_<loss>_<recipe>/)")
     parser.add_argument("--replay-published", action="store_true",
@@ -164,19 +165,20 @@ def check_recipes(names):
     """One line naming each unknown ``--recipes`` name and its closest match; None if all are known."""
     from losses.registry import closest_name
 
-    unknown = [name for name in names if name not in RECIPES]
+    known = recipe_names()
+    unknown = [name for name in names if name not in known]
     if not unknown:
         return None
-    described = [repr(name) + (f" (did you mean {closest_name(name, RECIPES)!r}?)" if closest_name(name, RECIPES)
+    described = [repr(name) + (f" (did you mean {closest_name(name, known)!r}?)" if closest_name(name, known)
                                else "") for name in unknown]
-    return f"unknown recipe(s) {', '.join(described)} for --recipes; choose from {', '.join(RECIPES)}"
+    return f"unknown recipe(s) {', '.join(described)} for --recipes; choose from {', '.join(known)}"
 
 
 def check_data_present(dataset):
     """Stop with what to download, and where to put it, when a dataset's files are missing."""
     check_dataset(dataset)
     training_opt = load_config(base_configs(dataset)[0])["training_opt"]
-    from ..build import prepare_data  # imports torch: only when really running
+    from ..data.loaders import prepare_data  # imports torch: only when really running
 
     prepare_data(training_opt)  # Digits_LT is built, CIFAR*_LT exported (or a DataError saying what to download)
     split_dir, data_root = Path(training_opt["split_dir"]), Path(training_opt["data_root"])

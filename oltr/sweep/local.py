@@ -25,7 +25,7 @@ from multiprocessing.connection import wait
 from .plan import PROGRAMS, dependents
 
 # Imported once by the fork server; every step's process starts with them in memory.
-PRELOAD = ["numpy", "torch", "torchvision", "sklearn", "oltr.cli", "oltr.engine.trainer", "oltr.engine.evaluate",
+PRELOAD = ["numpy", "torch", "torchvision", "sklearn", "oltr.cli", "oltr.runs.trainer", "oltr.runs.evaluate",
            "oltr.report.cli", "losses"]
 INTERRUPTED = 130
 STOP_GRACE_S = 60  # how long interrupted steps get to stop cleanly before they are killed

@@ -17,9 +17,10 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import load_config
-from ..errors import OltrError
-from ..run_files import FINAL_CHECKPOINT, RESULTS_OPEN
+from ..config.schema import load_config
+from ..recipes import get_recipe, resolve
+from ..common.errors import OltrError
+from ..common.run_files import FINAL_CHECKPOINT, RESULTS_OPEN
 
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")  # the rows of Tables 3-4, the default --losses
 DEFAULT_RECIPE = "meta_embedding"  # OLTR's stage 2, the default --recipes
@@ -131,14 +132,16 @@ def stage_command(dataset, loss, stage, replay=False, recipe=DEFAULT_RECIPE):
 
 
 def _check_resolves(args, opts):
-    """Load the config a step will run, so a broken file or overlay stops the sweep before anything runs."""
+    """Load the config a step will run and resolve its recipe, so a broken file, overlay or recipe setting
+    stops the sweep before anything runs."""
     overlays = [args[i + 1] for i, arg in enumerate(args) if arg == "--overlay"]
-    load_config(args[args.index("--config") + 1], opts, overlays=overlays)
+    path = args[args.index("--config") + 1]
+    resolve(load_config(path, opts, overlays=overlays), where=path)
 
 
 def stage2_dir_name(loss, recipe):
-    """stage2_<loss> for the meta-embedding (as always), stage2_<loss>_<recipe> for the others."""
-    return f"stage2_{loss}" if recipe == DEFAULT_RECIPE else f"stage2_{loss}_{recipe}"
+    """stage2_<loss> plus the recipe's run-dir suffix: none for the meta-embedding, _<recipe> for the others."""
+    return f"stage2_{loss}{get_recipe(recipe).run_dir_suffix}"
 
 
 def run_steps(dataset, loss, seed, num_seeds, logs_root="logs", replay=False, recipes=(DEFAULT_RECIPE,)):

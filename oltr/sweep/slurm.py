@@ -26,7 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import OltrError
+from ..common.errors import OltrError
 from .plan import dependents
 
 SUBMITIT_FOLDER = ".slurm"  # under --logs: submitit's pickles and the jobs' own logs

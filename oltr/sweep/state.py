@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from ..atomic import write_json_atomic
-from ..errors import OltrError
+from ..common.atomic import write_json_atomic
+from ..common.errors import OltrError
 
 SWEEP_FILE = "sweep.json"
 STATES = ("pending", "running", "done", "failed", "skipped")

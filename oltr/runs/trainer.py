@@ -14,18 +14,19 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import write_text_atomic
-from ..config import dump_yaml
-from ..errors import OltrError
-from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
-from . import recipes, stop
-from .distributed import all_reduce_mean_, barrier, broadcast_buffers_
-from .inference import autocast, collect_logits, to_device
-from ..seeding import epoch_seed, seed_everything
+from ..common.atomic import write_text_atomic
+from ..config.schema import dump_yaml
+from ..common.errors import OltrError
+from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
+from ..engine import stop
+from ..recipes import resolve
+from ..engine.distributed import all_reduce_mean_, barrier, broadcast_buffers_
+from ..engine.inference import autocast, collect_logits, to_device
+from ..common.seeding import epoch_seed, seed_everything
 from .run import build_run
-from .run_log import progress_bar, progress_enabled
+from ..engine.run_log import progress_bar, progress_enabled
 from .run_state import network_state, restore_last, save_final, save_last
-from .tensorboard_log import TensorBoardLog, check_tensorboard
+from ..engine.tensorboard_log import TensorBoardLog, check_tensorboard
 
 
 class NonFiniteLossError(OltrError):
@@ -182,7 +183,7 @@ def validate(run):
 
 # ----------------------------------------------------------------------------- the loop
 
-def fit(config, ctx, resume=False, echo=True, claim=None):
+def fit(config, ctx, resume=False, echo=True, claim=None, recipe=None):
     """Train one stage; returns the metrics dict stored in the final checkpoint.
 
     ``claim``: a context manager (``run_dir.claim``, as the CLI passes) entered after the set-up,
@@ -190,10 +191,11 @@ def fit(config, ctx, resume=False, echo=True, claim=None):
     """
     check_tensorboard(config)
     claimed = claim if claim is not None else contextlib.nullcontext()
-    if recipes.needs_no_training(config):  # tau_norm, ncm: fitted in one pass, nothing to resume
+    recipe = recipe or resolve(config)
+    if not recipe.trains:  # tau_norm, ncm: fitted in one pass, nothing to resume
         with claimed:
-            return recipes.fit_without_training(config, ctx, echo=echo)
-    run = build_run(config, ctx, echo=echo, defer_logs=True)
+            return recipe.fit(config, ctx, echo=echo)
+    run = build_run(config, ctx, echo=echo, defer_logs=True, recipe=recipe)
     try:
         with claimed:
             return _fit(run, config, ctx, resume)

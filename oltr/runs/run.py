@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import build
-from . import recipes
-from ..errors import ConfigError
-from ..seeding import seed_everything
-from .inference import compute_centroids
-from .run_log import RunLogger, progress_bar
+from ..data import loaders
+from ..engine import optim
+from ..models import network as networks
+from ..recipes import resolve
+from ..common.errors import ConfigError
+from ..common.seeding import seed_everything
+from ..engine.inference import compute_centroids
+from ..engine.run_log import RunLogger, progress_bar
 
 
 @dataclass
@@ -57,38 +59,38 @@ class Run:
         return self.feature_loss.centroids.detach()
 
 
-def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True):
+def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True, recipe=None):
     """``defer_logs``: the log lines of the set-up wait in memory until ``run.logger.open()``.
 
     ``require_every_class=False`` only for runs that do not train on their split (the benchmarks'
     synthetic batches, the config tests' two-image splits): real training refuses a class without images.
+    
+    ``recipe``: the run's stage-2 recipe (``oltr.recipes``), resolved from the config when not given.
     """
     training_opt = config["training_opt"]
     seed_everything(config["seed"])
     logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo, deferred=defer_logs)
 
-    build.prepare_data(training_opt)
-    train_samples = build.load_samples(training_opt, "train")
-    val_samples = build.load_samples(training_opt, "val")
-    class_counts = build.class_counts_of(train_samples, training_opt["num_classes"])
+    loaders.prepare_data(training_opt)
+    train_samples = loaders.load_samples(training_opt, "train")
+    val_samples = loaders.load_samples(training_opt, "val")
+    class_counts = loaders.class_counts_of(train_samples, training_opt["num_classes"])
     if require_every_class:
-        build.check_every_class_trains(training_opt, class_counts)
-    train_set = build.build_dataset(training_opt, train_samples, train=True)
-    val_set = build.build_dataset(training_opt, val_samples, train=False)
+        loaders.check_every_class_trains(training_opt, class_counts)
+    train_set = loaders.build_dataset(training_opt, train_samples, train=True)
+    val_set = loaders.build_dataset(training_opt, val_samples, train=False)
     steps_per_epoch = len(train_set) // training_opt["batch_size"]
     if steps_per_epoch == 0:
         raise ConfigError(f"training_opt.batch_size ({training_opt['batch_size']}) is larger than the training "
                           f"split ({len(train_set)} images); lower it")
 
-    network = build.build_network(config)
-    if recipes.is_decoupled(config):  # crt, lws: stage 1's feature model, frozen in eval mode
-        network, lines = recipes.prepare_network(network, config)
-    else:
-        lines = build.load_stage1_weights(network, config)
+    network = networks.build_network(config)
+    # stage 1's weights as the config asks; a decoupled recipe's frozen stage-1 feature model
+    network, lines = (recipe or resolve(config)).prepare_network(network, config)
     for line in lines:
         logger.info(f"stage-1 weights: {line}")
-    build.freeze_fixed_networks(network, config)
-    criterions = build.build_criterions(config, class_counts)
+    networks.freeze_fixed_networks(network, config)
+    criterions = optim.build_criterions(config, class_counts)
     check_amp_compatible(criterions, training_opt["amp"])
     network.to(ctx.device)
     for criterion in criterions.values():
@@ -97,23 +99,23 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
         network.to(memory_format=torch.channels_last)
 
     if config["memory"]["init_centroids"]:
-        plain_train = build.build_dataset(training_opt, train_samples, train=False, like=train_set)
-        loader = build.build_eval_loader(training_opt, plain_train, ctx, passes="one")
+        plain_train = loaders.build_dataset(training_opt, train_samples, train=False, like=train_set)
+        loader = loaders.build_eval_loader(training_opt, plain_train, ctx, passes="one")
         centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
                                       amp=training_opt["amp"], channels_last=training_opt["channels_last"],
                                       progress=progress_bar("centroids", ctx))
         criterions["FeatureLoss"].module.centroids.data.copy_(centroids)
         logger.info("centroids initialised from one pass over the training set")
 
-    optimizers = build.build_optimizers(network, criterions, config)
-    schedulers = build.build_schedulers(optimizers, training_opt)
+    optimizers = optim.build_optimizers(network, criterions, config)
+    schedulers = optim.build_schedulers(optimizers, training_opt)
     train_model = _wrap_for_training(network, config, ctx)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=training_opt["amp"] == "fp16")
     return Run(
         config=config, ctx=ctx, network=network, train_model=train_model, criterions=criterions,
         optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-        train_loader=build.build_train_loader(training_opt, train_set, config["seed"], ctx),
-        val_loader=build.build_eval_loader(training_opt, val_set, ctx),
+        train_loader=loaders.build_train_loader(training_opt, train_set, config["seed"], ctx),
+        val_loader=loaders.build_eval_loader(training_opt, val_set, ctx),
         class_counts=class_counts, steps_per_epoch=steps_per_epoch, logger=logger,
     )
 

@@ -6,11 +6,11 @@ before is applied here too).
 """
 import numpy as np
 
-from ..atomic import write_atomic
-from ..metrics import ECE_BINS, OPEN_LABEL, SHOT_GROUPS, _as_logits, _max_softmax, shot_groups
-from ..metrics_open import open_set_extras
-from ..run_files import predictions_path
-from ..uncertainty import run_intervals
+from ..common.atomic import write_atomic
+from ..evaluation.metrics import ECE_BINS, OPEN_LABEL, SHOT_GROUPS, _as_logits, _max_softmax, shot_groups
+from ..evaluation.metrics_open import open_set_extras
+from ..common.run_files import predictions_path
+from ..evaluation.uncertainty import run_intervals
 
 
 def reliability_bins(confidence, correct, num_bins=ECE_BINS):

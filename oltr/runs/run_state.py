@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import config_hash
-from ..errors import CheckpointError
-from ..run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
-from .checkpoint import load_checkpoint, save_atomic
+from ..config.schema import config_hash
+from ..common.errors import CheckpointError
+from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
+from ..engine.checkpoint import load_checkpoint, save_atomic
 
 
 def _cpu_state(module):

@@ -6,7 +6,7 @@ metric of ``--test`` / ``--test_open``; the results JSON records the tau.
 """
 import torch
 
-from .errors import DataError
+from ..common.errors import DataError
 
 
 def adjust_logits(logits, class_counts, tau):

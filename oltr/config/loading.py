@@ -5,7 +5,7 @@ you trust) or YAML (``yaml.safe_load`` rules, plus ``1e-3`` read as a number).
 ``_base_`` names one base file or a list of them, relative to the file: the
 bases are merged left to right, then the file's own dict over them, so a loss
 variant is ``_base_ = ["stage_1.py", "../losses/cfl.py"]`` plus its log_dir.
-Nothing here validates keys; ``oltr.config.validate`` does, on the merged dict.
+Nothing here validates keys; ``oltr.config.schema.validate`` does, on the merged dict.
 """
 import ast
 import copy
@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from yaml.constructor import ConstructorError
 
-from .errors import ConfigError
+from ..common.errors import ConfigError
 
 
 class _YamlLoader(yaml.SafeLoader):

@@ -16,18 +16,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import build
-from ..atomic import write_json_atomic
-from ..config import config_hash, recipe_of
-from ..posthoc import adjust_logits
-from ..errors import CheckpointError
-from ..metrics import closed_set_metrics, format_results_table, open_set_metrics
-from ..run_files import FINAL_CHECKPOINT, results_path
+from ..data import loaders
+from ..models import network as networks
+from ..common.atomic import write_json_atomic
+from ..config.schema import config_hash, recipe_of
+from ..evaluation.posthoc import adjust_logits
+from ..common.errors import CheckpointError
+from ..evaluation.metrics import closed_set_metrics, format_results_table, open_set_metrics
+from ..common.run_files import FINAL_CHECKPOINT, results_path
 from .evaluate_extras import rigor_extras, save_predictions
-from .checkpoint import load_checkpoint
-from .checkpoint_config import config_differences
-from .inference import collect_logits
-from .run_dir import note
+from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint_config import config_differences
+from ..engine.inference import collect_logits
+from ..engine.run_dir import note
 
 
 def load_trained_network(config, ctx, checkpoint=None):
@@ -36,7 +37,7 @@ def load_trained_network(config, ctx, checkpoint=None):
     if checkpoint is None:
         checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     try:
-        network = build.build_network(config, for_training=False)
+        network = networks.build_network(config, for_training=False)
         network.feat_model.load_state_dict(checkpoint["networks"]["feat_model"])
         network.classifier.load_state_dict(checkpoint["networks"]["classifier"])
     except (KeyError, RuntimeError) as e:
@@ -72,7 +73,7 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
     """
     settings = settings or (("open",) if open_set else ("closed",))
     training_opt = config["training_opt"]
-    build.prepare_data(training_opt)
+    loaders.prepare_data(training_opt)
     path = Path(training_opt["log_dir"]) / FINAL_CHECKPOINT
     checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     differences = check_test_config(config, checkpoint, path, allow_config_change)
@@ -81,8 +82,8 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
     network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx, checkpoint)
 
     def split_logits(split):
-        dataset = build.build_dataset(training_opt, build.load_samples(training_opt, split), train=False)
-        loader = build.build_eval_loader(training_opt, dataset, ctx, passes="one")
+        dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, split), train=False)
+        loader = loaders.build_eval_loader(training_opt, dataset, ctx, passes="one")
         logits, labels, _ = collect_logits(network, loader, centroids, ctx, amp=training_opt["amp"],
                                            channels_last=training_opt["channels_last"])
         return logits, labels

@@ -19,17 +19,11 @@ from dataclasses import dataclass
 
 import yaml
 
-from .config_loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
-from .errors import ConfigError
+from .loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
+from ..common.errors import ConfigError
 
 REQUIRED = object()
 
-# training_opt.recipe: how stage 2 builds its classifier (oltr/engine/recipes.py); the decoupled ones
-# (Kang et al., ICLR 2020) start from a finished stage-1 run and keep its feature model as it is.
-RECIPES = ("meta_embedding", "crt", "lws", "tau_norm", "ncm")
-DECOUPLED_RECIPES = ("crt", "lws", "tau_norm", "ncm")
-# the classifier type each decoupled recipe needs (crt: any trainable one but the meta-embedding)
-RECIPE_CLASSIFIERS = {"lws": "lws", "tau_norm": "tau_norm", "ncm": "ncm"}
 # training_opt.sampler.type (oltr/data/samplers.py); a null sampler is "instance"
 SAMPLERS = ("instance", "class_aware", "class_balanced", "square_root", "progressive")
 
@@ -121,8 +115,9 @@ SCHEMA = Section({
         "log_dir": _str(),
         "stage": _int(1, minimum=1, maximum=2),
         "stage1_log_dir": _str(None, nullable=True),
-        # null: meta_embedding in stage 2, none in stage 1 (oltr.engine.recipes, README "Decoupled classifiers")
-        "recipe": _str(None, choices=RECIPES, nullable=True),
+        # null: meta_embedding in stage 2, none in stage 1; the name and its rules are the recipe's
+        # (oltr.recipes.resolve, which the CLI and the sweep call after validation)
+        "recipe": _str(None, nullable=True),
         "tau_grid": Section({"min": _num(0.0, minimum=0.0), "max": _num(2.0, minimum=0.0),
                              "step": _num(0.1, minimum=1e-6)}),
         "num_classes": _int(minimum=2),
@@ -329,7 +324,7 @@ def validate(raw, where="config"):
             f"training_opt.shot_thresholds.many ({thresholds['many']})"
         )
     _check_stage(config, where)
-    _check_recipe(config, where)
+    _check_tau_grid(config, where)
     return config
 
 
@@ -339,31 +334,10 @@ def recipe_of(config):
     return training["recipe"] or ("meta_embedding" if training["stage"] == 2 else None)
 
 
-def _check_recipe(config, where):
-    """A decoupled recipe is a stage-2 run over a stage-1 run, with its own kind of classifier."""
-    training, recipe = config["training_opt"], config["training_opt"]["recipe"]
-    grid = training["tau_grid"]
+def _check_tau_grid(config, where):
+    grid = config["training_opt"]["tau_grid"]
     if grid["max"] < grid["min"]:
         raise ConfigError(f"{where}: training_opt.tau_grid.max ({grid['max']}) must be >= tau_grid.min ({grid['min']})")
-    if recipe is None:
-        return
-    if training["stage"] != 2:
-        raise ConfigError(f"{where}: training_opt.recipe {recipe!r} is a stage-2 recipe but training_opt.stage is "
-                          f"{training['stage']}; set training_opt.stage to 2 (config/recipes/stage_2_{recipe}.py does)")
-    if recipe not in DECOUPLED_RECIPES:
-        return
-    if training["stage1_log_dir"] is None:
-        raise ConfigError(f"{where}: training_opt.recipe {recipe!r} starts from a finished stage-1 run but "
-                          "training_opt.stage1_log_dir is not set; point it at the stage-1 run's log_dir")
-    memory = [f"memory.{key}" for key in ("centroids", "init_centroids") if config["memory"][key]]
-    if memory:
-        raise ConfigError(f"{where}: {memory[0]} belongs to the meta_embedding recipe, not {recipe!r}; turn it off")
-    classifier = config["networks"]["classifier"]["type"]
-    wanted = RECIPE_CLASSIFIERS.get(recipe)
-    if (wanted and classifier != wanted) or (not wanted and classifier in ("meta_embedding", *RECIPE_CLASSIFIERS.values())):
-        need = repr(wanted) if wanted else "a trainable classifier such as 'dot_product'"
-        raise ConfigError(f"{where}: training_opt.recipe {recipe!r} needs networks.classifier.type {need}, got "
-                          f"{classifier!r} (config/recipes/stage_2_{recipe}.py sets it)")
 
 
 def _check_stage(config, where):
