@@ -1,4 +1,5 @@
 """python main.py --config config/Digits_LT/stage_1_cfl.py [--test | --test_open] -- see `--help`."""
+
 import sys
 
 from oltr.cli import main

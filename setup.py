@@ -4,6 +4,7 @@ setup(
     name="oltr-lt",
     version="0.1.0",
     description="Open Long-Tailed Recognition with a pluggable registry of long-tail losses",
+    license="BSD-3-Clause",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
@@ -22,6 +23,9 @@ setup(
         "tb": ["tensorboard>=2.10"],
         # the sweep's SLURM executor (./run_all.sh --executor slurm)
         "slurm": ["submitit>=1.5"],
+        # the documentation site (mkdocs build --strict) and the linter/formatter
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.25"],
+        "dev": ["ruff==0.17.6", "pre-commit>=3"],  # ruff pinned: its formatting is checked in CI
     },
     entry_points={"console_scripts": ["oltr=oltr.cli:entry_point"]},
 )

@@ -5,6 +5,7 @@ ImageNet-LT's 10,000 open images for the open-set test (F-measure and AUROC inte
 
 Prints seconds per call (the issue's budget is 10 s on one core); it never asserts a timing.
 """
+
 import argparse
 import os
 import platform
@@ -37,8 +38,10 @@ def main():
     except (OSError, StopIteration):
         pass
     print(f"{cpu}, numpy {np.__version__}, {args.threads} thread(s), {args.resamples} resamples")
-    for name, case in (("closed (50,000 images)", (labels, predictions, confidence)),
-                       ("open (50,000 + 10,000 images)", (open_labels, open_predictions, open_confidence))):
+    for name, case in (
+        ("closed (50,000 images)", (labels, predictions, confidence)),
+        ("open (50,000 + 10,000 images)", (open_labels, open_predictions, open_confidence)),
+    ):
         started = time.perf_counter()
         run_intervals(*case, groups, resamples=args.resamples, seed=0)
         print(f"  {name:<32} {time.perf_counter() - started:6.2f} s")

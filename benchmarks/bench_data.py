@@ -21,6 +21,7 @@ Timing as in every benchmark here (harness.py): a warm-up, then rounds that time
 once in a shuffled order; medians (min..max) and medians of per-round ratios. Nothing is asserted;
 everything is written to a temporary directory that is deleted at the end.
 """
+
 import argparse
 import os
 import sys
@@ -51,6 +52,7 @@ def build_parser():
 
 
 # ----------------------------------------------------------------------------- imagenet-shaped decode + augment
+
 
 def imagenet_candidates(paths, batch_size, cache_dir):
     from PIL import Image
@@ -88,8 +90,9 @@ def imagenet_candidates(paths, batch_size, cache_dir):
 def run_imagenet(args, tmp):
     count = args.images or (16 if args.quick else 64)
     log(f"imagenet: writing {count} synthetic 500x375 JPEGs")
-    splits = write_jpeg_dataset(os.path.join(tmp, "synthetic"), num_train=count, num_val=1, num_test=1, num_open=1,
-                                num_classes=10)
+    splits = write_jpeg_dataset(
+        os.path.join(tmp, "synthetic"), num_train=count, num_val=1, num_test=1, num_open=1, num_classes=10
+    )
     from oltr.data.split_file import read_split
 
     paths = [path for path, _ in read_split(splits["train"], os.path.join(tmp, "synthetic"), 10)]
@@ -103,35 +106,48 @@ def run_imagenet(args, tmp):
     finally:
         torch.set_num_threads(threads)
     rows = []
-    for name, text in (("pil", "PIL: open + convert + torchvision PIL transforms (OLTR)"),
-                       ("tensor", "tensor: torchvision.io decode + batched transforms (ours)"),
-                       ("store", "tensor from the decoded store (ours, cache_images)")):
+    for name, text in (
+        ("pil", "PIL: open + convert + torchvision PIL transforms (OLTR)"),
+        ("tensor", "tensor: torchvision.io decode + batched transforms (ours)"),
+        ("store", "tensor from the decoded store (ours, cache_images)"),
+    ):
         ratio = paired_ratio(seconds[name], seconds["pil"])
         rows.append([text, rate_text(throughput(seconds[name], len(paths))), f"{ratio:.2f}"])
-    print(f"### Decode + augment, ImageNet-shaped ({len(paths)} synthetic 500x375 JPEGs, RandomResizedCrop 224 + "
-          f"flip + jitter 0.4, batch {args.batch}, 1 thread, x {args.repeats})")
+    print(
+        f"### Decode + augment, ImageNet-shaped ({len(paths)} synthetic 500x375 JPEGs, RandomResizedCrop 224 + "
+        f"flip + jitter 0.4, batch {args.batch}, 1 thread, x {args.repeats})"
+    )
     print()
     print_table(["pipeline", "images/s per core", "x PIL"], rows)
     speedup = paired_ratio(seconds["tensor"], seconds["pil"])
-    print(f"tensor / PIL per core: {speedup:.2f}x (target >= {TARGET_SPEEDUP:.0f}x: "
-          f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'})")
+    print(
+        f"tensor / PIL per core: {speedup:.2f}x (target >= {TARGET_SPEEDUP:.0f}x: "
+        f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'})"
+    )
     print()
 
 
 # ----------------------------------------------------------------------------- digits: the data share of a stage
 
+
 def digits_epoch_parts(pipeline, tmp):
     """(seconds in the loaders, seconds of the epoch) callables for one Digits_LT stage-1 epoch."""
     from oltr.config.schema import load_config
-    from oltr.runs import trainer
     from oltr.engine.distributed import DistContext
+    from oltr.runs import trainer
     from oltr.runs.run import build_run
 
     data = os.path.join(tmp, "Digits_LT")
-    config = load_config(os.path.join("config", "Digits_LT", "stage_1.py"), [
-        f"training_opt.data_root={data}", f"training_opt.split_dir={data}",
-        f"training_opt.log_dir={os.path.join(tmp, 'logs', pipeline)}", f"training_opt.data_pipeline={pipeline}",
-        f"training_opt.cache_dir={os.path.join(tmp, 'cache')}"])
+    config = load_config(
+        os.path.join("config", "Digits_LT", "stage_1.py"),
+        [
+            f"training_opt.data_root={data}",
+            f"training_opt.split_dir={data}",
+            f"training_opt.log_dir={os.path.join(tmp, 'logs', pipeline)}",
+            f"training_opt.data_pipeline={pipeline}",
+            f"training_opt.cache_dir={os.path.join(tmp, 'cache')}",
+        ],
+    )
     run = build_run(config, DistContext(), echo=False)
 
     def data_only(_):
@@ -162,10 +178,18 @@ def run_digits(args, tmp):
     for pipeline in ("tensor", "pil"):
         data, whole = seconds[f"{pipeline} data"], seconds[f"{pipeline} epoch"]
         share = sorted(d / w for d, w in zip(data, whole))[len(data) // 2]
-        rows.append([pipeline, f"{1000 * sorted(data)[len(data) // 2]:.0f}", f"{1000 * sorted(whole)[len(whole) // 2]:.0f}",
-                     f"{100 * share:.1f}%"])
-    print(f"### Data pipeline share of a Digits_LT stage-1 epoch (median of {args.repeats} rounds; "
-          f"{torch.get_num_threads()} torch threads)")
+        rows.append(
+            [
+                pipeline,
+                f"{1000 * sorted(data)[len(data) // 2]:.0f}",
+                f"{1000 * sorted(whole)[len(whole) // 2]:.0f}",
+                f"{100 * share:.1f}%",
+            ]
+        )
+    print(
+        f"### Data pipeline share of a Digits_LT stage-1 epoch (median of {args.repeats} rounds; "
+        f"{torch.get_num_threads()} torch threads)"
+    )
     print()
     print_table(["pipeline", "loaders (ms)", "epoch + validation (ms)", "data share"], rows)
     print(f"target: the tensor pipeline under {100 * TARGET_DATA_SHARE:.0f}% of the stage")
@@ -174,21 +198,29 @@ def run_digits(args, tmp):
 
 # ----------------------------------------------------------------------------- workers that persist
 
+
 def run_workers(args, tmp):
-    from oltr.data import loaders
     from oltr.config.schema import load_config
-    from oltr.runs import trainer
+    from oltr.data import loaders
     from oltr.engine.distributed import DistContext
+    from oltr.runs import trainer
 
     log("workers: the Digits_LT training loader, 2 workers, persistent or started every epoch")
     data = os.path.join(tmp, "Digits_LT")
     epochs = 2 if args.quick else 4
     candidates = {}
     for persistent in (True, False):
-        config = load_config(os.path.join("config", "Digits_LT", "stage_1.py"), [
-            f"training_opt.data_root={data}", f"training_opt.split_dir={data}", "training_opt.log_dir=unused",
-            "training_opt.num_workers=2", f"training_opt.persistent_workers={str(persistent).lower()}",
-            f"training_opt.cache_dir={os.path.join(tmp, 'cache')}"])
+        config = load_config(
+            os.path.join("config", "Digits_LT", "stage_1.py"),
+            [
+                f"training_opt.data_root={data}",
+                f"training_opt.split_dir={data}",
+                "training_opt.log_dir=unused",
+                "training_opt.num_workers=2",
+                f"training_opt.persistent_workers={str(persistent).lower()}",
+                f"training_opt.cache_dir={os.path.join(tmp, 'cache')}",
+            ],
+        )
         training_opt = config["training_opt"]
         loaders.prepare_data(training_opt)
         dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, "train"), train=True)
@@ -204,11 +236,16 @@ def run_workers(args, tmp):
     for candidate in candidates.values():
         candidate(1)
     seconds = time_interleaved(candidates, args.repeats, 1, lambda: None)
-    print(f"### Loader workers across epochs (Digits_LT training loader, 2 workers, {epochs} epochs, "
-          f"x {args.repeats})")
+    print(f"### Loader workers across epochs (Digits_LT training loader, 2 workers, {epochs} epochs, x {args.repeats})")
     print()
-    rows = [[name, f"{1000 * sorted(seconds[name])[len(seconds[name]) // 2] / epochs:.0f}",
-             f"{paired_ratio(seconds[name], seconds['restarted']):.2f}"] for name in ("persistent", "restarted")]
+    rows = [
+        [
+            name,
+            f"{1000 * sorted(seconds[name])[len(seconds[name]) // 2] / epochs:.0f}",
+            f"{paired_ratio(seconds[name], seconds['restarted']):.2f}",
+        ]
+        for name in ("persistent", "restarted")
+    ]
     print_table(["workers", "ms per epoch", "speed vs restarted"], rows)
 
 
@@ -218,8 +255,10 @@ def main(argv=None):
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = [name for name in sections if name not in SECTIONS]
     if unknown:
-        print(f"error: unknown section(s) {', '.join(unknown)} for --sections; choose from {', '.join(SECTIONS)}",
-              file=sys.stderr)
+        print(
+            f"error: unknown section(s) {', '.join(unknown)} for --sections; choose from {', '.join(SECTIONS)}",
+            file=sys.stderr,
+        )
         return 2
     print("## Data pipeline benchmark")
     print()

@@ -19,6 +19,7 @@ tensor-valued ``torch.pow``) of its ASLSingleLabel and Cyclical_FocalLoss forwar
 timed too. The ratios are information: inside a training step the loss is a small share
 (``bench_train.py --sections loss``).
 """
+
 import argparse
 import ctypes
 import os

@@ -12,6 +12,7 @@ new interpreter, what each step cost before the sweep ran in one process. Rounds
 (harness.time_interleaved); the ratio is the median of the per-round ratios. Nothing is written
 outside a temporary folder.
 """
+
 import argparse
 import os
 import subprocess
@@ -37,9 +38,15 @@ def main(argv=None):
 
     os.chdir(REPO)
     with tempfile.TemporaryDirectory() as tmp:
-        argv_ = ["--config", "config/Digits_LT/stage_1.py", "--test", "--opts",
-                 f"training_opt.log_dir={tmp}/empty", f"training_opt.data_root={tmp}/data/Digits_LT",
-                 f"training_opt.split_dir={tmp}/data/Digits_LT"]
+        argv_ = [
+            "--config",
+            "config/Digits_LT/stage_1.py",
+            "--test",
+            "--opts",
+            f"training_opt.log_dir={tmp}/empty",
+            f"training_opt.data_root={tmp}/data/Digits_LT",
+            f"training_opt.split_dir={tmp}/data/Digits_LT",
+        ]
         step = Step("probe", "test", "main", argv_, Path(tmp) / "run")
         executor = local.LocalExecutor(jobs=1, echo=lambda line: None)
         log("starting the fork server (its imports are paid once, here)")
@@ -50,14 +57,15 @@ def main(argv=None):
         def fork_server(_units):
             running = executor.start(step)
             running.handle.join()
-            assert running.exit_code() == 2, (step.out_file.read_text())
+            assert running.exit_code() == 2, step.out_file.read_text()
 
         def cold(_units):
             process = subprocess.run([sys.executable, "main.py", *argv_], capture_output=True, text=True)
             assert process.returncode == 2, process.stderr
 
-        seconds = time_interleaved({"fork server": fork_server, "cold python main.py": cold}, args.repeats, 1,
-                                   sync=lambda: None)
+        seconds = time_interleaved(
+            {"fork server": fork_server, "cold python main.py": cold}, args.repeats, 1, sync=lambda: None
+        )
         out = step.out_file.read_text().strip().splitlines()[-1]
     median = {name: sorted(times)[len(times) // 2] for name, times in seconds.items()}
     print("## Start-up of one sweep step (until it can work)\n")

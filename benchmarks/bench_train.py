@@ -26,6 +26,7 @@ that is deleted at the end; nothing is written under logs/.
 To see what bf16 costs on a CPU without native bf16 (AVX2 only), cap the ISA:
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_train.py --sections config,realistic
 """
+
 import argparse
 import os
 import sys
@@ -43,10 +44,11 @@ import bench_train_modes  # noqa: E402
 import bench_train_oltr  # noqa: E402
 import bench_train_overhead  # noqa: E402
 from harness import load_text, log, machine_lines, picker, synchronizer  # noqa: E402
+from train_runs import MODES, data_overrides_for, parse_modes  # noqa: E402
+
+from oltr.common.errors import OltrError  # noqa: E402
 from oltr.config.schema import load_config  # noqa: E402
 from oltr.engine.distributed import DistContext  # noqa: E402
-from oltr.common.errors import OltrError  # noqa: E402
-from train_runs import MODES, data_overrides_for, parse_modes  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join("config", "Digits_LT", "stage_1.py")
 SECTIONS = ("overhead", "loss", "config", "realistic", "oltr")
@@ -58,31 +60,53 @@ def build_parser():
     parser.add_argument("--steps", type=int, default=None, help="steps per timed round (default 11, quick 3)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the config's)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7, quick 2)")
-    parser.add_argument("--epoch-repeats", type=int, default=None,
-                        help="timed epochs each (default 9, quick 2; 0 skips the epoch-level comparison)")
+    parser.add_argument(
+        "--epoch-repeats",
+        type=int,
+        default=None,
+        help="timed epochs each (default 9, quick 2; 0 skips the epoch-level comparison)",
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per candidate (default 2)")
-    parser.add_argument("--modes", default=None,
-                        help=f"comma list from {','.join(MODES)} (default all; quick: no compile)")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma list from {','.join(SECTIONS)} (default all)")
+    parser.add_argument(
+        "--modes", default=None, help=f"comma list from {','.join(MODES)} (default all; quick: no compile)"
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma list from {','.join(SECTIONS)} (default all)"
+    )
     parser.add_argument("--real-size", type=int, default=None, help="realistic input size (default 112, quick 32)")
     parser.add_argument("--real-batch", type=int, default=None, help="realistic batch (default 32, quick 4)")
     parser.add_argument("--real-steps", type=int, default=None, help="realistic steps per round (default 2, quick 1)")
     parser.add_argument("--real-repeats", type=int, default=None, help="realistic rounds (default 3, quick 1)")
-    parser.add_argument("--oltr-config", default=bench_train_oltr.DEFAULT_CONFIG,
-                        help="oltr section: the stage-1 config (default: %(default)s)")
+    parser.add_argument(
+        "--oltr-config",
+        default=bench_train_oltr.DEFAULT_CONFIG,
+        help="oltr section: the stage-1 config (default: %(default)s)",
+    )
     parser.add_argument("--oltr-images", type=int, default=None, help="oltr: training images (default 256, quick 16)")
     parser.add_argument("--oltr-batch", type=int, default=None, help="oltr: batch (default the config's, quick 8)")
     parser.add_argument("--oltr-size", type=int, default=None, help="oltr: input size (default the config's, quick 64)")
     parser.add_argument("--oltr-repeats", type=int, default=None, help="oltr: timed epochs each (default 3, quick 2)")
-    parser.add_argument("--oltr-workers", type=int, default=None,
-                        help="oltr: num_workers of both loaders (default: the number of cores)")
-    parser.add_argument("--compile-timeout", type=float, default=240.0,
-                        help="seconds allowed for torch.compile's first steps before it is reported unavailable")
+    parser.add_argument(
+        "--oltr-workers",
+        type=int,
+        default=None,
+        help="oltr: num_workers of both loaders (default: the number of cores)",
+    )
+    parser.add_argument(
+        "--compile-timeout",
+        type=float,
+        default=240.0,
+        help="seconds allowed for torch.compile's first steps before it is reported unavailable",
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] when available")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="config overrides for every run, e.g. training_opt.num_workers=2")
+    parser.add_argument(
+        "--opts",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run, e.g. training_opt.num_workers=2",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny settings, no compile: a smoke run")
     return parser
 
@@ -98,16 +122,20 @@ def resolve_args(args):
     args.real_steps = pick(args.real_steps, 2, 1)
     args.real_repeats = pick(args.real_repeats, 3, 1)
     several_threads = (args.threads or torch.get_num_threads()) > 1
-    default_modes = ",".join(m for m in MODES if not (args.quick and MODES[m]["compile"])
-                             and (several_threads or MODES[m]["threads"] is None))
+    default_modes = ",".join(
+        m
+        for m in MODES
+        if not (args.quick and MODES[m]["compile"]) and (several_threads or MODES[m]["threads"] is None)
+    )
     args.modes = parse_modes(args.modes or default_modes)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         raise SystemExit(f"--sections: unknown {', '.join(sorted(unknown))}; choose from {','.join(SECTIONS)}")
     if min(args.steps, args.repeats, args.real_steps, args.real_repeats, args.warmup) < 1 or args.epoch_repeats < 0:
-        raise SystemExit("--steps, --repeats, --real-steps, --real-repeats and --warmup must be >= 1, "
-                         "--epoch-repeats >= 0")
+        raise SystemExit(
+            "--steps, --repeats, --real-steps, --real-repeats and --warmup must be >= 1, --epoch-repeats >= 0"
+        )
     # Applied to every run built from --config (the realistic shape's own keys still win there).
     args.batch_overrides = list(args.opts) + ([f"training_opt.batch_size={args.batch}"] if args.batch else [])
     return args
@@ -117,19 +145,30 @@ def measurements(args, ctx, tmp, data_overrides, sync):
     """{section: a function that measures it}, each in its own bench_train_* file."""
     realistic_shape = [
         # Standard-width ResNet-10 with a 1000-way classifier (ImageNet-LT-like), synthetic images.
-        "networks.feat_model.params.small_input=false", "networks.feat_model.params.base_channels=64",
-        "networks.feat_model.params.use_fc=false", "training_opt.feature_dim=512",
-        "training_opt.num_classes=1000", f"training_opt.transforms.input_size={args.real_size}",
-        f"training_opt.transforms.resize_size={args.real_size}", f"training_opt.batch_size={args.real_batch}"]
+        "networks.feat_model.params.small_input=false",
+        "networks.feat_model.params.base_channels=64",
+        "networks.feat_model.params.use_fc=false",
+        "training_opt.feature_dim=512",
+        "training_opt.num_classes=1000",
+        f"training_opt.transforms.input_size={args.real_size}",
+        f"training_opt.transforms.resize_size={args.real_size}",
+        f"training_opt.batch_size={args.real_batch}",
+    ]
     common = (args, ctx, tmp, data_overrides, sync)
     return {
         "overhead": lambda: bench_train_overhead.measure(*common),
         "loss": lambda: bench_train_loss.measure(*common),
-        "config": lambda: bench_train_modes.measure(*common, args.batch_overrides, synthetic=False,
-                                                    steps=args.steps, repeats=args.repeats, label="config"),
-        "realistic": lambda: bench_train_modes.measure(*common, list(args.opts) + realistic_shape, synthetic=True,
-                                                       steps=args.real_steps, repeats=args.real_repeats,
-                                                       label="realistic"),
+        "config": lambda: bench_train_modes.measure(
+            *common, args.batch_overrides, synthetic=False, steps=args.steps, repeats=args.repeats, label="config"
+        ),
+        "realistic": lambda: bench_train_modes.measure(
+            *common,
+            list(args.opts) + realistic_shape,
+            synthetic=True,
+            steps=args.real_steps,
+            repeats=args.real_repeats,
+            label="realistic",
+        ),
         "oltr": lambda: bench_train_oltr.measure(args, ctx, tmp, sync, args.oltr_config),
     }
 
@@ -143,13 +182,17 @@ def print_results(results, args, config):
     if "config" in results:
         feat = config["networks"]["feat_model"]
         bench_train_modes.print_result(
-            results["config"], f"Modes on {config['training_opt']['dataset']} stage 1 ({feat['type']}, "
-                               f"base_channels={feat['params'].get('base_channels', 64)})")
+            results["config"],
+            f"Modes on {config['training_opt']['dataset']} stage 1 ({feat['type']}, "
+            f"base_channels={feat['params'].get('base_channels', 64)})",
+        )
         total_steps = config["training_opt"]["num_epochs"] * results["config"]["steps_per_epoch"]
         bench_train_modes.print_recommendation(results["config"], total_steps)
     if "realistic" in results:
-        bench_train_modes.print_result(results["realistic"], "Modes on a realistic shape (resnet10, "
-                                                             "base_channels=64, 1000 classes, synthetic images)")
+        bench_train_modes.print_result(
+            results["realistic"],
+            "Modes on a realistic shape (resnet10, base_channels=64, 1000 classes, synthetic images)",
+        )
     if "oltr" in results:
         bench_train_oltr.print_result(results["oltr"])
 
@@ -194,8 +237,10 @@ def main(argv=None):
     print()
     for line in machine_lines(device):
         print(line)
-    print(f"- load average (1/5/15 min) at start {load_start}, at end {load_text()}; "
-          f"benchmark took {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in durations.items())})")
+    print(
+        f"- load average (1/5/15 min) at start {load_start}, at end {load_text()}; "
+        f"benchmark took {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in durations.items())})"
+    )
     print()
     print_results(results, args, config)
     return 0

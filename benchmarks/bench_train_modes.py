@@ -9,16 +9,17 @@ recommendation picks the fastest mode whose numerics are safe.
 
     python benchmarks/bench_train.py --sections config,realistic [--modes fp32,bf16,...]
 """
+
 import copy
 import statistics
 import time
 
 import torch
-
 from harness import log, paired_ratio, rate_text, thread_count, throughput, time_interleaved, time_limit
-from oltr.runs import trainer
-from oltr.engine.inference import autocast, to_device
 from train_runs import MODES, TrainerSteps, bench_overrides, make_run, preload_batches, synthetic_batches
+
+from oltr.engine.inference import autocast, to_device
+from oltr.runs import trainer
 
 # A mode is "safe" when, on the same weights and batch, its loss is within SAFE_LOSS_REL of fp32's and
 # its gradient error is a small fraction of the gradient noise SGD already has from batch to batch
@@ -30,6 +31,7 @@ SPEEDUP_MARGIN = 0.05
 
 
 # ----------------------------------------------------------------------------- numerics
+
 
 def loss_and_gradient(model, params, loss_fn, batch, device, amp, channels_last):
     """Loss and flattened float64 gradient w.r.t. ``params`` of one training-mode forward of ``model``."""
@@ -80,12 +82,12 @@ def minibatch_noise(network, loss_fn, batches, device):
 
 # ----------------------------------------------------------------------------- measuring
 
+
 def _warm_up(args, label, mode, run, runner, sync):
     """Seconds the warm-up (compile included) took, or a note saying why the mode cannot run."""
     started = time.perf_counter()
     try:
-        with time_limit(args.compile_timeout if run.config["training_opt"]["compile"] else None,
-                        "--compile-timeout"):
+        with time_limit(args.compile_timeout if run.config["training_opt"]["compile"] else None, "--compile-timeout"):
             runner(args.warmup)
             sync()
     except Exception as error:  # compile can fail in many ways (no compiler, inductor bug, timeout)
@@ -104,8 +106,12 @@ def measure(args, ctx, tmp, data_overrides, sync, shape_overrides, synthetic, st
     batches, reference = None, None
     for mode in args.modes:
         log(f"{label}: building {mode}")
-        run = make_run(args.config, bench_overrides(tmp, f"{label}_{mode}", data_overrides, mode,
-                                                    extra=shape_overrides), ctx, synthetic=synthetic)
+        run = make_run(
+            args.config,
+            bench_overrides(tmp, f"{label}_{mode}", data_overrides, mode, extra=shape_overrides),
+            ctx,
+            synthetic=synthetic,
+        )
         training_opt = run.config["training_opt"]
         if batches is None:
             batch, steps_per_epoch = training_opt["batch_size"], run.steps_per_epoch
@@ -137,11 +143,17 @@ def measure(args, ctx, tmp, data_overrides, sync, shape_overrides, synthetic, st
         runner = runners[mode]
         # Mean over every step trained (same batches, same order for every mode): less chaotic than the last loss.
         mean_loss = statistics.fmean(runner.losses)
-        row = {"mode": mode, "rate": throughput(times[mode], steps * batch),
-               "vs_fp32": paired_ratio(times[mode], baseline) if baseline else None,
-               "warm_s": warm_seconds[mode], "mean_loss": mean_loss, "last_loss": runner.losses[-1],
-               "loss_delta": mean_loss / statistics.fmean(fp32.losses) - 1 if fp32 else None,
-               "steps_trained": runner.step, "val_top1": None}
+        row = {
+            "mode": mode,
+            "rate": throughput(times[mode], steps * batch),
+            "vs_fp32": paired_ratio(times[mode], baseline) if baseline else None,
+            "warm_s": warm_seconds[mode],
+            "mean_loss": mean_loss,
+            "last_loss": runner.losses[-1],
+            "loss_delta": mean_loss / statistics.fmean(fp32.losses) - 1 if fp32 else None,
+            "steps_trained": runner.step,
+            "val_top1": None,
+        }
         if MODES[mode]["compile"]:
             row["check"] = compiled_check(runner.run, batches[0])
         else:
@@ -150,19 +162,30 @@ def measure(args, ctx, tmp, data_overrides, sync, shape_overrides, synthetic, st
             with thread_count(MODES[mode]["threads"]):
                 row["val_top1"] = trainer.validate(runner.run)
         rows.append(row)
-    return {"label": label, "batch": batch, "steps": steps, "repeats": repeats, "steps_per_epoch": steps_per_epoch,
-            "shape": tuple(batches[0][0].shape), "rows": rows, "noise": noise}
+    return {
+        "label": label,
+        "batch": batch,
+        "steps": steps,
+        "repeats": repeats,
+        "steps_per_epoch": steps_per_epoch,
+        "shape": tuple(batches[0][0].shape),
+        "rows": rows,
+        "noise": noise,
+    }
 
 
 # ----------------------------------------------------------------------------- printing
+
 
 def print_result(result, title):
     shape = "x".join(str(d) for d in result["shape"])
     noise = "n/a (one batch)" if result["noise"] is None else f"{result['noise']:.2f}"
     print(f"### {title}: input {shape}, {result['steps']} steps x {result['repeats']} rounds")
     print()
-    print("| mode | img/s median (min-max) | vs fp32 | warm-up s | mean train loss over N steps (vs fp32) "
-          "| val top-1 | same weights vs fp32: loss / grad rel. err |")
+    print(
+        "| mode | img/s median (min-max) | vs fp32 | warm-up s | mean train loss over N steps (vs fp32) "
+        "| val top-1 | same weights vs fp32: loss / grad rel. err |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in result["rows"]:
         if "note" in row:
@@ -174,12 +197,16 @@ def print_result(result, title):
         check = f"{row['check'][0]:.1e} / {row['check'][1]:.1e}"
         if MODES[row["mode"]]["compile"]:
             check += " (vs eager, current weights)"
-        print(f"| {row['mode']} | {rate_text(row['rate'])} | {ratio} | {row['warm_s']:.1f} "
-              f"| {row['mean_loss']:.4f}, N={row['steps_trained']}{delta} | {top1} | {check} |")
+        print(
+            f"| {row['mode']} | {rate_text(row['rate'])} | {ratio} | {row['warm_s']:.1f} "
+            f"| {row['mean_loss']:.4f}, N={row['steps_trained']}{delta} | {top1} | {check} |"
+        )
     print()
     one_thread = any(MODES[row["mode"]]["threads"] == 1 for row in result["rows"])
-    print(f"Gradient rel. err between two fp32 minibatches (SGD's own noise): {noise}."
-          + (" Modes ending in _1t ran on one torch thread." if one_thread else ""))
+    print(
+        f"Gradient rel. err between two fp32 minibatches (SGD's own noise): {noise}."
+        + (" Modes ending in _1t ran on one torch thread." if one_thread else "")
+    )
     print()
 
 
@@ -212,10 +239,14 @@ def print_recommendation(result, total_steps):
     candidates.sort()
     summary = ", ".join(f"{mode} {seconds:.0f} s" for seconds, mode in candidates)
     unsafe = [row["mode"] for row in result["rows"] if "note" not in row and not is_safe(row, result["noise"])]
-    print(f"Projected training time for this config's {total_steps} steps (warm-up/compile included), safe modes: "
-          f"{summary}" + (f"; not safe: {', '.join(unsafe)}" if unsafe else "") + ".")
-    print(f"Safe = same-weights loss within {SAFE_LOSS_REL:.0%} of fp32 and gradient error below "
-          f"{SAFE_GRAD_FRACTION:g} x the minibatch noise.")
+    print(
+        f"Projected training time for this config's {total_steps} steps (warm-up/compile included), safe modes: "
+        f"{summary}" + (f"; not safe: {', '.join(unsafe)}" if unsafe else "") + "."
+    )
+    print(
+        f"Safe = same-weights loss within {SAFE_LOSS_REL:.0%} of fp32 and gradient error below "
+        f"{SAFE_GRAD_FRACTION:g} x the minibatch noise."
+    )
     fp32_total = next(seconds for seconds, mode in candidates if mode == "fp32")
 
     def clearly_faster(threads_ok):
@@ -225,7 +256,9 @@ def print_recommendation(result, total_steps):
                 return mode if mode == "fp32" or seconds <= (1 - SPEEDUP_MARGIN) * fp32_total else "fp32"
         return "fp32"
 
-    print(f"**Fastest safe mode: {clearly_faster(True)}; fastest settable in training_opt alone: "
-          f"{clearly_faster(False)}** (a mode must save {SPEEDUP_MARGIN:.0%} over fp32 to count). "
-          "(*_1t modes need OMP_NUM_THREADS=1 or torch.set_num_threads(1), which is not a config key.)")
+    print(
+        f"**Fastest safe mode: {clearly_faster(True)}; fastest settable in training_opt alone: "
+        f"{clearly_faster(False)}** (a mode must save {SPEEDUP_MARGIN:.0%} over fp32 to count). "
+        "(*_1t modes need OMP_NUM_THREADS=1 or torch.set_num_threads(1), which is not a config key.)"
+    )
     print()

@@ -10,13 +10,14 @@ use softmax cross-entropy in fp32, so the ratio ours/bare is the pipeline's own 
 
     python benchmarks/bench_train.py --sections overhead
 """
-import torch
 
+import torch
 from harness import log, on_threads, paired_ratio, print_table, rate_text, throughput, time_interleaved
-from oltr.models import network as networks
-from oltr.data import SplitDataset, build_transform
-from oltr.runs import trainer
 from train_runs import BareSteps, TrainerSteps, bench_overrides, make_run, preload_batches
+
+from oltr.data import SplitDataset, build_transform
+from oltr.models import network as networks
+from oltr.runs import trainer
 
 TARGET = 0.95
 
@@ -40,8 +41,9 @@ def overhead_rows(times, images):
 
 def measure(args, ctx, tmp, data_overrides, sync):
     log("overhead: our trainer vs a bare PyTorch loop (fp32, softmax cross-entropy)")
-    overrides = bench_overrides(tmp, "overhead", data_overrides, "fp32", loss=("softmax", {}),
-                                extra=args.batch_overrides)
+    overrides = bench_overrides(
+        tmp, "overhead", data_overrides, "fp32", loss=("softmax", {}), extra=args.batch_overrides
+    )
     run = make_run(args.config, overrides, ctx)
     training_opt = run.config["training_opt"]
     batch = training_opt["batch_size"]
@@ -57,11 +59,17 @@ def measure(args, ctx, tmp, data_overrides, sync):
     # Whole epochs: our train_one_epoch (our loader, sampler, seeding, data pipeline) vs a plain shuffled
     # DataLoader over the textbook dataset (PIL images, per-image torchvision transforms).
     ours_set = run.train_loader.dataset
-    plain_set = SplitDataset(list(zip(ours_set.paths, ours_set.labels.tolist())),
-                             build_transform(True, **training_opt["transforms"]))
+    plain_set = SplitDataset(
+        list(zip(ours_set.paths, ours_set.labels.tolist())), build_transform(True, **training_opt["transforms"])
+    )
     plain_loader = torch.utils.data.DataLoader(
-        plain_set, batch_size=batch, shuffle=True, drop_last=True,
-        num_workers=training_opt["num_workers"], pin_memory=ctx.device.type == "cuda")
+        plain_set,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=training_opt["num_workers"],
+        pin_memory=ctx.device.type == "cuda",
+    )
 
     def our_epoch(epochs):
         for _ in range(epochs):
@@ -83,7 +91,9 @@ def measure(args, ctx, tmp, data_overrides, sync):
         epoch_times = time_interleaved(candidates, args.epoch_repeats, 1, sync)
         epoch_rows = overhead_rows(epoch_times, run.steps_per_epoch * batch)
     return {
-        "batch": batch, "steps": args.steps, "steps_per_epoch": run.steps_per_epoch,
+        "batch": batch,
+        "steps": args.steps,
+        "steps_per_epoch": run.steps_per_epoch,
         "num_workers": training_opt["num_workers"],
         "step": overhead_rows(step_times, args.steps * batch),
         "epoch": epoch_rows,
@@ -94,11 +104,23 @@ def print_result(result, args):
     print(f"### Trainer overhead (fp32, softmax = F.cross_entropy, batch {result['batch']})")
     print()
     rows = []
-    for key, text in (("step", f"train_step, same pre-loaded tensors ({result['steps']} steps x {args.repeats})"),
-                      ("epoch", f"train_one_epoch vs plain DataLoader loop ({result['steps_per_epoch']} steps, "
-                                f"num_workers={result['num_workers']}, x {args.epoch_repeats})")):
+    for key, text in (
+        ("step", f"train_step, same pre-loaded tensors ({result['steps']} steps x {args.repeats})"),
+        (
+            "epoch",
+            f"train_one_epoch vs plain DataLoader loop ({result['steps_per_epoch']} steps, "
+            f"num_workers={result['num_workers']}, x {args.epoch_repeats})",
+        ),
+    ):
         for threads, ours, bare, ratio in result[key]:
             verdict = "ok" if ratio >= TARGET else "**below**"
-            rows.append([f"{text}, {threads} thread{'s' if threads > 1 else ''}", rate_text(ours), rate_text(bare),
-                         f"{ratio:.3f}", f">= {TARGET} ({verdict})"])
+            rows.append(
+                [
+                    f"{text}, {threads} thread{'s' if threads > 1 else ''}",
+                    rate_text(ours),
+                    rate_text(bare),
+                    f"{ratio:.3f}",
+                    f">= {TARGET} ({verdict})",
+                ]
+            )
     print_table(["measurement", "ours (img/s)", "bare PyTorch (img/s)", "ours / bare", "target"], rows)

@@ -28,6 +28,7 @@ Without CUDA and without ``--device`` it says so and exits 2. ``--device cpu --q
 CPU smoke run (tiny sizes, 10 classes, one demo epoch on num_workers=0, modes fp32 and bf16_cl; about a minute
 on 2 cores, of which the demo's four processes are half).
 """
+
 import argparse
 import json
 import os
@@ -43,14 +44,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, REPO]
 
+import synthetic_images  # noqa: E402
 import torch  # noqa: E402
 
-import synthetic_images  # noqa: E402
-from oltr.config.schema import load_config  # noqa: E402
-from oltr.runs import trainer  # noqa: E402
-from oltr.engine.distributed import DistContext  # noqa: E402
-from oltr.runs.run_state import network_state, save_final  # noqa: E402
 from oltr.common.errors import OltrError  # noqa: E402
+from oltr.config.schema import load_config  # noqa: E402
+from oltr.engine.distributed import DistContext  # noqa: E402
+from oltr.runs import trainer  # noqa: E402
+from oltr.runs.run_state import network_state, save_final  # noqa: E402
 
 # bench_train_oltr and train_runs import harness, whose torch.utils.benchmark logs a warning when CUDA is
 # absent: they are imported by load_benchmarks(), after the device check, so "no CUDA" stays one line.
@@ -83,8 +84,9 @@ def build_parser():
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs per run (default 2, quick 1)")
     parser.add_argument("--modes", default=None, help=f"stage-1 modes (default {DEFAULT_MODES}; quick {QUICK_MODES})")
     parser.add_argument("--workers", type=int, default=None, help="num_workers (default: the number of cores)")
-    parser.add_argument("--demo-epochs", type=int, default=None,
-                        help="epochs of each demo stage (default: the config's, quick 1)")
+    parser.add_argument(
+        "--demo-epochs", type=int, default=None, help="epochs of each demo stage (default: the config's, quick 1)"
+    )
     parser.add_argument("--skip-demo", action="store_true", help="leave out step 2")
     return parser
 
@@ -108,30 +110,54 @@ def resolve(args):
 
 # ----------------------------------------------------------------------------- 1. the device
 
+
 def device_lines(device):
-    lines = [f"- torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
-             f"{torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else 'n/a'}",
-             f"- CPU cores: {os.cpu_count()} logical, {default_workers()} usable (num_workers)"]
+    lines = [
+        f"- torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
+        f"{torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else 'n/a'}",
+        f"- CPU cores: {os.cpu_count()} logical, {default_workers()} usable (num_workers)",
+    ]
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        lines.insert(0, f"- device {device}: {torch.cuda.get_device_name(device)}, compute capability "
-                        f"{props.major}.{props.minor}, {props.total_memory / 2**30:.1f} GiB, "
-                        f"{props.multi_processor_count} SMs, bf16 {torch.cuda.is_bf16_supported()}")
+        lines.insert(
+            0,
+            f"- device {device}: {torch.cuda.get_device_name(device)}, compute capability "
+            f"{props.major}.{props.minor}, {props.total_memory / 2**30:.1f} GiB, "
+            f"{props.multi_processor_count} SMs, bf16 {torch.cuda.is_bf16_supported()}",
+        )
     else:
-        from harness import cpu_model, vector_isa, cpu_flags
-        lines.insert(0, f"- device cpu: {cpu_model()}, {vector_isa(cpu_flags())}, torch threads "
-                        f"{torch.get_num_threads()}")
+        from harness import cpu_flags, cpu_model, vector_isa
+
+        lines.insert(
+            0, f"- device cpu: {cpu_model()}, {vector_isa(cpu_flags())}, torch threads {torch.get_num_threads()}"
+        )
     return lines
 
 
 # ----------------------------------------------------------------------------- 2. the demo
 
+
 def demo_commands(tmp, device, demo_epochs, quick=False):
     """The sweep's own commands for the softmax demo, logs and data in ``tmp``, on ``device``."""
     logs = os.path.join(tmp, "demo_logs")
-    plan = subprocess.run([sys.executable, "-m", "oltr.sweep", "--dry-run", "--losses", "softmax", "--logs", logs,
-                           "--out", os.path.join(tmp, "demo_results")], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout
+    plan = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oltr.sweep",
+            "--dry-run",
+            "--losses",
+            "softmax",
+            "--logs",
+            logs,
+            "--out",
+            os.path.join(tmp, "demo_results"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     data = os.path.join(tmp, "data", "Digits_LT")
     extra = [f"training_opt.data_root={data}", f"training_opt.split_dir={data}"]
     if demo_epochs is not None:
@@ -165,8 +191,10 @@ def headline(words):
     with open(os.path.join(log_dir, "metrics.jsonl"), encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()]
     best = max(records, key=lambda record: record["val_top1"])
-    return (f"{len(records)} epochs, best val_top1 {best['val_top1']:.4f} (epoch {best['epoch']}), "
-            f"last epoch {records[-1]['images_per_s']:.0f} img/s")
+    return (
+        f"{len(records)} epochs, best val_top1 {best['val_top1']:.4f} (epoch {best['epoch']}), "
+        f"last epoch {records[-1]['images_per_s']:.0f} img/s"
+    )
 
 
 def run_demo(tmp, device, demo_epochs, quick=False):
@@ -179,8 +207,10 @@ def run_demo(tmp, device, demo_epochs, quick=False):
         done = subprocess.run(words, cwd=REPO, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode:
-            say(f"- {stage} {mode}: FAILED (exit {done.returncode}) after {seconds:.1f} s: "
-                f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+            say(
+                f"- {stage} {mode}: FAILED (exit {done.returncode}) after {seconds:.1f} s: "
+                f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}"
+            )
             return False
         say(f"- {stage} {mode}: {seconds:.1f} s; {headline(words)}")
     say()
@@ -188,6 +218,7 @@ def run_demo(tmp, device, demo_epochs, quick=False):
 
 
 # ----------------------------------------------------------------------------- 3-4. throughput
+
 
 class GpuSampler:
     """nvidia-smi's utilization.gpu every 200 ms in the background, for one device; mean() at the end."""
@@ -199,8 +230,19 @@ class GpuSampler:
         try:
             target = f"GPU-{torch.cuda.get_device_properties(device).uuid}"
             self.process = subprocess.Popen(
-                ["nvidia-smi", "-i", target, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                 "-lms", "200"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                [
+                    "nvidia-smi",
+                    "-i",
+                    target,
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    "-lms",
+                    "200",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
         except (AttributeError, OSError):
             return
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -224,6 +266,7 @@ class GpuSampler:
 
 def _which(name):
     from shutil import which
+
     return which(name)
 
 
@@ -294,19 +337,30 @@ def time_epochs(epoch, loader, device, epochs, batch, steps_per_epoch):
     smi = sampler.stop()
     steps = steps_per_epoch * epochs  # a partial last batch the loop skips is fetched, not trained
     busy = loader.busy_seconds()
-    return {"rate": steps * batch / wall, "busy": None if busy is None else busy / wall, "smi": smi,
-            "wait_ms": 1000 * loader.wait_s / max(steps, 1), "steps": steps, "wall": wall}
+    return {
+        "rate": steps * batch / wall,
+        "busy": None if busy is None else busy / wall,
+        "smi": smi,
+        "wait_ms": 1000 * loader.wait_s / max(steps, 1),
+        "steps": steps,
+        "wall": wall,
+    }
 
 
 def size_overrides(args, tmp, data_root, name):
-    overrides = [*synthetic_images.dataset_overrides(data_root, DATASET),
-                 f"training_opt.log_dir={os.path.join(tmp, 'runs', name)}",
-                 f"training_opt.num_workers={args.workers}", f"training_opt.num_classes={args.num_classes}"]
+    overrides = [
+        *synthetic_images.dataset_overrides(data_root, DATASET),
+        f"training_opt.log_dir={os.path.join(tmp, 'runs', name)}",
+        f"training_opt.num_workers={args.workers}",
+        f"training_opt.num_classes={args.num_classes}",
+    ]
     if args.batch is not None:
         overrides.append(f"training_opt.batch_size={args.batch}")
     if args.input_size is not None:
-        overrides += [f"training_opt.transforms.input_size={args.input_size}",
-                      f"training_opt.transforms.resize_size={args.input_size}"]
+        overrides += [
+            f"training_opt.transforms.input_size={args.input_size}",
+            f"training_opt.transforms.resize_size={args.input_size}",
+        ]
     return overrides
 
 
@@ -314,8 +368,11 @@ def mode_overrides(mode):
     if mode == "config":
         return []
     opts = MODES[mode]
-    return [f"training_opt.amp='{opts['amp']}'", f"training_opt.channels_last={str(opts['channels_last']).lower()}",
-            f"training_opt.compile={str(opts['compile']).lower()}"]
+    return [
+        f"training_opt.amp='{opts['amp']}'",
+        f"training_opt.channels_last={str(opts['channels_last']).lower()}",
+        f"training_opt.compile={str(opts['compile']).lower()}",
+    ]
 
 
 def ours_epoch(run, loader):
@@ -324,6 +381,7 @@ def ours_epoch(run, loader):
     def epoch():
         trainer.train_one_epoch(run)
         run.epoch += 1
+
     return epoch
 
 
@@ -338,15 +396,22 @@ def stage1_runs(args, tmp, data_root, ctx):
         loader = TimedLoader(run.train_loader, ctx.device)
         started = time.perf_counter()
         try:
-            result = time_epochs(ours_epoch(run, loader), loader, ctx.device, args.epochs,
-                                 run.config["training_opt"]["batch_size"], run.steps_per_epoch)
+            result = time_epochs(
+                ours_epoch(run, loader),
+                loader,
+                ctx.device,
+                args.epochs,
+                run.config["training_opt"]["batch_size"],
+                run.steps_per_epoch,
+            )
         except Exception as error:  # compile can fail in many ways; report it and go on
             rows.append({"name": f"ours {mode}", "note": f"{type(error).__name__}: {str(error)[:160]}"})
             if config["training_opt"]["compile"]:
                 torch.compiler.reset()
             continue
-        result.update(name=f"ours {mode}", total=time.perf_counter() - started,
-                      modes=modes_text(run) if mode == "config" else "")
+        result.update(
+            name=f"ours {mode}", total=time.perf_counter() - started, modes=modes_text(run) if mode == "config" else ""
+        )
         rows.append(result)
         if mode == "fp32":  # stage 2 starts from these weights
             run.best = {"epoch": run.epoch - 1, "top1": 0.0, "networks": network_state(run), "centroids": None}
@@ -355,8 +420,9 @@ def stage1_runs(args, tmp, data_root, ctx):
         del run, loader
     original.loader = loader = TimedLoader(original.loader, ctx.device)
     started = time.perf_counter()
-    result = time_epochs(original.epoch, loader, ctx.device, args.epochs, original.loader.batch_size,
-                         original.epoch_steps)
+    result = time_epochs(
+        original.epoch, loader, ctx.device, args.epochs, original.loader.batch_size, original.epoch_steps
+    )
     result.update(name="original (OLTR's loop)", total=time.perf_counter() - started, modes="")
     rows.append(result)
     return rows, stage1_dir
@@ -370,8 +436,14 @@ def stage2_run(args, tmp, data_root, ctx, stage1_dir):
     built = time.perf_counter() - started
     loader = TimedLoader(run.train_loader, ctx.device)
     try:
-        result = time_epochs(ours_epoch(run, loader), loader, ctx.device, 1,
-                             run.config["training_opt"]["batch_size"], run.steps_per_epoch)
+        result = time_epochs(
+            ours_epoch(run, loader),
+            loader,
+            ctx.device,
+            1,
+            run.config["training_opt"]["batch_size"],
+            run.steps_per_epoch,
+        )
     except OltrError as error:  # a diverging loss, say: report it beside the other numbers
         return {"name": "ours stage 2 (config)", "note": str(error)[:200], "build_s": built, "modes": modes_text(run)}
     result.update(name="ours stage 2 (config)", build_s=built, modes=modes_text(run))
@@ -389,8 +461,10 @@ def print_rows(rows):
         if "note" in row:
             say(f"| {row['name']} | unavailable: {row['note']} | | | | | |")
             continue
-        say(f"| {row['name']} | {row['rate']:,.0f} | {percent(row['busy'])} | {percent(row['smi'])} "
-            f"| {row['wait_ms']:.1f} ms | {row['steps']} | {row.get('total', row['wall']):.0f} |")
+        say(
+            f"| {row['name']} | {row['rate']:,.0f} | {percent(row['busy'])} | {percent(row['smi'])} "
+            f"| {row['wait_ms']:.1f} ms | {row['steps']} | {row.get('total', row['wall']):.0f} |"
+        )
     say()
 
 
@@ -406,10 +480,18 @@ def print_verdict(rows):
     for label, row in (("as configured", configured), ("fastest mode", best)):
         if row is None:
             continue
-        busy = "" if row["busy"] is None else (f"; GPU busy {percent(row['busy'])} (target >= {TARGET_BUSY:.0%}: "
-                                               f"{'met' if row['busy'] >= TARGET_BUSY else 'not met'})")
-        say(f"- {label} ({row['name']}): images/s ratio ours/original {row['ratio']:.2f}x (target >= "
-            f"{TARGET_RATIO:g}x: {'met' if row['ratio'] >= TARGET_RATIO else 'not met'}){busy}")
+        busy = (
+            ""
+            if row["busy"] is None
+            else (
+                f"; GPU busy {percent(row['busy'])} (target >= {TARGET_BUSY:.0%}: "
+                f"{'met' if row['busy'] >= TARGET_BUSY else 'not met'})"
+            )
+        )
+        say(
+            f"- {label} ({row['name']}): images/s ratio ours/original {row['ratio']:.2f}x (target >= "
+            f"{TARGET_RATIO:g}x: {'met' if row['ratio'] >= TARGET_RATIO else 'not met'}){busy}"
+        )
     say()
 
 
@@ -417,8 +499,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.device is None:
         if not torch.cuda.is_available():
-            print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); "
-                  "pass --device cpu to run the checks on the CPU", file=sys.stderr)
+            print(
+                "gpu_check: no CUDA device here (torch.cuda.is_available() is False); "
+                "pass --device cpu to run the checks on the CPU",
+                file=sys.stderr,
+            )
             return 2
         args.device = "cuda"
     device = torch.device(args.device)
@@ -452,14 +537,24 @@ def main(argv=None):
                 say()
             section = time.perf_counter()
             data_root = os.path.join(tmp, "synthetic_jpeg")
-            synthetic_images.write_jpeg_dataset(data_root, DATASET, num_train=args.images, num_val=2, num_test=2,
-                                                num_open=2, num_classes=args.num_classes, size=args.jpeg_size)
+            synthetic_images.write_jpeg_dataset(
+                data_root,
+                DATASET,
+                num_train=args.images,
+                num_val=2,
+                num_test=2,
+                num_open=2,
+                num_classes=args.num_classes,
+                size=args.jpeg_size,
+            )
             written = time.perf_counter() - section
             rows, stage1_dir = stage1_runs(args, tmp, data_root, ctx)
             width, height = args.jpeg_size
-            say(f"## 3. ImageNet-LT stage 1 ({STAGE1}) on {args.images} synthetic {width}x{height} JPEGs "
+            say(
+                f"## 3. ImageNet-LT stage 1 ({STAGE1}) on {args.images} synthetic {width}x{height} JPEGs "
                 f"({args.num_classes} classes; written in {written:.0f} s), num_workers={args.workers}, "
-                f"1 untimed + {args.epochs} timed epochs each")
+                f"1 untimed + {args.epochs} timed epochs each"
+            )
             say()
             print_rows(rows)
             print_verdict(rows)

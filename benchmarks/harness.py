@@ -11,6 +11,7 @@ side. Its ``set_torch_threads`` runs a candidate on a given number of threads.
 
 Nothing here imports the package (oltr, losses): only torch and the standard library.
 """
+
 import contextlib
 import os
 import platform
@@ -28,8 +29,10 @@ from torch.utils.benchmark import set_torch_threads
 
 def picker(quick):
     """``pick(value, normal, small)``: a command-line value if given, else the normal or the --quick default."""
+
     def pick(value, normal, small):
         return value if value is not None else (small if quick else normal)
+
     return pick
 
 
@@ -47,6 +50,7 @@ def load_text():
 
 
 # ----------------------------------------------------------------------------- the machine
+
 
 def _cpuinfo_field(name):
     """The first ``name: value`` line of /proc/cpuinfo (what lscpu reads on Linux), or None."""
@@ -105,6 +109,7 @@ def machine_lines(device):
 
 # ----------------------------------------------------------------------------- timing
 
+
 def thread_count(threads):
     """A context that runs its block on ``threads`` torch threads (None, or the current count: as is)."""
     if threads is None or threads == torch.get_num_threads():
@@ -114,9 +119,11 @@ def thread_count(threads):
 
 def on_threads(function, threads):
     """``function`` wrapped to run on ``threads`` torch threads."""
+
     def call(units):
         with thread_count(threads):
             function(units)
+
     return call
 
 
@@ -179,6 +186,7 @@ def paired_ratio(samples_a, samples_b):
 
 
 # ----------------------------------------------------------------------------- printing
+
 
 def rate_text(rate):
     median, low, high = rate

@@ -11,7 +11,8 @@ What it reproduces, per piece:
   ColorJitter(0.4, 0.4, 0.4, 0), ToTensor, Normalize(ImageNet mean/std);
 * loader: ``DataLoader(shuffle=True, num_workers=...)``, no pin_memory, no sampler (stage 1);
 * networks: each of feat_model and classifier wrapped in ``nn.DataParallel`` and moved to the
-  device, as ``init_models`` does, but on the one benchmarked device (see ``on_device``). The feature model is **oltr's own ResNet-10**
+  device, as ``init_models`` does, but on the one benchmarked device (see ``on_device``).
+  The feature model is **oltr's own ResNet-10**
   (``oltr.models.build_feature_model('resnet10', use_fc=False)``, the same trunk as OLTR's
   ResNet10Feature: BasicBlock x [1, 1, 1, 1], 512-d pooled features) so both sides run the
   identical network; the dot-product classifier (one ``nn.Linear``) is restated here;
@@ -24,6 +25,7 @@ What it reproduces, per piece:
   line; an epoch stops at ``len(dataset) // batch_size`` steps; ``torch.cuda.empty_cache()`` and
   ``train()`` at each epoch's start. fp32, contiguous memory format, no autocast, no compile.
 """
+
 import os
 
 import torch
@@ -39,13 +41,15 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 
 def train_transform(input_size=224):
     """OLTR's data_transforms['train'] (input_size 224 there)."""
-    return transforms.Compose([
-        transforms.RandomResizedCrop(input_size),
-        transforms.RandomHorizontalFlip(),
-        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(input_size),
+            transforms.RandomHorizontalFlip(),
+            transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 class LTDataset(Dataset):
@@ -87,6 +91,7 @@ class DotProductClassifier(nn.Module):
 def feature_model(input_size=224):
     """ResNet-10 without the fc head: oltr's implementation, for compute identical to our trainer's."""
     from oltr.models import build_feature_model
+
     return build_feature_model("resnet10", use_modulatedatt=False, use_fc=False, input_size=input_size)
 
 
@@ -110,9 +115,22 @@ class OriginalStage1:
     it to time the waits); ``displayed`` keeps the (step, loss, accuracy) values the log would print.
     """
 
-    def __init__(self, root, train_txt, device, batch_size=128, num_workers=4, input_size=224,
-                 num_classes=1000, lr=(0.1, 0.1), momentum=0.9, weight_decay=5e-4, display_step=10,
-                 loss_weight=1.0, initial_state=None):
+    def __init__(
+        self,
+        root,
+        train_txt,
+        device,
+        batch_size=128,
+        num_workers=4,
+        input_size=224,
+        num_classes=1000,
+        lr=(0.1, 0.1),
+        momentum=0.9,
+        weight_decay=5e-4,
+        display_step=10,
+        loss_weight=1.0,
+        initial_state=None,
+    ):
         self.device = torch.device(device)
         dataset = LTDataset(root, train_txt, train_transform(input_size))
         self.loader = DataLoader(dataset=dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers)
@@ -124,8 +142,10 @@ class OriginalStage1:
             feat.load_state_dict(initial_state["feat_model"])
             classifier.load_state_dict(initial_state["classifier"])
         self.networks = {"feat_model": on_device(feat, self.device), "classifier": on_device(classifier, self.device)}
-        groups = [{"params": net.parameters(), "lr": rate, "momentum": momentum, "weight_decay": weight_decay}
-                  for net, rate in zip(self.networks.values(), lr)]
+        groups = [
+            {"params": net.parameters(), "lr": rate, "momentum": momentum, "weight_decay": weight_decay}
+            for net, rate in zip(self.networks.values(), lr)
+        ]
         self.model_optimizer = optim.SGD(groups)
         self.criterion = nn.CrossEntropyLoss().to(self.device)
         self.displayed = []

@@ -14,6 +14,7 @@ image once ``num_train >= num_classes``.
 
     python benchmarks/synthetic_images.py /tmp/synth --num-train 512   # writes a set, prints its paths
 """
+
 import argparse
 import os
 
@@ -44,8 +45,18 @@ def _labels(split, count, num_classes, rng):
     return [int(cycle[i % num_classes]) for i in range(count)]
 
 
-def write_jpeg_dataset(root, name="Synthetic_LT", num_train=256, num_val=16, num_test=16, num_open=16,
-                       num_classes=1000, size=(500, 375), seed=0, quality=90):
+def write_jpeg_dataset(
+    root,
+    name="Synthetic_LT",
+    num_train=256,
+    num_val=16,
+    num_test=16,
+    num_open=16,
+    num_classes=1000,
+    size=(500, 375),
+    seed=0,
+    quality=90,
+):
     """Write the images under ``root/<split>/`` and the four split files; returns {split: split-file path}."""
     counts = {"train": num_train, "val": num_val, "test": num_test, "open": num_open}
     if num_classes < 1 or min(counts.values()) < 0:
@@ -84,8 +95,17 @@ def main(argv=None):
     parser.add_argument("--size", type=int, nargs=2, default=(500, 375), metavar=("WIDTH", "HEIGHT"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    paths = write_jpeg_dataset(args.root, args.name, args.num_train, args.num_val, args.num_test, args.num_open,
-                               args.num_classes, tuple(args.size), args.seed)
+    paths = write_jpeg_dataset(
+        args.root,
+        args.name,
+        args.num_train,
+        args.num_val,
+        args.num_test,
+        args.num_open,
+        args.num_classes,
+        tuple(args.size),
+        args.seed,
+    )
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0

@@ -4,16 +4,17 @@ Every run is built the way ``main.py`` builds one (``load_config`` + ``trainer.b
 with its log directory and any self-building dataset (Digits_LT) in the benchmark's
 temporary directory, so nothing lands under logs/ or data/.
 """
+
 import os
 
 import torch
 import torch.nn.functional as F
-
 from harness import thread_count
-from oltr.data import loaders
+
 from oltr.config.schema import load_config
-from oltr.runs import trainer
+from oltr.data import loaders
 from oltr.engine.inference import to_device
+from oltr.runs import trainer
 
 # mode -> training_opt overrides (+ torch threads); each mode is one thing alone, plus the
 # bf16 + channels_last pair. The *_1t modes run on one thread: small convolutions on a
@@ -47,10 +48,13 @@ def parse_modes(text):
 def bench_overrides(tmp, name, data_overrides, mode="fp32", loss=None, extra=()):
     """--opts for one benchmark run: a private log dir, the data root, the mode, optionally the loss."""
     opts = MODES[mode]
-    overrides = [f"training_opt.log_dir={os.path.join(tmp, 'logs', name)}", *data_overrides,
-                 f"training_opt.amp='{opts['amp']}'",  # quoted: YAML reads a bare off as false
-                 f"training_opt.channels_last={str(opts['channels_last']).lower()}",
-                 f"training_opt.compile={str(opts['compile']).lower()}"]
+    overrides = [
+        f"training_opt.log_dir={os.path.join(tmp, 'logs', name)}",
+        *data_overrides,
+        f"training_opt.amp='{opts['amp']}'",  # quoted: YAML reads a bare off as false
+        f"training_opt.channels_last={str(opts['channels_last']).lower()}",
+        f"training_opt.compile={str(opts['compile']).lower()}",
+    ]
     if loss is not None:
         loss_name, params = loss
         overrides += [f"criterions.PerformanceLoss.loss={loss_name}", "criterions.PerformanceLoss.loss_params={}"]
@@ -85,8 +89,13 @@ def preload_batches(run, count, device):
 
 def synthetic_batches(count, batch, size, num_classes, device, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch, 3, size, size, generator=generator).to(device),
-             torch.randint(0, num_classes, (batch,), generator=generator).to(device)) for _ in range(count)]
+    return [
+        (
+            torch.randn(batch, 3, size, size, generator=generator).to(device),
+            torch.randint(0, num_classes, (batch,), generator=generator).to(device),
+        )
+        for _ in range(count)
+    ]
 
 
 class TrainerSteps:
@@ -108,8 +117,9 @@ class TrainerSteps:
         with thread_count(self.threads):
             for _ in range(steps):
                 images, labels = self.batches[self.step % len(self.batches)]
-                parts = trainer.train_step(self.run, to_device(images, self.device, self.channels_last), labels,
-                                           self.step)
+                parts = trainer.train_step(
+                    self.run, to_device(images, self.device, self.channels_last), labels, self.step
+                )
                 self.losses.append(parts["loss"])
                 self.step += 1
 
@@ -123,9 +133,15 @@ class BareSteps:
         groups = []
         for name in ("feat_model", "classifier"):
             optim = config["networks"][name]["optim_params"]
-            groups.append({"params": list(getattr(network, name).parameters()), "lr": optim["lr"],
-                           "momentum": optim["momentum"], "weight_decay": optim["weight_decay"],
-                           "nesterov": optim["nesterov"]})
+            groups.append(
+                {
+                    "params": list(getattr(network, name).parameters()),
+                    "lr": optim["lr"],
+                    "momentum": optim["momentum"],
+                    "weight_decay": optim["weight_decay"],
+                    "nesterov": optim["nesterov"],
+                }
+            )
         self.optimizer = torch.optim.SGD(groups)
         self.step = 0
         self.losses = []

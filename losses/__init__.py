@@ -19,6 +19,7 @@ What lives here, one idea a file; each loss file's core is its formula in plain 
 
 Importing the loss modules registers their losses.
 """
+
 from . import (  # noqa: F401  (registration)
     class_balanced,
     cyclical_focal,

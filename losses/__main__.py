@@ -1,4 +1,5 @@
 """``python -m losses``: the registered losses and their parameters."""
+
 import argparse
 import inspect
 import sys

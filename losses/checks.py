@@ -1,4 +1,5 @@
 """Checks and reductions shared by every loss in the registry."""
+
 import math
 
 import torch
@@ -65,18 +66,22 @@ def check_logits_and_targets(logits, targets, num_classes=None, classes_from="nu
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{argument} must be a torch.Tensor, got {type(value).__name__}")
     if not logits.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), "
-                         f"got dtype {logits.dtype}")
-    if logits.dim() != 2:
-        raise ValueError(f"{name} must have shape (batch, {'features' if name != 'logits' else 'classes'}), "
-                         f"got {tuple(logits.shape)}")
-    if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
         raise ValueError(
-            f"targets must have shape ({logits.shape[0]},) to match {name}, got {tuple(targets.shape)}"
+            f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), got dtype {logits.dtype}"
         )
+    if logits.dim() != 2:
+        raise ValueError(
+            f"{name} must have shape (batch, {'features' if name != 'logits' else 'classes'}), "
+            f"got {tuple(logits.shape)}"
+        )
+    if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+        raise ValueError(f"targets must have shape ({logits.shape[0]},) to match {name}, got {tuple(targets.shape)}")
     if num_classes is not None and name == "logits" and logits.shape[1] != num_classes:
-        source = f"class_counts has {num_classes} entries" if classes_from == "class_counts" else (
-            f"num_classes is {num_classes}")
+        source = (
+            f"class_counts has {num_classes} entries"
+            if classes_from == "class_counts"
+            else (f"num_classes is {num_classes}")
+        )
         raise ValueError(f"logits have {logits.shape[1]} classes but {source}")
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:
         raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")

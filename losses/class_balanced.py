@@ -10,6 +10,7 @@ multiplies softmax CE (Eq. 6), the per-class sigmoid BCE summed over classes
 cb_sigmoid and cb_focal are the sigmoid focal core (losses/sigmoid_focal.py), shared
 with EFL, weighted per sample by ``a_y``.
 """
+
 import math
 
 import torch

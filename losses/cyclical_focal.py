@@ -7,6 +7,7 @@ which follows Eq. 8 over training (losses/schedule.py).
 
 Loss protocol hooks (losses/registry.py): ``set_progress(t)`` and ``xi``.
 """
+
 import math
 import warnings
 

@@ -8,6 +8,7 @@ from the authors' loss/DiscCentroidsLoss.py:
     repel   = clamp(margin - sum_{i, k != y_i} ||f_i - c_k||^2 / (B * C), 0, 1e6)
     loss    = attract + 0.01 * repel
 """
+
 import math
 
 import torch
@@ -98,10 +99,7 @@ class DiscCentroidsLoss(nn.Module):
                 raise ValueError(
                     f"{name} must be a positive integer (the pipeline passes it as context), got {value!r}"
                 )
-        if (
-            not isinstance(margin, (int, float)) or isinstance(margin, bool)
-            or not math.isfinite(margin) or margin < 0
-        ):
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not math.isfinite(margin) or margin < 0:
             raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
         if reduction != "mean":
             raise ValueError(

@@ -10,6 +10,7 @@ positive to the negative gradient magnitude class j has received (from EQLv2):
 
 In classification every class is foreground (there is no background class).
 """
+
 import math
 
 import torch
@@ -17,8 +18,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from .checks import check_logits_and_targets, check_non_negative, check_reduction, compute_dtype_logits
-from .sigmoid_focal import sigmoid_focal_per_sample
 from .registry import register_loss
+from .sigmoid_focal import sigmoid_focal_per_sample
 
 
 @register_loss("efl")

@@ -18,6 +18,7 @@ member computes, differentiated by autograd (plain cross-entropy goes to ``F.cro
 The weights are part of the graph (not detached), as in the focal loss paper and the CFL
 reference code.
 """
+
 import math
 
 import torch
@@ -38,8 +39,13 @@ __all__ = ["AsymmetricLoss", "FocalLoss", "SoftmaxCrossEntropy", "focal_family_f
 
 
 def focal_family_formula(
-    logits: torch.Tensor, targets: torch.Tensor, gamma_pos: float = 0.0, gamma_neg: float = 0.0,
-    gamma_hc: float = 0.0, xi: float = 0.0, label_smoothing: float = 0.0,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 0.0,
+    gamma_hc: float = 0.0,
+    xi: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Per-sample loss ``L_i = - sum_j t_ij w_ij log p_ij`` (shape (B,)), autograd for the gradient."""
     num_classes = logits.shape[1]
@@ -59,8 +65,14 @@ def focal_family_formula(
 
 
 def focal_family_loss(
-    logits: torch.Tensor, targets: torch.Tensor, gamma_pos: float = 0.0, gamma_neg: float = 0.0,
-    gamma_hc: float = 0.0, xi: float = 0.0, label_smoothing: float = 0.0, reduction: str = "mean",
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 0.0,
+    gamma_hc: float = 0.0,
+    xi: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """The focal-family loss as a function, reduced (``"mean"``, ``"sum"``, ``"none"``).
 
@@ -104,7 +116,13 @@ class FocalFamilyLoss(nn.Module):
 
     def forward(self, logits, targets):
         return _checked_loss(
-            logits, targets, self.gamma_pos, self.gamma_neg, self.gamma_hc, self._xi, self.label_smoothing,
+            logits,
+            targets,
+            self.gamma_pos,
+            self.gamma_neg,
+            self.gamma_hc,
+            self._xi,
+            self.label_smoothing,
             self.reduction,
         )
 

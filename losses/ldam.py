@@ -14,7 +14,9 @@ weights it: sum_i w_{y_i} L_i / sum_i w_{y_i}.
 
 Loss protocol hooks (losses/registry.py): ``set_progress(t)``.
 """
+
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -35,7 +37,14 @@ from .schedule import check_progress
 __all__ = ["LDAMLoss", "ldam_formula"]
 
 
-def ldam_formula(logits, targets, margins, scale, class_weight=None, reduction="mean"):
+def ldam_formula(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    margins: torch.Tensor,
+    scale: float,
+    class_weight: Optional[torch.Tensor] = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """``CE(s (z - Delta_y onehot(y)), y)``, weighted by ``class_weight`` as F.cross_entropy weights (plain PyTorch)."""
     is_target = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, targets.unsqueeze(1), True)
     adjusted = scale * torch.where(is_target, logits - margins[targets].unsqueeze(1), logits)
@@ -51,8 +60,14 @@ class LDAMLoss(nn.Module):
     """
 
     def __init__(
-        self, class_counts=None, max_margin=0.5, scale=30.0, drw_start=0.8, drw_beta=0.9999,
-        num_classes=None, reduction="mean",
+        self,
+        class_counts=None,
+        max_margin=0.5,
+        scale=30.0,
+        drw_start=0.8,
+        drw_beta=0.9999,
+        num_classes=None,
+        reduction="mean",
     ):
         super().__init__()
         counts = check_class_counts(class_counts, num_classes)
@@ -61,8 +76,10 @@ class LDAMLoss(nn.Module):
             raise ValueError("scale must be > 0 (it multiplies the logits), got 0")
         self.scale = float(scale)
         if drw_start is not None and (
-            not isinstance(drw_start, (int, float)) or isinstance(drw_start, bool)
-            or not math.isfinite(drw_start) or not 0.0 <= drw_start <= 1.0
+            not isinstance(drw_start, (int, float))
+            or isinstance(drw_start, bool)
+            or not math.isfinite(drw_start)
+            or not 0.0 <= drw_start <= 1.0
         ):
             raise ValueError(f"drw_start must be training progress in [0, 1] or None (no DRW), got {drw_start!r}")
         self.drw_start = None if drw_start is None else float(drw_start)

@@ -10,6 +10,7 @@ With training counts n and prior pi = n / sum(n)::
 Cross-entropy is invariant to a common shift of a row, so ``logit_adjusted`` with tau = 1
 equals ``balanced_softmax``. The shift is a constant: the gradient is softmax(z + shift) - onehot(y).
 """
+
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -34,8 +34,10 @@ state buffers
     FeatureLoss's own optimizer and initialises from class means of the
     stage-1 features (``memory.init_centroids``).
 """
+
 import difflib
 import inspect
+from typing import Any, Callable, Iterable, Optional, Union
 
 import torch.nn as nn
 
@@ -44,13 +46,13 @@ import torch.nn as nn
 CONTEXT_KEYS = ("num_classes", "num_epochs", "class_counts", "feat_dim")
 
 
-def closest_name(name, options, cutoff=0.5):
+def closest_name(name: str, options: Iterable[str], cutoff: float = 0.5) -> Optional[str]:
     """The option closest to ``name`` by spelling, or None when nothing is close."""
     close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=cutoff)
     return close[0] if close else None
 
 
-def did_you_mean(name, options):
+def did_you_mean(name: str, options: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the option closest to ``name``, or ``""``."""
     close = closest_name(name, options)
     return f"; did you mean {close!r}?" if close else ""
@@ -63,11 +65,11 @@ class Registry:
     losses library, the CLI's ConfigError for config-built things).
     """
 
-    def __init__(self, kind, plural=None, error=ValueError):
+    def __init__(self, kind: str, plural: Optional[str] = None, error: type = ValueError):
         self.kind, self.plural, self.error = kind, plural or kind + "s", error
         self._entries = {}
 
-    def register(self, name, entry=None):
+    def register(self, name: str, entry: Any = None) -> Any:
         """``registry.register("x", thing)``, or as a decorator ``@registry.register("x")``."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} needs a non-empty string name, got {name!r}")
@@ -83,7 +85,7 @@ class Registry:
 
         return add if entry is None else add(entry)
 
-    def get(self, name):
+    def get(self, name: str) -> Any:
         """The entry registered under ``name``; ``self.error`` naming the known names and the closest one."""
         try:
             return self._entries[name]
@@ -93,11 +95,11 @@ class Registry:
                 f"{did_you_mean(name, self._entries)}"
             ) from None
 
-    def names(self):
+    def names(self) -> list:
         """Every registered name, in registration order."""
         return list(self._entries)
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def __repr__(self):
@@ -107,7 +109,7 @@ class Registry:
 LOSSES = Registry("loss", "losses")
 
 
-def register_loss(name):
+def register_loss(name: str) -> Callable[[type], type]:
     """Class decorator: ``@register_loss("my_loss")`` makes ``build_loss("my_loss")`` work."""
 
     def decorator(cls):
@@ -120,12 +122,12 @@ def register_loss(name):
     return decorator
 
 
-def available_losses():
+def available_losses() -> list:
     """Sorted list of every registered loss name."""
     return sorted(LOSSES.names())
 
 
-def get_loss_class(name):
+def get_loss_class(name: str) -> type:
     """The class registered under ``name``; ValueError naming the closest match otherwise."""
     return LOSSES.get(name)
 
@@ -138,7 +140,7 @@ def _constructor_parameters(cls):
     return names, takes_any
 
 
-def build_loss(name_or_cfg, **kwargs):
+def build_loss(name_or_cfg: Union[str, dict], **kwargs: Any) -> nn.Module:
     """Instantiate a registered loss.
 
     ``name_or_cfg`` is a registry name, or a dict ``{"name": ..., **params}``.

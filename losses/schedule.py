@@ -14,10 +14,11 @@ Two versions:
   replaying published numbers: its stage-2 configs train longer than their
   loss-local count, so xi leaves [0, 1] there.
 """
+
 import math
 
 
-def check_cyclical_factor(cyclical_factor):
+def check_cyclical_factor(cyclical_factor: float) -> float:
     """The cyclical factor f must be a finite number >= 1; returns it as a float."""
     if (
         not isinstance(cyclical_factor, (int, float))
@@ -29,14 +30,14 @@ def check_cyclical_factor(cyclical_factor):
     return float(cyclical_factor)
 
 
-def check_progress(t):
+def check_progress(t: float) -> float:
     """Training progress must be a number in [0, 1]; returns it as a float."""
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.0 <= t <= 1.0:
         raise ValueError(f"training progress t must be a number in [0, 1], got {t!r}")
     return float(t)
 
 
-def cyclical_xi(t, cyclical_factor):
+def cyclical_xi(t: float, cyclical_factor: float) -> float:
     """xi at training progress ``t`` in [0, 1] (CFL paper Eq. 8 with e_i / e_n = t).
 
     ``xi = 1 - f t`` while ``f t <= 1``, then ``(f t - 1) / (f - 1)``; for
@@ -54,7 +55,7 @@ def cyclical_xi(t, cyclical_factor):
     return min(1.0, max(0.0, xi))
 
 
-def reference_xi(epoch, epochs, cyclical_factor):
+def reference_xi(epoch: int, epochs: int, cyclical_factor: float) -> float:
     """xi exactly as the published CFL code computes it (lnsmith54/CFL, Cyclical_FocalLoss).
 
     ``epoch`` is 1-based and ``epochs`` is the loss's own epoch count E:

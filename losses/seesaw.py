@@ -99,4 +99,7 @@ class SeesawLoss(nn.Module):
         self.seen_counts += batch
 
     def extra_repr(self):
-        return f"num_classes={self.num_classes}, p={self.p}, q={self.q}, counts={self.counts!r}, reduction={self.reduction!r}"
+        return (
+            f"num_classes={self.num_classes}, p={self.p}, q={self.q}, counts={self.counts!r}, "
+            f"reduction={self.reduction!r}"
+        )

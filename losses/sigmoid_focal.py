@@ -11,14 +11,22 @@ not given); gamma = 0 is the summed binary cross-entropy. ``sigmoid_focal_formul
 that definition in plain PyTorch, differentiated by autograd; ``sigmoid_focal_per_sample`` adds
 the gradient collection EFL needs (a hook on the logits).
 """
+
+from typing import Callable, Optional, Union
+
 import torch
 import torch.nn.functional as F
-
 
 __all__ = ["sigmoid_focal_formula", "sigmoid_focal_per_sample"]
 
 
-def sigmoid_focal_formula(z, targets, gamma=0.0, pos_weight=None, neg_weight=None):
+def sigmoid_focal_formula(
+    z: torch.Tensor,
+    targets: torch.Tensor,
+    gamma: Union[float, torch.Tensor] = 0.0,
+    pos_weight: Optional[torch.Tensor] = None,
+    neg_weight: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Per-sample ``L_i`` (shape (B,)), autograd for the gradient; arguments as ``sigmoid_focal_per_sample``."""
     is_target = torch.zeros_like(z, dtype=torch.bool).scatter_(1, targets.unsqueeze(1), True)
     # p_t = sigmoid(z_t) with z_t = z on the target and -z elsewhere, so 1 - p_t = sigmoid(-z_t)
@@ -34,7 +42,14 @@ def sigmoid_focal_formula(z, targets, gamma=0.0, pos_weight=None, neg_weight=Non
     return (weight * focusing * F.softplus(-z_t)).sum(dim=1)
 
 
-def sigmoid_focal_per_sample(z, targets, gamma=0.0, pos_weight=None, neg_weight=None, collect_gradient_sums=None):
+def sigmoid_focal_per_sample(
+    z: torch.Tensor,
+    targets: torch.Tensor,
+    gamma: Union[float, torch.Tensor] = 0.0,
+    pos_weight: Optional[torch.Tensor] = None,
+    neg_weight: Optional[torch.Tensor] = None,
+    collect_gradient_sums: Optional[Callable] = None,
+) -> torch.Tensor:
     """``L_i`` for each sample i (shape (B,)): ``sigmoid_focal_formula``, and EFL's gradient collection.
 
     ``z``: float32 or float64 logits (B, C) (the losses promote half precision first);

@@ -1,4 +1,5 @@
 """Fixtures shared by the tests that train for real on tiny data."""
+
 import hashlib
 from collections import defaultdict
 from pathlib import Path
@@ -65,9 +66,15 @@ def one_torch_thread():
 
 def tiny_opts(data_root, log_dir, split_dir=None, **extra):
     """--opts for a one-epoch run on the tiny Digits splits (dataset "Tiny")."""
-    opts = {"training_opt.dataset": "Tiny", "training_opt.data_root": data_root,
-            "training_opt.split_dir": split_dir or data_root, "training_opt.log_dir": log_dir,
-            "training_opt.num_epochs": 1, "training_opt.batch_size": 16, "training_opt.num_workers": 0}
+    opts = {
+        "training_opt.dataset": "Tiny",
+        "training_opt.data_root": data_root,
+        "training_opt.split_dir": split_dir or data_root,
+        "training_opt.log_dir": log_dir,
+        "training_opt.num_epochs": 1,
+        "training_opt.batch_size": 16,
+        "training_opt.num_workers": 0,
+    }
     opts.update(extra)
     return [f"{key}={value}" for key, value in opts.items()]
 
@@ -75,8 +82,11 @@ def tiny_opts(data_root, log_dir, split_dir=None, **extra):
 def hashes(directory):
     """SHA-256 of every file under ``directory``, by relative path."""
     root = Path(directory)
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 def one_line_error(code, err, *culprits):
@@ -101,16 +111,24 @@ def write_tiny_checkout(folder, data_root, epochs=2, stage2_epochs=1):
     (folder / "main.py").symlink_to(REPO / "main.py")
     for shared in ("losses", "recipes", "replay_published"):
         (folder / "config" / shared).symlink_to(REPO / "config" / shared, target_is_directory=True)
-    tiny = {"dataset": "Tiny", "data_root": str(data_root), "split_dir": str(data_root), "batch_size": 16,
-            "num_workers": 0, "num_epochs": epochs}
+    tiny = {
+        "dataset": "Tiny",
+        "data_root": str(data_root),
+        "split_dir": str(data_root),
+        "batch_size": 16,
+        "num_workers": 0,
+        "num_epochs": epochs,
+    }
     digits = REPO / "config" / "Digits_LT"
     (folder / "config" / "Tiny" / "stage_1.py").write_text(
-        f"_base_ = {str(digits / 'stage_1.py')!r}\nconfig = {{'training_opt': {tiny!r}}}\n")
+        f"_base_ = {str(digits / 'stage_1.py')!r}\nconfig = {{'training_opt': {tiny!r}}}\n"
+    )
     for recipe in ("meta_embedding", "crt"):
         (folder / "config" / "Tiny" / f"stage_2_{recipe}.py").write_text(
             f"_base_ = ['stage_1.py', {str(REPO / 'config' / 'recipes' / f'stage_2_{recipe}.py')!r}]\n"
             f"config = {{'training_opt': {{'num_epochs': {stage2_epochs}, 'log_dir': 'logs/Tiny/stage2', "
-            f"'stage1_log_dir': 'logs/Tiny/stage1'}}}}\n")
+            f"'stage1_log_dir': 'logs/Tiny/stage1'}}}}\n"
+        )
     return folder
 
 

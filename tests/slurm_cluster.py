@@ -7,6 +7,7 @@ shows the node idle and returns the environment (``SLURM_CONF``) that points the
 ``stop(folder)`` ends them. The tests use it through the ``slurm_cluster`` fixture (``conftest.py``);
 by hand: ``python tests/slurm_cluster.py start /tmp/slurm`` prints the ``export`` line, ``stop`` ends it.
 """
+
 import os
 import shutil
 import signal
@@ -104,9 +105,19 @@ def start(folder, timeout=60):
     (folder / "munge").chmod(0o700)
     (folder / "slurm.conf").write_text(_conf(folder, host))
     env = environment(folder)
-    _daemon(["munged", "--force", f"--socket={folder}/munge.socket", f"--key-file={key}",
-             f"--pid-file={folder}/munged.pid", f"--log-file={folder}/munged.log",
-             f"--seed-file={folder}/munge/munged.seed"], env, folder)
+    _daemon(
+        [
+            "munged",
+            "--force",
+            f"--socket={folder}/munge.socket",
+            f"--key-file={key}",
+            f"--pid-file={folder}/munged.pid",
+            f"--log-file={folder}/munged.log",
+            f"--seed-file={folder}/munge/munged.seed",
+        ],
+        env,
+        folder,
+    )
     _daemon(["slurmctld", "-c", "-f", str(folder / "slurm.conf")], env, folder)
     _daemon(["slurmd", "-f", str(folder / "slurm.conf"), "-N", host], env, folder)
     deadline = time.monotonic() + timeout

@@ -4,6 +4,7 @@
 random draw, the preloaded modules), then sets that variable, torch's threads, the RNG and a module
 global, which a fresh process for the next step must not see.
 """
+
 import json
 import os
 import sys
@@ -17,10 +18,16 @@ def main(argv):
     global LEFT_BEHIND
     name, report = argv[:2]
     print(f"probe {name}")
-    facts = {"pid": os.getpid(), "leak_before": os.environ.get("OLTR_PROBE_LEAK"), "global_before": LEFT_BEHIND,
-             "threads_before": torch.get_num_threads(), "rand": torch.rand(2).tolist(),
-             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "omp": os.environ.get("OMP_NUM_THREADS"),
-             "preloaded": sorted(m for m in ("torch", "torchvision", "sklearn", "oltr.cli") if m in sys.modules)}
+    facts = {
+        "pid": os.getpid(),
+        "leak_before": os.environ.get("OLTR_PROBE_LEAK"),
+        "global_before": LEFT_BEHIND,
+        "threads_before": torch.get_num_threads(),
+        "rand": torch.rand(2).tolist(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+        "preloaded": sorted(m for m in ("torch", "torchvision", "sklearn", "oltr.cli") if m in sys.modules),
+    }
     with open(report, "w") as handle:
         json.dump(facts, handle)
     os.environ["OLTR_PROBE_LEAK"] = name

@@ -1,4 +1,5 @@
 """One atomic writer for checkpoints, results JSON, metrics.jsonl and split files: all or nothing."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """balanced_softmax, logit_adjusted, ldam and seesaw against float64 references written from the formulas."""
+
 import math
 
 import pytest
@@ -36,7 +37,7 @@ def prior_shift_reference(z, y, counts, tau):
 
 def ldam_reference(z, y, counts, max_margin, scale, weights=None):
     rows = []
-    raw = [n ** -0.25 for n in counts]
+    raw = [n**-0.25 for n in counts]
     margins = [max_margin * m / max(raw) for m in raw]
     for i in range(z.shape[0]):
         row = [scale * (z[i, j] - (margins[j] if j == y[i] else 0.0)) for j in range(C)]
@@ -46,7 +47,7 @@ def ldam_reference(z, y, counts, max_margin, scale, weights=None):
 
 
 def drw_weights_reference(counts, beta):
-    raw = [(1 - beta) / (1 - beta ** n) for n in counts]
+    raw = [(1 - beta) / (1 - beta**n) for n in counts]
     return torch.tensor([w * C / sum(raw) for w in raw], dtype=torch.float64)
 
 
@@ -87,6 +88,7 @@ def assert_matches(mine, reference, logits, rtol=1e-10, atol=1e-12):
 
 # ---- values and gradients against the references ---------------------------------------------
 
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_balanced_softmax(reduction):
     logits, y = make_batch()
@@ -108,8 +110,9 @@ def test_ldam_without_drw(max_margin, scale, reduction):
     logits, y = make_batch(seed=2)
     loss = build_loss("ldam", class_counts=COUNTS, max_margin=max_margin, scale=scale, reduction=reduction)
     loss.set_progress(0.5)  # before drw_start
-    assert_matches(lambda z: loss(z, y),
-                   lambda z: reduce(ldam_reference(z, y, COUNTS, max_margin, scale), reduction), logits)
+    assert_matches(
+        lambda z: loss(z, y), lambda z: reduce(ldam_reference(z, y, COUNTS, max_margin, scale), reduction), logits
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -118,8 +121,9 @@ def test_ldam_with_drw_weights_as_cross_entropy_weights_them(reduction):
     loss = build_loss("ldam", class_counts=COUNTS, drw_beta=0.999, reduction=reduction)
     loss.set_progress(0.9)
     weights = drw_weights_reference(COUNTS, 0.999)[y]
-    assert_matches(lambda z: loss(z, y),
-                   lambda z: reduce(ldam_reference(z, y, COUNTS, 0.5, 30.0), reduction, weights), logits)
+    assert_matches(
+        lambda z: loss(z, y), lambda z: reduce(ldam_reference(z, y, COUNTS, 0.5, 30.0), reduction, weights), logits
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -172,17 +176,21 @@ def test_seesaw_counts_survive_a_state_dict_round_trip_bit_for_bit():
 
 # ---- the special cases ------------------------------------------------------------------------
 
+
 def cross_entropy(reduction="mean"):
     return lambda z, y: F.cross_entropy(z, y, reduction=reduction)
 
 
-@pytest.mark.parametrize("name, params", [
-    ("logit_adjusted", {"class_counts": COUNTS, "tau": 0.0}),
-    ("balanced_softmax", {"class_counts": [7] * C}),
-    ("ldam", {"class_counts": COUNTS, "max_margin": 0.0, "scale": 1.0, "drw_start": None}),
-    ("seesaw", {"num_classes": C, "class_counts": COUNTS, "p": 0.0, "q": 0.0, "counts": "static"}),
-    ("seesaw", {"num_classes": C, "p": 0.0, "q": 0.0}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("logit_adjusted", {"class_counts": COUNTS, "tau": 0.0}),
+        ("balanced_softmax", {"class_counts": [7] * C}),
+        ("ldam", {"class_counts": COUNTS, "max_margin": 0.0, "scale": 1.0, "drw_start": None}),
+        ("seesaw", {"num_classes": C, "class_counts": COUNTS, "p": 0.0, "q": 0.0, "counts": "static"}),
+        ("seesaw", {"num_classes": C, "p": 0.0, "q": 0.0}),
+    ],
+)
 def test_special_cases_equal_cross_entropy(name, params):
     logits, y = make_batch(seed=6)
     loss = build_loss(name, **params, reduction="none")
@@ -215,6 +223,7 @@ def test_drw_switches_on_exactly_at_drw_start():
 
 # ---- conventions ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["balanced_softmax", "logit_adjusted", "ldam", "seesaw"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_logits_computed_in_float32(name, dtype):
@@ -232,24 +241,28 @@ def test_half_precision_logits_computed_in_float32(name, dtype):
 @pytest.mark.parametrize("name", ["balanced_softmax", "logit_adjusted", "ldam", "seesaw"])
 def test_a_zero_count_names_the_class_index(name):
     with pytest.raises(ValueError, match=r"class_counts.*class 2 has 0"):
-        build_loss(name, class_counts=[5, 3, 0, 1], num_classes=4, counts="static") if name == "seesaw" \
-            else build_loss(name, class_counts=[5, 3, 0, 1], num_classes=4)
+        build_loss(name, class_counts=[5, 3, 0, 1], num_classes=4, counts="static") if name == "seesaw" else build_loss(
+            name, class_counts=[5, 3, 0, 1], num_classes=4
+        )
 
 
-@pytest.mark.parametrize("name, params, culprit", [
-    ("logit_adjusted", {"tau": -0.5}, "tau"),
-    ("logit_adjusted", {}, "class_counts"),
-    ("balanced_softmax", {"class_counts": [3, 2]}, "class_counts"),  # num_classes is C
-    ("ldam", {"max_margin": -1.0}, "max_margin"),
-    ("ldam", {"scale": 0.0}, "scale"),
-    ("ldam", {"drw_start": 1.5}, "drw_start"),
-    ("ldam", {"drw_beta": 1.0}, "drw_beta"),
-    ("seesaw", {"p": -0.1}, "p"),
-    ("seesaw", {"q": float("nan")}, "q"),
-    ("seesaw", {"counts": "offline"}, "counts"),
-    ("seesaw", {"num_classes": None}, "num_classes"),
-    ("ldam", {"reduction": "avg"}, "reduction"),
-])
+@pytest.mark.parametrize(
+    "name, params, culprit",
+    [
+        ("logit_adjusted", {"tau": -0.5}, "tau"),
+        ("logit_adjusted", {}, "class_counts"),
+        ("balanced_softmax", {"class_counts": [3, 2]}, "class_counts"),  # num_classes is C
+        ("ldam", {"max_margin": -1.0}, "max_margin"),
+        ("ldam", {"scale": 0.0}, "scale"),
+        ("ldam", {"drw_start": 1.5}, "drw_start"),
+        ("ldam", {"drw_beta": 1.0}, "drw_beta"),
+        ("seesaw", {"p": -0.1}, "p"),
+        ("seesaw", {"q": float("nan")}, "q"),
+        ("seesaw", {"counts": "offline"}, "counts"),
+        ("seesaw", {"num_classes": None}, "num_classes"),
+        ("ldam", {"reduction": "avg"}, "reduction"),
+    ],
+)
 def test_invalid_parameters_name_the_culprit(name, params, culprit):
     kwargs = {"class_counts": COUNTS, "num_classes": C, **params}
     if name == "logit_adjusted" and "class_counts" not in params and not params.get("tau"):

@@ -3,6 +3,7 @@
 Timings are never asserted; only that each table is there with positive numbers and that nothing
 lands in logs/ (everything goes to a temporary directory).
 """
+
 import importlib.util
 import re
 from pathlib import Path
@@ -22,8 +23,11 @@ def test_quick_run_prints_every_table(capsys, monkeypatch, tmp_path):
     logs_before = sorted((REPO / "logs").rglob("*")) if (REPO / "logs").exists() else []
     assert bench.main(["--quick", "--images", "4", "--batch", "4", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for title in ("### Decode + augment, ImageNet-shaped", "### Data pipeline share of a Digits_LT stage-1 epoch",
-                  "### Loader workers across epochs"):
+    for title in (
+        "### Decode + augment, ImageNet-shaped",
+        "### Data pipeline share of a Digits_LT stage-1 epoch",
+        "### Loader workers across epochs",
+    ):
         assert title in out
     speedup = re.search(r"tensor / PIL per core: ([0-9.]+)x", out)
     assert speedup and float(speedup.group(1)) > 0

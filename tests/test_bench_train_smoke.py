@@ -3,6 +3,7 @@
 Timings are never asserted (they depend on the machine and its load); only that every
 section reports, that the ratios are positive numbers and that nothing lands in logs/.
 """
+
 import importlib.util
 import re
 from pathlib import Path
@@ -23,13 +24,41 @@ def load_bench():
 def test_smallest_run_prints_every_table(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     bench = load_bench()
-    code = bench.main(["--quick", "--sections", "overhead,loss,config,realistic", "--steps", "2", "--repeats", "1", "--epoch-repeats", "1", "--warmup", "1",
-                       "--modes", "fp32,bf16", "--real-size", "32", "--real-batch", "2", "--real-steps", "1",
-                       "--real-repeats", "1", "--threads", "1"])
+    code = bench.main(
+        [
+            "--quick",
+            "--sections",
+            "overhead,loss,config,realistic",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--epoch-repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--modes",
+            "fp32,bf16",
+            "--real-size",
+            "32",
+            "--real-batch",
+            "2",
+            "--real-steps",
+            "1",
+            "--real-repeats",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    for title in ("### Trainer overhead", "### Performance loss inside our trainer", "### Modes on Digits_LT",
-                  "### Modes on a realistic shape"):
+    for title in (
+        "### Trainer overhead",
+        "### Performance loss inside our trainer",
+        "### Modes on Digits_LT",
+        "### Modes on a realistic shape",
+    ):
         assert title in out
     assert "avx512_bf16" in out and "load average" in out
     step_row = next(line for line in out.splitlines() if line.startswith("| train_step"))
@@ -46,8 +75,23 @@ def test_smallest_run_prints_every_table(capsys, monkeypatch):
 def test_oltr_section_compares_ours_with_the_original_loop(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     bench = load_bench()
-    code = bench.main(["--quick", "--sections", "oltr", "--oltr-images", "8", "--oltr-batch", "4",
-                       "--oltr-size", "32", "--oltr-repeats", "1", "--oltr-workers", "1"])
+    code = bench.main(
+        [
+            "--quick",
+            "--sections",
+            "oltr",
+            "--oltr-images",
+            "8",
+            "--oltr-batch",
+            "4",
+            "--oltr-size",
+            "32",
+            "--oltr-repeats",
+            "1",
+            "--oltr-workers",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "### Ours vs OLTR's original loop (config/ImageNet_LT/stage_1.py" in out

@@ -9,6 +9,7 @@ Places-LT's ImageNet weights come from a local fake state dict handed to torchvi
 weights API, so its real loading code runs. Hyper-parameters are checked against the
 published OLTR values (the README's "Hyper-parameters" table) and the CIFAR-LT conventions.
 """
+
 import math
 from pathlib import Path
 
@@ -18,12 +19,12 @@ import torch
 import torchvision
 from PIL import Image
 
-from oltr.data import loaders
 from oltr.common import run_files
-from oltr.config.schema import load_config
-from oltr.runs import trainer
-from oltr.engine.distributed import DistContext
 from oltr.common.errors import DataError
+from oltr.config.schema import load_config
+from oltr.data import loaders
+from oltr.engine.distributed import DistContext
+from oltr.runs import trainer
 
 REPO = Path(__file__).resolve().parent.parent
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")
@@ -81,6 +82,7 @@ def config_path(dataset, stage, loss="softmax"):
 
 # ----------------------------------------------------------------------------- values, no building
 
+
 @pytest.mark.parametrize("dataset", BENCHMARKS)
 @pytest.mark.parametrize("stage", (1, 2))
 def test_published_hyper_parameters(dataset, stage):
@@ -122,8 +124,11 @@ def test_every_loss_variant_differs_from_its_base_only_in_the_loss_and_log_dirs(
         base = load_config(config_path(dataset, stage))
         for loss in LOSSES[1:]:
             variant = load_config(config_path(dataset, stage, loss))
-            assert variant["criterions"]["PerformanceLoss"] == {"loss": loss, "loss_params": LOSS_PARAMS[loss],
-                                                                "weight": 1.0}
+            assert variant["criterions"]["PerformanceLoss"] == {
+                "loss": loss,
+                "loss_params": LOSS_PARAMS[loss],
+                "weight": 1.0,
+            }
             opts = variant["training_opt"]
             assert opts["log_dir"] == f"logs/{dataset}/stage{stage}_{loss}"
             if stage == 2:  # stage 2 of a loss starts from stage 1 of the same loss
@@ -134,10 +139,13 @@ def test_every_loss_variant_differs_from_its_base_only_in_the_loss_and_log_dirs(
             assert variant == base
 
 
-@pytest.mark.parametrize("num_known, max_count, groups", [
-    (8, 4900, (6, 2, 0)),    # CIFAR-10-LT: 2 of 10 classes held out, 5000 - 100 val per class
-    (90, 490, (31, 30, 29)),  # CIFAR-100-LT: 10 of 100 held out, 500 - 10 val per class
-])
+@pytest.mark.parametrize(
+    "num_known, max_count, groups",
+    [
+        (8, 4900, (6, 2, 0)),  # CIFAR-10-LT: 2 of 10 classes held out, 5000 - 100 val per class
+        (90, 490, (31, 30, 29)),  # CIFAR-100-LT: 10 of 100 held out, 500 - 10 val per class
+    ],
+)
 def test_cifar_lt_shot_groups_at_imbalance_factor_100(num_known, max_count, groups):
     """The group sizes the CIFAR configs state, from n_i = floor(max * (1/100)^(i/(K-1))) (Cui et al. 2019)."""
     counts = [math.floor(max_count * 0.01 ** (i / (num_known - 1)) + 1e-9) for i in range(num_known)]
@@ -149,10 +157,12 @@ def test_cifar_lt_shot_groups_at_imbalance_factor_100(num_known, max_count, grou
     assert load_config(config_path(dataset, 1))["training_opt"]["num_classes"] == num_known
     # and the exporter the preparer calls uses this very profile
     from oltr.data import long_tail_counts
+
     assert long_tail_counts(num_known, max_count, imbalance_factor=100) == counts
 
 
 # ----------------------------------------------------------------------------- a fake split on disk
+
 
 def write_fake_split(root, dataset, num_classes):
     """Two train images (first and last class), one val, one test and one open image; real files."""
@@ -171,8 +181,13 @@ def write_fake_split(root, dataset, num_classes):
 
 
 def overrides(data, log_dir, stage1_log_dir=None):
-    opts = [f"training_opt.data_root={data}", f"training_opt.split_dir={data}", f"training_opt.log_dir={log_dir}",
-            "training_opt.batch_size=2", "training_opt.num_workers=0"]
+    opts = [
+        f"training_opt.data_root={data}",
+        f"training_opt.split_dir={data}",
+        f"training_opt.log_dir={log_dir}",
+        "training_opt.batch_size=2",
+        "training_opt.num_workers=0",
+    ]
     if stage1_log_dir is not None:
         opts.append(f"training_opt.stage1_log_dir={stage1_log_dir}")
     return opts
@@ -182,8 +197,11 @@ def fake_imagenet_weights(arch_builder):
     """A torchvision-format ImageNet state dict (random, Kaiming-scaled), without the BN batch counters
     that torchvision's V1 files lack; built on the meta device so nothing is initialised twice."""
     with torch.device("meta"):
-        shapes = {name: tensor.shape for name, tensor in arch_builder().state_dict().items()
-                  if not name.endswith("num_batches_tracked")}
+        shapes = {
+            name: tensor.shape
+            for name, tensor in arch_builder().state_dict().items()
+            if not name.endswith("num_batches_tracked")
+        }
     generator = torch.Generator().manual_seed(7)
     state = {}
     for name, shape in shapes.items():
@@ -235,12 +253,24 @@ def run_stage1(dataset, root, monkeypatch):
         assert not torch.equal(before, run.network.feat_model.conv1.weight)  # the SGD step reached the trunk
     assert logits.shape == (2, num_classes) and features.shape == (2, 512)
     assert torch.isfinite(logits).all()
-    run.best = {"epoch": 0, "top1": 0.5, "centroids": None,
-                "networks": {name: {k: v.detach().clone() for k, v in getattr(run.network, name).state_dict().items()}
-                             for name in ("feat_model", "classifier")}}
+    run.best = {
+        "epoch": 0,
+        "top1": 0.5,
+        "centroids": None,
+        "networks": {
+            name: {k: v.detach().clone() for k, v in getattr(run.network, name).state_dict().items()}
+            for name in ("feat_model", "classifier")
+        },
+    }
     trainer.save_final(run)
-    return {"root": root, "data": data, "config": config, "run": run, "logits": logits,
-            "checkpoint": root / "stage1" / run_files.FINAL_CHECKPOINT}
+    return {
+        "root": root,
+        "data": data,
+        "config": config,
+        "run": run,
+        "logits": logits,
+        "checkpoint": root / "stage1" / run_files.FINAL_CHECKPOINT,
+    }
 
 
 def check_stage1(result, dataset):
@@ -264,8 +294,9 @@ def run_stage2(dataset, stage1):
     """Stage-2 set-up from the stage-1 checkpoint, one training step; checks what came from stage 1."""
     num_classes = EXPECTED[dataset]["num_classes"]
     stage1_state = torch.load(stage1["checkpoint"], map_location="cpu", weights_only=True)["networks"]
-    config = load_config(config_path(dataset, 2),
-                         overrides(stage1["data"], stage1["root"] / "stage2", stage1["root"] / "stage1"))
+    config = load_config(
+        config_path(dataset, 2), overrides(stage1["data"], stage1["root"] / "stage2", stage1["root"] / "stage1")
+    )
     run = trainer.build_run(config, CPU, echo=False, require_every_class=False)  # two training images
 
     feat_model = run.network.feat_model.state_dict()
@@ -286,8 +317,11 @@ def run_stage2(dataset, stage1):
     assert run.optimizers["FeatureLoss"].param_groups[0]["lr"] == 0.01
 
     trainable = {name.split(".")[0] for name, p in run.network.feat_model.named_parameters() if p.requires_grad}
-    assert trainable == ({"modulatedatt", "fc_add"} if dataset == "Places_LT" else {
-        name.split(".")[0] for name, _ in run.network.feat_model.named_parameters()})
+    assert trainable == (
+        {"modulatedatt", "fc_add"}
+        if dataset == "Places_LT"
+        else {name.split(".")[0] for name, _ in run.network.feat_model.named_parameters()}
+    )
     params_before = {name: p.detach().clone() for name, p in run.network.feat_model.named_parameters()}
     images, labels, _ = next(iter(run.train_loader))
     size = EXPECTED[dataset]["input_size"]
@@ -302,6 +336,7 @@ def run_stage2(dataset, stage1):
 
 
 # ----------------------------------------------------------------------------- the pipelines
+
 
 @pytest.fixture(scope="module")
 def stage1_runs(tmp_path_factory):
@@ -333,6 +368,7 @@ def test_stage2_starts_from_the_stage1_checkpoint(stage1_runs, dataset):
 
 
 # ----------------------------------------------------------------------------- CIFAR-LT on first use
+
 
 class FakeCifar:
     """Stands in for torchvision's CIFAR10: ``data`` (N, 32, 32, 3) uint8, ``targets``, ``classes``."""
@@ -376,8 +412,9 @@ def test_cifar100_lt_offline_says_what_to_download_and_where(tmp_path, monkeypat
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
     monkeypatch.setattr(torchvision.datasets.CIFAR100, "__init__", offline)
-    training_opt = load_config(config_path("CIFAR100_LT", 1),
-                               overrides(tmp_path / "data" / "CIFAR100_LT", tmp_path / "log"))["training_opt"]
+    training_opt = load_config(
+        config_path("CIFAR100_LT", 1), overrides(tmp_path / "data" / "CIFAR100_LT", tmp_path / "log")
+    )["training_opt"]
     with pytest.raises(DataError) as error:
         loaders.prepare_data(training_opt)
     message = str(error.value)

@@ -1,9 +1,10 @@
 """Checkpoints are atomic and loaded with weights_only=True."""
+
 import pytest
 import torch
 
-from oltr.engine import checkpoint as ckpt
 from oltr.common.errors import CheckpointError
+from oltr.engine import checkpoint as ckpt
 
 
 def test_round_trip(tmp_path):

@@ -1,4 +1,5 @@
 """Class-balanced losses (Cui et al. 2019) against plain float64 references."""
+
 import math
 
 import pytest
@@ -14,7 +15,6 @@ from losses.class_balanced import (
     class_balanced_weights,
 )
 from losses.registry import build_loss
-
 
 COUNTS = [500, 120, 40, 9, 3]
 C = len(COUNTS)
@@ -108,10 +108,14 @@ def test_beta_zero_equals_the_plain_losses():
     batch = z64.shape[0]
     pairs = [
         (ClassBalancedSoftmaxLoss(COUNTS, beta=0.0), lambda z: F.cross_entropy(z, y)),
-        (ClassBalancedSigmoidLoss(COUNTS, beta=0.0),
-         lambda z: F.binary_cross_entropy_with_logits(z, onehot, reduction="sum") / batch),
-        (ClassBalancedFocalLoss(COUNTS, beta=0.0, gamma=2.0),
-         lambda z: sigmoid_focal_loss(z, onehot, alpha=-1, gamma=2.0, reduction="sum") / batch),
+        (
+            ClassBalancedSigmoidLoss(COUNTS, beta=0.0),
+            lambda z: F.binary_cross_entropy_with_logits(z, onehot, reduction="sum") / batch,
+        ),
+        (
+            ClassBalancedFocalLoss(COUNTS, beta=0.0, gamma=2.0),
+            lambda z: sigmoid_focal_loss(z, onehot, alpha=-1, gamma=2.0, reduction="sum") / batch,
+        ),
     ]
     for loss_fn, plain in pairs:
         z = z64.float().requires_grad_()
@@ -194,8 +198,10 @@ def test_invalid_gamma_and_targets():
 
 @pytest.mark.parametrize("name", ["cb_softmax", "cb_sigmoid", "cb_focal"])
 def test_autocast_keeps_float32(name):
-    loss_fn = build_loss(name, class_counts=COUNTS, gamma=0.5) if name == "cb_focal" else build_loss(
-        name, class_counts=COUNTS
+    loss_fn = (
+        build_loss(name, class_counts=COUNTS, gamma=0.5)
+        if name == "cb_focal"
+        else build_loss(name, class_counts=COUNTS)
     )
     z64, y = sample_batch(seed=6)
     expected = loss_fn(z64.float(), y)

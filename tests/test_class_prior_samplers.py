@@ -3,16 +3,16 @@
 Empirical class frequencies over many draws match p_j; shards are disjoint across ranks and
 together are the single-process stream; the stream is a function of (seed, epoch).
 """
+
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from oltr.data.loaders import build_sampler
-from oltr.data.samplers import EpochShuffleSampler
-from oltr.data.samplers import ClassAwareSampler, ClassPriorSampler, class_sampling_probabilities
-from oltr.engine.distributed import DistContext
 from oltr.common.errors import DataError
+from oltr.data.loaders import build_sampler
+from oltr.data.samplers import ClassAwareSampler, ClassPriorSampler, EpochShuffleSampler, class_sampling_probabilities
+from oltr.engine.distributed import DistContext
 
 COUNTS = [1000, 300, 60, 9, 1]
 DRAWS = 100_000
@@ -25,9 +25,11 @@ def labels():
 
 def expected(kind, t=0.0):
     n = np.asarray(COUNTS, dtype=np.float64)
-    return {"class_balanced": np.full(len(n), 1 / len(n)),
-            "square_root": np.sqrt(n) / np.sqrt(n).sum(),
-            "progressive": (1 - t) * n / n.sum() + t / len(n)}[kind]
+    return {
+        "class_balanced": np.full(len(n), 1 / len(n)),
+        "square_root": np.sqrt(n) / np.sqrt(n).sum(),
+        "progressive": (1 - t) * n / n.sum() + t / len(n),
+    }[kind]
 
 
 def frequencies(sampler, labels):
@@ -61,20 +63,22 @@ def test_within_a_class_every_image_comes_before_any_repeats(labels):
     of_class_3 = [i for i in stream if labels[i] == 3]  # 9 images
     members = sorted(np.flatnonzero(labels == 3).tolist())
     for start in range(0, len(of_class_3) - 9, 9):
-        assert sorted(of_class_3[start:start + 9]) == members
+        assert sorted(of_class_3[start : start + 9]) == members
 
 
 @pytest.mark.parametrize("kind", ["class_balanced", "square_root", "progressive"])
 def test_shards_are_disjoint_and_together_the_global_stream(kind, labels):
     world = 3
-    shards = [ClassPriorSampler(labels, kind, num_samples=1000, num_epochs=4, seed=5, rank=r, world_size=world)
-              for r in range(world)]
+    shards = [
+        ClassPriorSampler(labels, kind, num_samples=1000, num_epochs=4, seed=5, rank=r, world_size=world)
+        for r in range(world)
+    ]
     for shard in shards:
         shard.set_epoch(1)
     streams = [list(shard) for shard in shards]
     assert len({len(s) for s in streams}) == 1 and len(streams[0]) == len(shards[0])
     positions = [set(range(rank, shards[0].total_size, world)) for rank in range(world)]
-    assert all(not (a & b) for i, a in enumerate(positions) for b in positions[i + 1:])  # disjoint shares
+    assert all(not (a & b) for i, a in enumerate(positions) for b in positions[i + 1 :])  # disjoint shares
     merged = [streams[i % world][i // world] for i in range(shards[0].total_size)]
     assert merged == shards[0].global_stream()
 
@@ -106,10 +110,12 @@ def opts(sampler, num_classes=5):
 def test_build_sampler_dispatch(labels):
     ctx = DistContext()
     assert isinstance(build_sampler(opts(None), labels, 0, ctx), EpochShuffleSampler)
-    assert isinstance(build_sampler(opts({"type": "instance", "num_samples_cls": 4}), labels, 0, ctx),
-                      EpochShuffleSampler)
-    assert isinstance(build_sampler(opts({"type": "class_aware", "num_samples_cls": 4}), labels, 0, ctx),
-                      ClassAwareSampler)
+    assert isinstance(
+        build_sampler(opts({"type": "instance", "num_samples_cls": 4}), labels, 0, ctx), EpochShuffleSampler
+    )
+    assert isinstance(
+        build_sampler(opts({"type": "class_aware", "num_samples_cls": 4}), labels, 0, ctx), ClassAwareSampler
+    )
     for kind in ("class_balanced", "square_root", "progressive"):
         sampler = build_sampler(opts({"type": kind, "num_samples_cls": 4}), labels, 0, ctx)
         assert isinstance(sampler, ClassPriorSampler) and sampler.kind == kind and sampler.num_epochs == 3

@@ -5,6 +5,7 @@ The runs use "Tiny": split files over a handful of the embedded Digits_LT images
 run or a test pass takes a second and the split files can be broken freely (Digits_LT itself
 would rebuild a modified split).
 """
+
 import os
 import random
 import shutil
@@ -16,9 +17,9 @@ import pytest
 import torch
 
 from oltr.cli import main
+from oltr.common.errors import CheckpointError, ConfigError, DataError
 from oltr.config.schema import load_config
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.common.errors import CheckpointError, ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_1 = "config/Digits_LT/stage_1.py"
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ----------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def data_root(tiny_digits_root):
     return tiny_digits_root
@@ -35,9 +37,13 @@ def data_root(tiny_digits_root):
 
 def tiny_opts(data_root, log_dir, split_dir=None, **extra):
     opts = {
-        "training_opt.dataset": "Tiny", "training_opt.data_root": data_root,
-        "training_opt.split_dir": split_dir or data_root, "training_opt.log_dir": log_dir,
-        "training_opt.num_epochs": 1, "training_opt.batch_size": 16, "training_opt.num_workers": 0,
+        "training_opt.dataset": "Tiny",
+        "training_opt.data_root": data_root,
+        "training_opt.split_dir": split_dir or data_root,
+        "training_opt.log_dir": log_dir,
+        "training_opt.num_epochs": 1,
+        "training_opt.batch_size": 16,
+        "training_opt.num_workers": 0,
     }
     opts.update(extra)
     return [f"{key}={value}" for key, value in opts.items()]
@@ -85,6 +91,7 @@ def fails_cleanly(capsys, argv, *culprits, untouched=None):
 
 # ----------------------------------------------------------------------------- config files and --opts
 
+
 def test_missing_config_file(capsys, tmp_path):
     missing = tmp_path / "nope.py"
     fails_cleanly(capsys, ["--config", missing], f"config file {missing} does not exist")
@@ -95,15 +102,22 @@ def test_missing_or_bad_overlay_file(capsys, tmp_path):
     fails_cleanly(capsys, ["--config", STAGE_1, "--overlay", missing], f"--overlay {missing} does not exist")
     bad = tmp_path / "bad.py"
     bad.write_text('config = {"criterions": {"PerformanceLoss": {"weigth": 2}}}\n')
-    line = fails_cleanly(capsys, ["--config", STAGE_1, "--overlay", "config/losses/cfl.py", "--overlay", bad],
-                         f"{STAGE_1} + config/losses/cfl.py + {bad}: ", "'criterions.PerformanceLoss.weigth'")
+    line = fails_cleanly(
+        capsys,
+        ["--config", STAGE_1, "--overlay", "config/losses/cfl.py", "--overlay", bad],
+        f"{STAGE_1} + config/losses/cfl.py + {bad}: ",
+        "'criterions.PerformanceLoss.weigth'",
+    )
     assert "did you mean 'weight'?" in line
 
 
 def test_stage_2_settings_in_a_stage_1_run(capsys, tmp_path):
-    fails_cleanly(capsys, ["--config", STAGE_2, "--opts", "training_opt.stage=1"],
-                  f"{STAGE_2} (with --opts): networks.feat_model.stage1_weights is a stage-2 setting but "
-                  "training_opt.stage is 1; set training_opt.stage to 2")
+    fails_cleanly(
+        capsys,
+        ["--config", STAGE_2, "--opts", "training_opt.stage=1"],
+        f"{STAGE_2} (with --opts): networks.feat_model.stage1_weights is a stage-2 setting but "
+        "training_opt.stage is 1; set training_opt.stage to 2",
+    )
 
 
 def test_unknown_key_in_config_file_suggests_the_closest(capsys, tmp_path):
@@ -114,27 +128,40 @@ def test_unknown_key_in_config_file_suggests_the_closest(capsys, tmp_path):
 
 
 def test_unknown_key_in_opts_suggests_the_closest(capsys, trained, data_root):
-    line = fails_cleanly(capsys, ["--config", STAGE_1, "--opts", *tiny_opts(data_root, trained),
-                                  "training_opt.batchsize=8"], "'training_opt.batchsize'", untouched=trained)
+    line = fails_cleanly(
+        capsys,
+        ["--config", STAGE_1, "--opts", *tiny_opts(data_root, trained), "training_opt.batchsize=8"],
+        "'training_opt.batchsize'",
+        untouched=trained,
+    )
     assert "did you mean 'batch_size'?" in line and "(with --opts)" in line
 
 
-@pytest.mark.parametrize("override, culprit", [
-    ("training_opt.num_epochs=-3", "training_opt.num_epochs must be an integer >= 1, got -3"),
-    ("training_opt.batch_size=abc", "training_opt.batch_size must be an integer >= 1, got 'abc'"),
-    ("training_opt.amp=fp8", "training_opt.amp must be one of 'auto', 'off', 'bf16', 'fp16', got 'fp8'"),
-    ("networks.classifier.optim_params.lr=.nan", "networks.classifier.optim_params.lr must be a finite number"),
-    ("networks.classifier.optim_params.lr=1e-3x", "networks.classifier.optim_params.lr must be a number >= 0.0, "
-                                                  "got '1e-3x'"),
-])
+@pytest.mark.parametrize(
+    "override, culprit",
+    [
+        ("training_opt.num_epochs=-3", "training_opt.num_epochs must be an integer >= 1, got -3"),
+        ("training_opt.batch_size=abc", "training_opt.batch_size must be an integer >= 1, got 'abc'"),
+        ("training_opt.amp=fp8", "training_opt.amp must be one of 'auto', 'off', 'bf16', 'fp16', got 'fp8'"),
+        ("networks.classifier.optim_params.lr=.nan", "networks.classifier.optim_params.lr must be a finite number"),
+        (
+            "networks.classifier.optim_params.lr=1e-3x",
+            "networks.classifier.optim_params.lr must be a number >= 0.0, got '1e-3x'",
+        ),
+    ],
+)
 def test_wrong_type_or_range_in_opts(capsys, trained, data_root, override, culprit):
-    fails_cleanly(capsys, ["--config", STAGE_1, "--opts", *tiny_opts(data_root, trained), override], culprit,
-                  untouched=trained)
+    fails_cleanly(
+        capsys, ["--config", STAGE_1, "--opts", *tiny_opts(data_root, trained), override], culprit, untouched=trained
+    )
 
 
 def test_override_without_equals_sign(capsys):
-    fails_cleanly(capsys, ["--config", STAGE_1, "--opts", "training_opt.num_epochs"],
-                  "'training_opt.num_epochs': expected KEY=VALUE")
+    fails_cleanly(
+        capsys,
+        ["--config", STAGE_1, "--opts", "training_opt.num_epochs"],
+        "'training_opt.num_epochs': expected KEY=VALUE",
+    )
 
 
 def test_python_config_syntax_error_names_file_and_line(capsys, tmp_path):
@@ -166,8 +193,10 @@ def test_cuda_device_without_cuda(capsys):
 
 def test_scientific_notation_is_a_number(tmp_path):
     # YAML 1.1 reads 1e-3 as the string '1e-3' (it wants 1.0e-3); the config loader reads a number.
-    config = load_config(STAGE_1, ["networks.classifier.optim_params.lr=1e-3",
-                                   "criterions.PerformanceLoss.loss_params.label_smoothing=5E-2"])
+    config = load_config(
+        STAGE_1,
+        ["networks.classifier.optim_params.lr=1e-3", "criterions.PerformanceLoss.loss_params.label_smoothing=5E-2"],
+    )
     assert config["networks"]["classifier"]["optim_params"]["lr"] == 0.001
     assert config["criterions"]["PerformanceLoss"]["loss_params"] == {"label_smoothing": 0.05}
     child = tmp_path / "child.yaml"
@@ -189,6 +218,7 @@ def test_debug_reraises_with_the_traceback(tmp_path):
 
 
 # ----------------------------------------------------------------------------- data
+
 
 def test_missing_split_dir_names_the_split_file(capsys, tmp_path):
     empty = tmp_path / "empty"
@@ -216,12 +246,15 @@ def broken_split_dir(data_root, tmp_path, split, line_number, new_line):
     return path
 
 
-@pytest.mark.parametrize("split, new_line, culprit", [
-    ("train", "images/0/0.png", "expected 'relative/path label'"),
-    ("train", "images/0/0.png zero", "label 'zero' is not an integer"),
-    ("val", "images/0/0.png 99", "label 99 is outside [0, 8)"),
-    ("train", "images/0/does_not_exist.png 0", "images/0/does_not_exist.png does not exist"),
-])
+@pytest.mark.parametrize(
+    "split, new_line, culprit",
+    [
+        ("train", "images/0/0.png", "expected 'relative/path label'"),
+        ("train", "images/0/0.png zero", "label 'zero' is not an integer"),
+        ("val", "images/0/0.png 99", "label 99 is outside [0, 8)"),
+        ("train", "images/0/does_not_exist.png 0", "images/0/does_not_exist.png does not exist"),
+    ],
+)
 def test_bad_split_line_names_file_and_line(capsys, trained, data_root, tmp_path, split, new_line, culprit):
     path = broken_split_dir(data_root, tmp_path, split, 3, new_line)
     argv = ["--config", STAGE_1, "--opts", *tiny_opts(data_root, trained, split_dir=path.parent)]
@@ -245,8 +278,9 @@ def corrupt_image_root(data_root, tmp_path):
     shutil.copytree(data_root / "images", root / "images")
     copy_tiny_splits(data_root, root)
     all_train = (root / "Tiny_train.txt").read_text().splitlines()
-    train_lines = [line for label in range(8) for line in
-                   [line for line in all_train if line.rsplit(None, 1)[1] == str(label)][:2]]
+    train_lines = [
+        line for label in range(8) for line in [line for line in all_train if line.rsplit(None, 1)[1] == str(label)][:2]
+    ]
     victim = train_lines[0].rsplit(None, 1)[0]
     (root / "Tiny_train.txt").write_text("\n".join(train_lines) + "\n")
     (root / victim).write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
@@ -265,13 +299,11 @@ def workers(num_workers):
 def test_corrupt_image_is_one_line_even_from_a_worker(capsys, trained, corrupt_image_root, tmp_path, num_workers):
     root, victim = corrupt_image_root
     log_dir = tmp_path / "log"
-    argv = ["--config", STAGE_1, "--opts",
-            *tiny_opts(root, log_dir, **workers(num_workers))]
+    argv = ["--config", STAGE_1, "--opts", *tiny_opts(root, log_dir, **workers(num_workers))]
     fails_cleanly(capsys, argv, f"image {victim} cannot be read as an image")
     assert not (log_dir / "final_model_checkpoint.pth").exists() and not (log_dir / "last_checkpoint.pth").exists()
     # --test of a finished run on the corrupt data: its checkpoint and results stay as they were.
-    test_argv = ["--test", "--config", STAGE_1, "--opts",
-                 *tiny_opts(root, trained, **workers(num_workers))]
+    test_argv = ["--test", "--config", STAGE_1, "--opts", *tiny_opts(root, trained, **workers(num_workers))]
     fails_cleanly(capsys, test_argv, f"image {victim} cannot be read as an image", untouched=trained)
 
 
@@ -284,11 +316,15 @@ def test_worker_error_with_debug_reraises(corrupt_image_root, trained):
 
 # ----------------------------------------------------------------------------- checkpoints and stages
 
+
 def test_test_without_a_trained_run(capsys, data_root, tmp_path):
     log_dir = tmp_path / "never_trained"
     missing = log_dir / "final_model_checkpoint.pth"
-    line = fails_cleanly(capsys, ["--test", "--config", STAGE_1, "--opts", *tiny_opts(data_root, log_dir)],
-                         f"trained checkpoint {missing} does not exist")
+    line = fails_cleanly(
+        capsys,
+        ["--test", "--config", STAGE_1, "--opts", *tiny_opts(data_root, log_dir)],
+        f"trained checkpoint {missing} does not exist",
+    )
     assert "train that run first" in line
 
 
@@ -296,8 +332,12 @@ def damaged_bytes(good, damage):
     """A damaged checkpoint; the seeded garbage after a pickle header makes torch's unpickler
     fail with IndexError, KeyError, struct.error... not only UnpicklingError."""
     garbage = random.Random(damage).randbytes(4096)
-    return {"truncated": good[: len(good) // 2], "empty": b"", "garbage": garbage,
-            "pickle header + garbage": b"\x80\x02" + garbage[:64]}[damage]
+    return {
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+        "garbage": garbage,
+        "pickle header + garbage": b"\x80\x02" + garbage[:64],
+    }[damage]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "pickle header + garbage"])
@@ -307,8 +347,12 @@ def test_test_with_a_corrupt_checkpoint(capsys, trained, data_root, tmp_path, da
     checkpoint = log_dir / "final_model_checkpoint.pth"
     checkpoint.write_bytes(damaged_bytes(checkpoint.read_bytes(), damage))
     for flag in ("--test", "--test_open"):
-        fails_cleanly(capsys, [flag, "--config", STAGE_1, "--opts", *tiny_opts(data_root, log_dir)],
-                      f"trained checkpoint {checkpoint} is corrupt or not a PyTorch checkpoint", untouched=log_dir)
+        fails_cleanly(
+            capsys,
+            [flag, "--config", STAGE_1, "--opts", *tiny_opts(data_root, log_dir)],
+            f"trained checkpoint {checkpoint} is corrupt or not a PyTorch checkpoint",
+            untouched=log_dir,
+        )
 
 
 def test_unpickler_failures_of_every_kind_are_checkpoint_errors(tmp_path):
@@ -326,61 +370,93 @@ def test_unpickler_failures_of_every_kind_are_checkpoint_errors(tmp_path):
     assert len(kinds) >= 2, kinds  # more than UnpicklingError alone
 
 
-@pytest.mark.parametrize("content, culprit", [
-    ({"epoch": 3}, "no 'networks' entry; it holds epoch"),
-    ([1, 2, 3], "it holds a list, not a dict"),
-])
+@pytest.mark.parametrize(
+    "content, culprit",
+    [
+        ({"epoch": 3}, "no 'networks' entry; it holds epoch"),
+        ([1, 2, 3], "it holds a list, not a dict"),
+    ],
+)
 def test_test_with_a_checkpoint_of_another_kind(capsys, trained, data_root, tmp_path, content, culprit):
     log_dir = tmp_path / "foreign"
     log_dir.mkdir()
     torch.save(content, log_dir / "final_model_checkpoint.pth")
-    fails_cleanly(capsys, ["--test", "--config", STAGE_1, "--opts", *tiny_opts(data_root, log_dir)],
-                  f"trained checkpoint {log_dir / 'final_model_checkpoint.pth'} is not a checkpoint", culprit,
-                  untouched=log_dir)
+    fails_cleanly(
+        capsys,
+        ["--test", "--config", STAGE_1, "--opts", *tiny_opts(data_root, log_dir)],
+        f"trained checkpoint {log_dir / 'final_model_checkpoint.pth'} is not a checkpoint",
+        culprit,
+        untouched=log_dir,
+    )
 
 
 def test_test_with_a_checkpoint_of_other_networks(capsys, trained, data_root):
-    opts = tiny_opts(data_root, trained, **{"networks.feat_model.params.base_channels": 8,
-                                            "training_opt.feature_dim": 64})
+    opts = tiny_opts(
+        data_root, trained, **{"networks.feat_model.params.base_channels": 8, "training_opt.feature_dim": 64}
+    )
     # --allow-config-change gets past the config check (test_run_dir.py) to the weights' own mismatch
-    line = fails_cleanly(capsys, ["--test", "--allow-config-change", "--config", STAGE_1, "--opts", *opts],
-                         f"{trained / 'final_model_checkpoint.pth'} does not match the networks in this config",
-                         "size mismatch for", untouched=trained)
+    line = fails_cleanly(
+        capsys,
+        ["--test", "--allow-config-change", "--config", STAGE_1, "--opts", *opts],
+        f"{trained / 'final_model_checkpoint.pth'} does not match the networks in this config",
+        "size mismatch for",
+        untouched=trained,
+    )
     assert "test with the config that trained it" in line
 
 
 def test_stage_2_without_its_stage_1_run(capsys, trained, data_root, tmp_path):
     stage1 = tmp_path / "no_stage1"
     opts = tiny_opts(data_root, trained, **{"training_opt.stage1_log_dir": stage1})
-    line = fails_cleanly(capsys, ["--config", STAGE_2, "--opts", *opts],
-                         f"stage-1 checkpoint {stage1 / 'final_model_checkpoint.pth'}", untouched=trained)
+    line = fails_cleanly(
+        capsys,
+        ["--config", STAGE_2, "--opts", *opts],
+        f"stage-1 checkpoint {stage1 / 'final_model_checkpoint.pth'}",
+        untouched=trained,
+    )
     assert "train stage 1 first" in line
 
 
 def test_resume_with_a_checkpoint_of_another_config(capsys, trained, data_root):
     # Every file of the finished run stays as it was, config.yaml and metrics.jsonl included.
-    line = fails_cleanly(capsys, ["--resume", "--config", STAGE_1, "--opts", *tiny_opts(data_root, trained), "seed=7"],
-                         f"{trained / 'last_checkpoint.pth'} was written by a run with a different config",
-                         untouched=trained)
+    line = fails_cleanly(
+        capsys,
+        ["--resume", "--config", STAGE_1, "--opts", *tiny_opts(data_root, trained), "seed=7"],
+        f"{trained / 'last_checkpoint.pth'} was written by a run with a different config",
+        untouched=trained,
+    )
     assert "resume with the same config" in line
 
 
 # ----------------------------------------------------------------------------- losses and networks
 
-@pytest.mark.parametrize("extra, culprits", [
-    (["--opts", "criterions.PerformanceLoss.loss=cfll"],
-     ["criterions.PerformanceLoss", "unknown loss 'cfll'", "did you mean 'cfl'?"]),
-    (["--gamma_hc", "2"],
-     ["criterions.PerformanceLoss", "loss 'softmax' has no parameter 'gamma_hc'"]),
-    (["--opts", "criterions.PerformanceLoss.loss=focal", "criterions.PerformanceLoss.loss_params.gamma=-1"],
-     ["criterions.PerformanceLoss", "gamma must be a finite number >= 0, got -1"]),
-    (["--opts", "networks.feat_model.type=resnt10"],
-     ["networks.feat_model: unknown feature model type 'resnt10'", "did you mean 'resnet10'?"]),
-    (["--opts", "networks.feat_model.params.use_fcc=true"],
-     ["networks.feat_model: unknown param 'use_fcc' for feature model 'resnet10'", "did you mean 'use_fc'?"]),
-    (["--opts", "networks.classifier.type=cosine"],
-     ["networks.classifier: unknown classifier type 'cosine'", "did you mean 'cosine_norm'?"]),
-])
+
+@pytest.mark.parametrize(
+    "extra, culprits",
+    [
+        (
+            ["--opts", "criterions.PerformanceLoss.loss=cfll"],
+            ["criterions.PerformanceLoss", "unknown loss 'cfll'", "did you mean 'cfl'?"],
+        ),
+        (["--gamma_hc", "2"], ["criterions.PerformanceLoss", "loss 'softmax' has no parameter 'gamma_hc'"]),
+        (
+            ["--opts", "criterions.PerformanceLoss.loss=focal", "criterions.PerformanceLoss.loss_params.gamma=-1"],
+            ["criterions.PerformanceLoss", "gamma must be a finite number >= 0, got -1"],
+        ),
+        (
+            ["--opts", "networks.feat_model.type=resnt10"],
+            ["networks.feat_model: unknown feature model type 'resnt10'", "did you mean 'resnet10'?"],
+        ),
+        (
+            ["--opts", "networks.feat_model.params.use_fcc=true"],
+            ["networks.feat_model: unknown param 'use_fcc' for feature model 'resnet10'", "did you mean 'use_fc'?"],
+        ),
+        (
+            ["--opts", "networks.classifier.type=cosine"],
+            ["networks.classifier: unknown classifier type 'cosine'", "did you mean 'cosine_norm'?"],
+        ),
+    ],
+)
 def test_bad_loss_or_network(capsys, trained, data_root, extra, culprits):
     argv = ["--config", STAGE_1, *extra]
     opts = tiny_opts(data_root, trained)
@@ -400,16 +476,17 @@ def test_missing_checkpoint_with_debug_reraises(data_root, tmp_path):
 
 # ----------------------------------------------------------------------------- a real terminal
 
+
 def run_main_py(*argv):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "main.py", *map(str, argv)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, argv)], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_subprocess_worker_error_prints_one_line(corrupt_image_root, tmp_path):
     root, victim = corrupt_image_root
-    done = run_main_py("--config", STAGE_1, "--opts",
-                       *tiny_opts(root, tmp_path / "log", **workers(2)))
+    done = run_main_py("--config", STAGE_1, "--opts", *tiny_opts(root, tmp_path / "log", **workers(2)))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
     assert done.stderr.startswith(f"error: image {victim} cannot be read as an image")
@@ -424,5 +501,3 @@ def test_subprocess_config_error_and_debug(tmp_path):
     assert done.stderr.startswith(f"error: {config}:2: Python syntax error") and done.stderr.count("\n") == 1
     debug = run_main_py("--config", config, "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
-
-

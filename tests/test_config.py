@@ -1,8 +1,9 @@
 """Config loading: _base_ inheritance, YAML, overrides, and one-sentence errors naming the key."""
+
 import pytest
 
-from oltr.config.schema import apply_overrides, config_hash, deep_merge, dump_yaml, load_config, parse_override
 from oltr.common.errors import ConfigError
+from oltr.config.schema import apply_overrides, config_hash, deep_merge, dump_yaml, load_config, parse_override
 
 MINIMAL = """
 config = {
@@ -35,8 +36,10 @@ def test_defaults_are_filled_and_split_dir_follows_data_root(base):
 
 def test_base_inheritance_deep_merges(tmp_path, base):
     child = tmp_path / "child.py"
-    child.write_text('_base_ = "base.py"\nconfig = {"training_opt": {"log_dir": "logs/child"}, '
-                     '"criterions": {"PerformanceLoss": {"loss": "cfl", "loss_params": {"gamma_hc": 3}}}}\n')
+    child.write_text(
+        '_base_ = "base.py"\nconfig = {"training_opt": {"log_dir": "logs/child"}, '
+        '"criterions": {"PerformanceLoss": {"loss": "cfl", "loss_params": {"gamma_hc": 3}}}}\n'
+    )
     config = load_config(child)
     assert config["training_opt"]["log_dir"] == "logs/child"
     assert config["training_opt"]["dataset"] == "Toy"  # inherited
@@ -51,20 +54,24 @@ def test_yaml_config_with_python_base(tmp_path, base):
 
 
 def test_overrides_parse_yaml_values(base):
-    config = load_config(base, ["training_opt.num_epochs=3", "seed=1", "training_opt.sampler=null",
-                                "training_opt.open_threshold=0.25"])
+    config = load_config(
+        base, ["training_opt.num_epochs=3", "seed=1", "training_opt.sampler=null", "training_opt.open_threshold=0.25"]
+    )
     assert config["training_opt"]["num_epochs"] == 3 and config["seed"] == 1
     assert config["training_opt"]["open_threshold"] == 0.25
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("training_opt.num_epoch=3", "unknown config key 'training_opt.num_epoch' (did you mean 'num_epochs'?)"),
-    ("training_opt.num_epochs=-3", "training_opt.num_epochs must be an integer >= 1, got -3"),
-    ("training_opt.batch_size=abc", "training_opt.batch_size must be an integer >= 1, got 'abc'"),
-    ("training_opt.amp=bf32", "training_opt.amp must be one of 'auto', 'off', 'bf16', 'fp16'"),
-    ("training_opt.channels_last=3", "training_opt.channels_last must be true/false"),
-    ("trainig_opt.seed=1", "did you mean 'training_opt'?"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training_opt.num_epoch=3", "unknown config key 'training_opt.num_epoch' (did you mean 'num_epochs'?)"),
+        ("training_opt.num_epochs=-3", "training_opt.num_epochs must be an integer >= 1, got -3"),
+        ("training_opt.batch_size=abc", "training_opt.batch_size must be an integer >= 1, got 'abc'"),
+        ("training_opt.amp=bf32", "training_opt.amp must be one of 'auto', 'off', 'bf16', 'fp16'"),
+        ("training_opt.channels_last=3", "training_opt.channels_last must be true/false"),
+        ("trainig_opt.seed=1", "did you mean 'training_opt'?"),
+    ],
+)
 def test_bad_values_name_the_key(base, override, fragment):
     with pytest.raises(ConfigError) as info:
         load_config(base, [override])
@@ -129,6 +136,7 @@ OVERLAY_DIRS = ("losses", "recipes", "replay_published")
 
 def test_every_shipped_config_loads():
     from pathlib import Path
+
     configs = sorted(path for path in Path("config").rglob("*.py") if path.parts[1] not in OVERLAY_DIRS)
     assert configs, "no configs found"
     for path in configs:
@@ -140,6 +148,7 @@ def test_every_shipped_config_loads():
 
 def test_every_shipped_overlay_merges_over_a_stage_config():
     from pathlib import Path
+
     overlays = sorted(path for name in OVERLAY_DIRS for path in (Path("config") / name).glob("*.py"))
     assert {path.parent.name for path in overlays} == set(OVERLAY_DIRS)
     for overlay in overlays:
@@ -158,6 +167,7 @@ def test_bare_off_means_off_although_yaml_reads_it_as_false(tmp_path, base):
 
 # ----------------------------------------------------------------------------- _base_ lists and overlays
 
+
 def write(path, text):
     path.write_text(text)
     return path
@@ -166,8 +176,9 @@ def write(path, text):
 def test_base_list_merges_left_to_right_then_the_file(tmp_path, base):
     write(tmp_path / "a.py", 'config = {"seed": 1, "training_opt": {"num_epochs": 5, "batch_size": 8}}\n')
     write(tmp_path / "b.yaml", "seed: 2\ntraining_opt:\n  batch_size: 16\n")
-    child = write(tmp_path / "child.py", '_base_ = ["base.py", "a.py", "b.yaml"]\n'
-                                         'config = {"training_opt": {"batch_size": 32}}\n')
+    child = write(
+        tmp_path / "child.py", '_base_ = ["base.py", "a.py", "b.yaml"]\nconfig = {"training_opt": {"batch_size": 32}}\n'
+    )
     config = load_config(child)
     assert config["training_opt"]["dataset"] == "Toy"  # from base.py
     assert config["training_opt"]["num_epochs"] == 5  # from a.py
@@ -186,12 +197,15 @@ def test_a_shared_base_reached_twice_is_not_a_cycle(tmp_path, base):
     assert config["training_opt"]["num_epochs"] == 4
 
 
-@pytest.mark.parametrize("bases, fragment", [
-    ('["self.py"]', "includes itself through _base_"),
-    ('["base.py", 3]', "_base_ must be a path string or a list of path strings, got ['base.py', 3]"),
-    ("{'a': 'base.py'}", "_base_ must be a path string or a list of path strings"),
-    ('["base.py", "missing.py"]', "_base_ 'missing.py' does not exist"),
-])
+@pytest.mark.parametrize(
+    "bases, fragment",
+    [
+        ('["self.py"]', "includes itself through _base_"),
+        ('["base.py", 3]', "_base_ must be a path string or a list of path strings, got ['base.py', 3]"),
+        ("{'a': 'base.py'}", "_base_ must be a path string or a list of path strings"),
+        ('["base.py", "missing.py"]', "_base_ 'missing.py' does not exist"),
+    ],
+)
 def test_bad_base_lists_are_one_line_naming_the_file(tmp_path, base, bases, fragment):
     path = write(tmp_path / "self.py", f"_base_ = {bases}\nconfig = {{}}\n")
     with pytest.raises(ConfigError) as info:
@@ -208,13 +222,20 @@ def test_a_cycle_through_a_base_list_names_the_file(tmp_path, base):
 
 
 def test_overlays_merge_over_the_config_before_the_opts(tmp_path, base):
-    first = write(tmp_path / "loss.py", 'config = {"criterions": {"PerformanceLoss": {"loss": "focal", '
-                                        '"loss_params": {"gamma": 2.0}}}, "seed": 4}\n')
-    second = write(tmp_path / "more.yaml", "seed: 5\ncriterions:\n  PerformanceLoss:\n    loss_params:\n"
-                                           "      label_smoothing: 0.1\n")
+    first = write(
+        tmp_path / "loss.py",
+        'config = {"criterions": {"PerformanceLoss": {"loss": "focal", "loss_params": {"gamma": 2.0}}}, "seed": 4}\n',
+    )
+    second = write(
+        tmp_path / "more.yaml",
+        "seed: 5\ncriterions:\n  PerformanceLoss:\n    loss_params:\n      label_smoothing: 0.1\n",
+    )
     config = load_config(base, ["seed=6"], overlays=[str(first), str(second)])
-    assert config["criterions"]["PerformanceLoss"] == {"loss": "focal", "weight": 1.0,
-                                                       "loss_params": {"gamma": 2.0, "label_smoothing": 0.1}}
+    assert config["criterions"]["PerformanceLoss"] == {
+        "loss": "focal",
+        "weight": 1.0,
+        "loss_params": {"gamma": 2.0, "label_smoothing": 0.1},
+    }
     assert config["seed"] == 6
     assert load_config(base, overlays=[str(first), str(second)])["seed"] == 5
     with pytest.raises(ConfigError, match=r"--overlay .*nope\.py does not exist"):
@@ -226,6 +247,7 @@ def test_overlays_merge_over_the_config_before_the_opts(tmp_path, base):
 
 # ----------------------------------------------------------------------------- rules between keys
 
+
 def test_stage_defaults_to_1_and_is_1_or_2(base):
     assert load_config(base)["training_opt"]["stage"] == 1
     assert load_config(base, ["training_opt.stage=2"])["training_opt"]["stage"] == 2
@@ -233,23 +255,35 @@ def test_stage_defaults_to_1_and_is_1_or_2(base):
         load_config(base, ["training_opt.stage=3"])
 
 
-STAGE_2 = ["training_opt.stage=2", "training_opt.stage1_log_dir=logs/s1",
-           "criterions.FeatureLoss={optim_params: {lr: 0.01}}"]
+STAGE_2 = [
+    "training_opt.stage=2",
+    "training_opt.stage1_log_dir=logs/s1",
+    "criterions.FeatureLoss={optim_params: {lr: 0.01}}",
+]
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    (["training_opt.stage=2", "memory.centroids=true"],
-     "memory.centroids is true but criterions.FeatureLoss is not set; the centroids live in the disc_centroids "
-     "feature loss"),
-    (["training_opt.stage=2", "networks.classifier.stage1_weights=true"],
-     "networks.classifier.stage1_weights is true but training_opt.stage1_log_dir is not set; point it at the "
-     "stage-1 run's log_dir"),
-    (STAGE_2[1:] + ["networks.feat_model.stage1_weights=true"],
-     "networks.feat_model.stage1_weights is a stage-2 setting but training_opt.stage is 1; set training_opt.stage "
-     "to 2"),
-    (STAGE_2[1:] + ["memory.centroids=true"], "memory.centroids is a stage-2 setting but training_opt.stage is 1"),
-    (["memory.init_centroids=true"], "memory.init_centroids is a stage-2 setting"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (
+            ["training_opt.stage=2", "memory.centroids=true"],
+            "memory.centroids is true but criterions.FeatureLoss is not set; the centroids live in the disc_centroids "
+            "feature loss",
+        ),
+        (
+            ["training_opt.stage=2", "networks.classifier.stage1_weights=true"],
+            "networks.classifier.stage1_weights is true but training_opt.stage1_log_dir is not set; point it at the "
+            "stage-1 run's log_dir",
+        ),
+        (
+            STAGE_2[1:] + ["networks.feat_model.stage1_weights=true"],
+            "networks.feat_model.stage1_weights is a stage-2 setting but training_opt.stage is 1; "
+            "set training_opt.stage to 2",
+        ),
+        (STAGE_2[1:] + ["memory.centroids=true"], "memory.centroids is a stage-2 setting but training_opt.stage is 1"),
+        (["memory.init_centroids=true"], "memory.init_centroids is a stage-2 setting"),
+    ],
+)
 def test_stage_2_settings_need_each_other_and_stage_2(base, overrides, fragment):
     with pytest.raises(ConfigError) as info:
         load_config(base, overrides)
@@ -258,6 +292,8 @@ def test_stage_2_settings_need_each_other_and_stage_2(base, overrides, fragment)
 
 
 def test_a_complete_stage_2_config_validates(base):
-    config = load_config(base, STAGE_2 + ["networks.feat_model.stage1_weights=true", "memory.centroids=true",
-                                          "memory.init_centroids=true"])
+    config = load_config(
+        base,
+        STAGE_2 + ["networks.feat_model.stage1_weights=true", "memory.centroids=true", "memory.init_centroids=true"],
+    )
     assert config["training_opt"]["stage"] == 2 and config["criterions"]["FeatureLoss"]["weight"] == 0.01

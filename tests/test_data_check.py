@@ -1,11 +1,12 @@
 """check_split and the CLI: every planted defect is found, counted and makes the exit code non-zero."""
+
 import json
 
 import pytest
 
+from oltr.common.errors import DataError
 from oltr.data.__main__ import main
 from oltr.data.check import check_split, shot_group_sizes
-from oltr.common.errors import DataError
 from oltr.evaluation.metrics import shot_groups
 
 
@@ -20,7 +21,9 @@ def make_dataset(root, train=None, val=None, test=None, open_=None):
         "test": "img/a1.png 0\nimg/b1.png 1\n",
         "open": "img/o0.png -1\nimg/o1.png -1\n",
     }
-    for split, text in dict(good, **{k: v for k, v in dict(train=train, val=val, test=test, open=open_).items() if v is not None}).items():
+    for split, text in dict(
+        good, **{k: v for k, v in dict(train=train, val=val, test=test, open=open_).items() if v is not None}
+    ).items():
         (root / f"T_{split}.txt").write_text(text)
     return root
 
@@ -105,16 +108,30 @@ def test_overlapping_thresholds_are_refused_alike_by_check_and_metrics(many, few
         shot_groups(COUNTS, many, few, inclusive)
     with pytest.raises(ValueError) as by_check:
         shot_group_sizes(COUNTS, many, few, inclusive)
-    assert str(by_check.value) == str(by_metrics.value) == (
-        f"few_threshold ({few}) must be smaller than many_threshold ({many})")
+    assert (
+        str(by_check.value)
+        == str(by_metrics.value)
+        == (f"few_threshold ({few}) must be smaller than many_threshold ({many})")
+    )
 
 
 def test_overlapping_thresholds_are_a_one_line_error(tmp_path, capsys):
     make_dataset(tmp_path)
     with pytest.raises(DataError, match=r"^few_threshold \(10\) must be smaller than many_threshold \(10\)$"):
         check_split(tmp_path, "T", tmp_path, many_threshold=10, few_threshold=10, verbose=False)
-    args = ["check", "--split_dir", str(tmp_path), "--dataset", "T", "--data_root", str(tmp_path),
-            "--many_threshold", "10", "--few_threshold", "10"]
+    args = [
+        "check",
+        "--split_dir",
+        str(tmp_path),
+        "--dataset",
+        "T",
+        "--data_root",
+        str(tmp_path),
+        "--many_threshold",
+        "10",
+        "--few_threshold",
+        "10",
+    ]
     assert main(args) == 2
     assert capsys.readouterr().err == "error: few_threshold (10) must be smaller than many_threshold (10)\n"
 
@@ -136,9 +153,32 @@ def test_cli_digits_and_make_lt(tmp_path, capsys):
     assert main(["digits", "--root", str(tmp_path / "D")]) == 0
     assert "Digits_LT ready" in capsys.readouterr().out
     images = tmp_path / "D" / "images"
-    assert main(["make-lt", str(images), str(tmp_path / "S"), "--dataset", "Re", "--profile", "exponential",
-                 "--max_count", "10", "--imbalance_factor", "5", "--val_per_class", "1", "--test_per_class", "1",
-                 "--open_classes", "8,9", "--open_per_class", "3"]) == 0
+    assert (
+        main(
+            [
+                "make-lt",
+                str(images),
+                str(tmp_path / "S"),
+                "--dataset",
+                "Re",
+                "--profile",
+                "exponential",
+                "--max_count",
+                "10",
+                "--imbalance_factor",
+                "5",
+                "--val_per_class",
+                "1",
+                "--test_per_class",
+                "1",
+                "--open_classes",
+                "8,9",
+                "--open_per_class",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "S" / "Re_open.txt").read_text().count("\n") == 6
     assert main(["make-lt", str(images), str(tmp_path / "S"), "--dataset", "Re", "--max_count", "500"]) == 2
     assert "needs" in capsys.readouterr().err

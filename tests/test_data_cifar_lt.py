@@ -1,4 +1,5 @@
 """export_cifar_lt on a tiny stand-in CIFAR-10 in the python-pickle layout (no network)."""
+
 import pickle
 import urllib.error
 from collections import Counter
@@ -8,10 +9,10 @@ import pytest
 import torchvision
 from PIL import Image
 
+from oltr.common.errors import DataError
 from oltr.data.cifar_lt import export_cifar_lt
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import read_split
-from oltr.common.errors import DataError
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 30, 4
@@ -34,7 +35,9 @@ def cifar_root(tmp_path, monkeypatch):
             pickle.dump({"data": data, "labels": [label for label, _ in part]}, handle)
     test = [(label, 100 + i) for i in range(TEST_PER_CLASS) for label in range(10)]
     with open(folder / "test_batch", "wb") as handle:
-        pickle.dump({"data": np.stack([image_of(l, i).reshape(-1) for l, i in test]), "labels": [l for l, _ in test]}, handle)
+        pickle.dump(
+            {"data": np.stack([image_of(l, i).reshape(-1) for l, i in test]), "labels": [l for l, _ in test]}, handle
+        )
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": NAMES}, handle)
     # The stand-in files cannot match the real archive's MD5 sums.
@@ -48,8 +51,10 @@ def test_export_long_tail_val_test_and_open(cifar_root, tmp_path):
     assert summary["classes"] == NAMES[:8] and summary["open_classes"] == ["ship", "truck"]
     expected = long_tail_counts(8, TRAIN_PER_CLASS - 3, imbalance_factor=10, profile="exponential")
     assert summary["train_counts"] == expected == [27, 19, 13, 10, 7, 5, 3, 2]  # 27 * 0.1 ** (i / 7), floored
-    parts = {s: read_split(out / f"CIFAR10_LT_{s}.txt", out, 8, allow_open=(s == "open"))
-             for s in ("train", "val", "test", "open")}
+    parts = {
+        s: read_split(out / f"CIFAR10_LT_{s}.txt", out, 8, allow_open=(s == "open"))
+        for s in ("train", "val", "test", "open")
+    }
     assert [Counter(l for _, l in parts["train"])[c] for c in range(8)] == expected
     assert Counter(l for _, l in parts["val"]) == {c: 3 for c in range(8)}
     assert Counter(l for _, l in parts["test"]) == {c: TEST_PER_CLASS for c in range(8)}
@@ -77,7 +82,9 @@ def test_open_classes_by_name_and_determinism(cifar_root, tmp_path):
 
 
 def test_missing_archive_says_what_to_download(tmp_path):
-    with pytest.raises(DataError, match=r"download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz.*cifar-10-batches-py"):
+    with pytest.raises(
+        DataError, match=r"download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz.*cifar-10-batches-py"
+    ):
         export_cifar_lt(tmp_path / "empty", tmp_path / "out", download=False)
 
 

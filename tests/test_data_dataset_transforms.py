@@ -1,13 +1,14 @@
 """SplitDataset returns tensors and indices; transforms give the configured sizes (OLTR's at 224)."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torchvision import transforms as T
 
+from oltr.common.errors import DataError
 from oltr.data.dataset import SplitDataset
 from oltr.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from oltr.common.errors import DataError
 
 
 @pytest.fixture
@@ -55,7 +56,13 @@ def test_output_sizes(train, input_size, resize_size):
 
 def test_defaults_are_oltrs_transforms():
     train = build_transform(True).transforms
-    assert [type(t) for t in train] == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.ColorJitter, T.ToTensor, T.Normalize]
+    assert [type(t) for t in train] == [
+        T.RandomResizedCrop,
+        T.RandomHorizontalFlip,
+        T.ColorJitter,
+        T.ToTensor,
+        T.Normalize,
+    ]
     assert train[0].size == (224, 224) and train[0].scale == (0.08, 1.0)
     assert train[2].brightness == (0.6, 1.4) and train[2].hue in (None, (0, 0))
     assert tuple(train[4].mean) == IMAGENET_MEAN and tuple(train[4].std) == IMAGENET_STD

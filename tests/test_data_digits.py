@@ -1,4 +1,5 @@
 """Digits_LT: builds from scikit-learn's digits, deterministically, with the documented splits."""
+
 import json
 import threading
 from collections import Counter
@@ -8,10 +9,10 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from oltr.common.errors import DataError
 from oltr.data.digits_lt import ensure_digits_lt, is_complete
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import read_split
-from oltr.common.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test", "open")
 

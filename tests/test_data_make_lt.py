@@ -1,13 +1,14 @@
 """make_lt on a generated image folder: profile counts, disjoint splits, open classes, errors."""
+
 import json
 from collections import Counter
 
 import pytest
 
+from oltr.common.errors import DataError
 from oltr.data.make_lt import make_lt
 from oltr.data.profiles import long_tail_counts
 from oltr.data.split_file import read_split
-from oltr.common.errors import DataError
 
 CLASS_SIZES = {"ant": 40, "bee": 35, "cat": 38, "dog": 30, "eel": 33, "fox": 12}
 
@@ -34,8 +35,18 @@ def read_all(out_dir, root, num_classes, name="Toy"):
 
 def test_counts_follow_the_profile_and_splits_are_disjoint(image_root, tmp_path):
     out = tmp_path / "splits"
-    summary = make_lt(image_root, out, "Toy", profile="pareto", max_count=20, min_count=3,
-                      val_per_class=4, test_per_class=6, open_classes=["fox"], seed=3)
+    summary = make_lt(
+        image_root,
+        out,
+        "Toy",
+        profile="pareto",
+        max_count=20,
+        min_count=3,
+        val_per_class=4,
+        test_per_class=6,
+        open_classes=["fox"],
+        seed=3,
+    )
     known = ["ant", "bee", "cat", "dog", "eel"]
     assert summary["classes"] == known and summary["open_classes"] == ["fox"]
     parts = read_all(out, image_root, 5)
@@ -63,16 +74,32 @@ def test_same_seed_same_files_other_seed_differs(image_root, tmp_path):
 
 
 def test_default_max_count_is_what_every_class_can_give(image_root, tmp_path):
-    summary = make_lt(image_root, tmp_path / "out", "Toy", profile="exponential", imbalance_factor=2,
-                      val_per_class=2, test_per_class=3, shuffle_profile=False)
+    summary = make_lt(
+        image_root,
+        tmp_path / "out",
+        "Toy",
+        profile="exponential",
+        imbalance_factor=2,
+        val_per_class=2,
+        test_per_class=3,
+        shuffle_profile=False,
+    )
     assert summary["train_counts"] == long_tail_counts(6, 12 - 5, imbalance_factor=2)
     assert summary["open_classes"] == [] and not (tmp_path / "out" / "Toy_open.txt").exists()
 
 
 def test_too_few_images_names_the_class_and_counts(image_root, tmp_path):
     with pytest.raises(DataError, match=r"class 'fox' .* has 12 images but needs \d+ \(train \d+ \+ val 5 \+ test 5\)"):
-        make_lt(image_root, tmp_path / "out", "Toy", max_count=20, min_count=5, val_per_class=5,
-                test_per_class=5, shuffle_profile=False)
+        make_lt(
+            image_root,
+            tmp_path / "out",
+            "Toy",
+            max_count=20,
+            min_count=5,
+            val_per_class=5,
+            test_per_class=5,
+            shuffle_profile=False,
+        )
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """Long-tail count profiles: endpoints, monotonicity, the exponential formula, the Pareto exponent."""
+
 import math
 
 import pytest
 
-from oltr.data.profiles import long_tail_counts
 from oltr.common.errors import DataError
+from oltr.data.profiles import long_tail_counts
 
 
 def test_cifar10_lt_imbalance_100_matches_the_published_counts():

@@ -1,4 +1,5 @@
 """ClassAwareSampler: balance, runs of num_samples_cls, determinism, distributed shares."""
+
 from collections import Counter
 
 import numpy as np

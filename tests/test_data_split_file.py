@@ -1,10 +1,11 @@
 """read_split / scan_split: good files, and every planted defect named by file and line."""
+
 import warnings
 
 import pytest
 
-from oltr.data.split_file import find_image_root, read_split, scan_split, split_path, write_split
 from oltr.common.errors import DataError
+from oltr.data.split_file import find_image_root, read_split, scan_split, split_path, write_split
 
 
 @pytest.fixture

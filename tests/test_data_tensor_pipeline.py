@@ -3,6 +3,7 @@
 Independent truths: PIL (the reference pipeline, OLTR's own), torchvision's RandomResizedCrop and
 ColorJitter parameter rules, and the distributions they define.
 """
+
 import io
 import pickle
 import struct
@@ -16,13 +17,13 @@ from scipy import stats
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
+from oltr.common.errors import DataError
 from oltr.data import image_store
 from oltr.data.batch_transforms import RATIO, BatchTransform, sample_crop_boxes
 from oltr.data.batches import SeededBatchSampler, TensorLoader
 from oltr.data.dataset import UInt8SplitDataset
 from oltr.data.decode import read_image
 from oltr.data.transforms import build_transform
-from oltr.common.errors import DataError
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -63,6 +64,7 @@ def _pil_rgb(path):
 
 # ----------------------------------------------------------------------------- decoding
 
+
 @pytest.mark.parametrize("name", ["gray.png", "rgba.png", "palette.png", "bitmap.bmp", "gray.jpg", "photo.jpg"])
 def test_decoding_gives_what_pil_gives(image_files, name):
     ours, pil = read_image(image_files[name]), _pil_rgb(image_files[name])
@@ -84,8 +86,12 @@ def test_damaged_files_are_a_data_error_naming_them(tmp_path):
     broken_png[broken_png.index(b"IDAT") + 6] ^= 0xFF  # torchvision 0.29's PNG decoder would crash on it
     jpeg = io.BytesIO()
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(jpeg, "JPEG")
-    cases = {"broken.png": bytes(broken_png), "truncated.jpg": jpeg.getvalue()[:200], "empty.jpg": b"",
-             "text.png": b"not an image"}
+    cases = {
+        "broken.png": bytes(broken_png),
+        "truncated.jpg": jpeg.getvalue()[:200],
+        "empty.jpg": b"",
+        "text.png": b"not an image",
+    }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(DataError, match=f"image .*{name} cannot be read"):
@@ -95,6 +101,7 @@ def test_damaged_files_are_a_data_error_naming_them(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the decoded store
+
 
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_the_store_equals_the_decoded_files_byte_for_byte(image_files, tmp_path, monkeypatch, in_memory):
@@ -134,6 +141,7 @@ def test_a_damaged_image_fails_the_build_and_leaves_no_store(image_files, tmp_pa
 
 # ----------------------------------------------------------------------------- transforms against PIL
 
+
 def _pil_reference(image, params, k, input_size=224):
     """OLTR's PIL operations with sample ``k``'s parameters, as torchvision applies them."""
     top, left, height, width = params.boxes[k].tolist()
@@ -146,11 +154,16 @@ def _pil_reference(image, params, k, input_size=224):
     return F.to_tensor(out)
 
 
-@pytest.mark.parametrize("jitter, worst, mean", [
-    ((0, 0, 0, 0), 1.01, 0.05),  # crop, resize and flip: uint8 rounding only
-    ((0.4, 0, 0, 0), 3, 0.75), ((0, 0.4, 0, 0), 3, 0.75), ((0, 0, 0.4, 0), 3, 0.75),  # + PIL's per-step rounding
-    ((0.4, 0.4, 0.4, 0), 8, 2.0),  # OLTR's jitter
-])
+@pytest.mark.parametrize(
+    "jitter, worst, mean",
+    [
+        ((0, 0, 0, 0), 1.01, 0.05),  # crop, resize and flip: uint8 rounding only
+        ((0.4, 0, 0, 0), 3, 0.75),
+        ((0, 0.4, 0, 0), 3, 0.75),
+        ((0, 0, 0.4, 0), 3, 0.75),  # + PIL's per-step rounding
+        ((0.4, 0.4, 0.4, 0), 8, 2.0),  # OLTR's jitter
+    ],
+)
 def test_train_transform_matches_pil_with_the_same_parameters(jitter, worst, mean):
     rng = np.random.default_rng(1)
     arrays = [_smooth_rgb(rng, *size) for size in [(375, 500), (300, 220), (240, 240), (500, 333)] * 2]
@@ -174,6 +187,7 @@ def test_eval_transform_matches_oltrs_resize_and_center_crop():
 
 
 # ----------------------------------------------------------------------------- the distributions
+
 
 def test_crop_boxes_follow_random_resized_crop(tmp_path):
     count, height, width = 4000, 375, 500
@@ -214,12 +228,14 @@ def test_flips_jitter_factors_and_orders_have_the_configured_distributions():
     assert set(orders) == {(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)}
     frequencies = np.bincount([sorted(set(orders)).index(order) for order in orders])
     assert stats.chisquare(frequencies).pvalue > 1e-3
-    none = BatchTransform(True, color_jitter=(0, 0, 0, 0), horizontal_flip=False).sample([(8, 8)] * 10,
-                                                                                        torch.Generator())
+    none = BatchTransform(True, color_jitter=(0, 0, 0, 0), horizontal_flip=False).sample(
+        [(8, 8)] * 10, torch.Generator()
+    )
     assert none.orders.shape == (10, 0) and not none.flips.any()
 
 
 # ----------------------------------------------------------------------------- the loader
+
 
 def test_the_device_step_and_gpu_decode_give_the_batches_the_workers_give(image_files):
     """On CUDA the transform (and JPEG decoding) runs after the loader; here that path runs on the CPU."""
@@ -236,8 +252,9 @@ def test_the_device_step_and_gpu_decode_give_the_batches_the_workers_give(image_
 
     reference = batches(False, False)
     for on_device, encoded in [(True, False), (True, True)]:
-        for (images, labels, indices), (ref_images, ref_labels, ref_indices) in zip(batches(on_device, encoded),
-                                                                                   reference):
+        for (images, labels, indices), (ref_images, ref_labels, ref_indices) in zip(
+            batches(on_device, encoded), reference
+        ):
             assert torch.equal(labels, ref_labels) and torch.equal(indices, ref_indices)
             assert torch.allclose(images, ref_images, atol=1e-6)
     assert not torch.equal(reference[0][0], reference[1][0])  # two batches, two augmentations
@@ -250,7 +267,10 @@ def test_image_by_image_and_whole_batch_agree():
     transform = BatchTransform(True, input_size=72)
     params = transform.sample([t.shape[-2:] for t in tensors], torch.Generator().manual_seed(7))
     assert params.flips.any() and not params.flips.all()
-    one_by_one, batched = transform.apply(tensors, params, batched=False), transform.apply(tensors, params, batched=True)
+    one_by_one, batched = (
+        transform.apply(tensors, params, batched=False),
+        transform.apply(tensors, params, batched=True),
+    )
     assert torch.allclose(one_by_one, batched, atol=1e-5)
 
 
@@ -258,28 +278,46 @@ def test_a_worker_that_fails_is_stopped_with_the_others_at_once(image_files, tmp
     """No worker outlives the error (torch would otherwise wait 5 s for each when the loader is collected)."""
     import multiprocessing
 
-    samples = [(str(image_files["gray.png"]), 0)] * 6 + [(str(tmp_path / "gone.png"), 0)] + \
-        [(str(image_files["gray.png"]), 0)] * 9
-    loader = TensorLoader(UInt8SplitDataset(samples), BatchTransform(False, input_size=8, resize_size=8), "cpu",
-                          batch_size=4, num_workers=2, persistent_workers=True)
+    samples = (
+        [(str(image_files["gray.png"]), 0)] * 6
+        + [(str(tmp_path / "gone.png"), 0)]
+        + [(str(image_files["gray.png"]), 0)] * 9
+    )
+    loader = TensorLoader(
+        UInt8SplitDataset(samples),
+        BatchTransform(False, input_size=8, resize_size=8),
+        "cpu",
+        batch_size=4,
+        num_workers=2,
+        persistent_workers=True,
+    )
     with pytest.raises(DataError, match="gone.png does not exist"):
         for _ in loader:
             pass
     assert not [child for child in multiprocessing.active_children() if child.is_alive()]
 
 
-@pytest.mark.parametrize("policy, limit_gb, cached", [("auto", 8.0, True), ("auto", 1e-6, False),
-                                                      ("always", 1e-6, True), ("never", 8.0, False)])
+@pytest.mark.parametrize(
+    "policy, limit_gb, cached",
+    [("auto", 8.0, True), ("auto", 1e-6, False), ("always", 1e-6, True), ("never", 8.0, False)],
+)
 def test_cache_images_policy(tiny_digits_root, tmp_path, policy, limit_gb, cached):
     """auto caches a split whose decoded size (estimated from headers) fits the limit; 1e-6 GB is ~1 kB."""
-    from oltr.data import loaders
     from oltr.config.schema import load_config
+    from oltr.data import loaders
 
-    config = load_config("config/Digits_LT/stage_1.py", [
-        "training_opt.dataset=Tiny", f"training_opt.data_root={tiny_digits_root}",
-        f"training_opt.split_dir={tiny_digits_root}", "training_opt.log_dir=unused",
-        f"training_opt.cache_images={policy}", f"training_opt.cache_images_max_gb={limit_gb}",
-        f"training_opt.cache_dir={tmp_path}"])
+    config = load_config(
+        "config/Digits_LT/stage_1.py",
+        [
+            "training_opt.dataset=Tiny",
+            f"training_opt.data_root={tiny_digits_root}",
+            f"training_opt.split_dir={tiny_digits_root}",
+            "training_opt.log_dir=unused",
+            f"training_opt.cache_images={policy}",
+            f"training_opt.cache_images_max_gb={limit_gb}",
+            f"training_opt.cache_dir={tmp_path}",
+        ],
+    )
     training_opt = config["training_opt"]
     samples = loaders.load_samples(training_opt, "train")  # 47 images of 8 x 8 pixels x 3 bytes: 9 kB
     assert image_store.estimated_bytes([path for path, _ in samples]) == len(samples) * 8 * 8 * 3

@@ -3,6 +3,7 @@ and the one-line errors around them, on the tiny Digits split.
 
 One stage-1 run (one epoch) is shared by the module; each recipe runs over it through the real CLI.
 """
+
 import json
 from pathlib import Path
 
@@ -11,13 +12,13 @@ import pytest
 import torch
 
 from oltr.cli import main
+from oltr.common.errors import DataError
 from oltr.config.schema import load_config
 from oltr.engine.checkpoint import load_checkpoint
+from oltr.evaluation.posthoc import adjust_logits
+from oltr.models import build_classifier
 from oltr.recipes.ncm import class_means_of_normalised
 from oltr.recipes.tau_norm import tau_grid
-from oltr.models import build_classifier
-from oltr.evaluation.posthoc import adjust_logits
-from oltr.common.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,22 +26,36 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_opts(root, log_dir, **extra):
-    opts = ["training_opt.dataset=Tiny", f"training_opt.data_root={root}", f"training_opt.split_dir={root}",
-            f"training_opt.log_dir={log_dir}", "training_opt.batch_size=16", "training_opt.num_epochs=1"]
+    opts = [
+        "training_opt.dataset=Tiny",
+        f"training_opt.data_root={root}",
+        f"training_opt.split_dir={root}",
+        f"training_opt.log_dir={log_dir}",
+        "training_opt.batch_size=16",
+        "training_opt.num_epochs=1",
+    ]
     return opts + [f"{key}={value}" for key, value in extra.items()]
 
 
 @pytest.fixture(scope="module")
 def stage1(tiny_digits_root, tmp_path_factory, one_torch_thread):
     log_dir = tmp_path_factory.mktemp("stage1")
-    assert main(["--config", str(REPO / "config/Digits_LT/stage_1.py"), "--opts",
-                 *tiny_opts(tiny_digits_root, log_dir)]) == 0
+    assert (
+        main(["--config", str(REPO / "config/Digits_LT/stage_1.py"), "--opts", *tiny_opts(tiny_digits_root, log_dir)])
+        == 0
+    )
     return log_dir
 
 
 def run_recipe(recipe, root, stage1_dir, log_dir, *flags, **extra):
-    args = ["--config", str(REPO / f"config/Digits_LT/stage_2_{recipe}.py"), *flags, "--opts",
-            *tiny_opts(root, log_dir, **extra), f"training_opt.stage1_log_dir={stage1_dir}"]
+    args = [
+        "--config",
+        str(REPO / f"config/Digits_LT/stage_2_{recipe}.py"),
+        *flags,
+        "--opts",
+        *tiny_opts(root, log_dir, **extra),
+        f"training_opt.stage1_log_dir={stage1_dir}",
+    ]
     return main(args)
 
 
@@ -55,8 +70,9 @@ def assert_same(state, reference):
 
 
 @pytest.mark.parametrize("recipe", ["crt", "lws"])
-def test_trained_recipes_leave_every_feature_model_tensor_as_stage_1_left_it(recipe, tiny_digits_root, stage1,
-                                                                            tmp_path):
+def test_trained_recipes_leave_every_feature_model_tensor_as_stage_1_left_it(
+    recipe, tiny_digits_root, stage1, tmp_path
+):
     assert run_recipe(recipe, tiny_digits_root, stage1, tmp_path, **{"training_opt.num_epochs": 2}) == 0
     before, after = networks(stage1), networks(tmp_path)
     # parameters and BatchNorm running statistics (num_batches_tracked too): bit-identical
@@ -88,7 +104,7 @@ def test_tau_norm_formula_and_tau_0_is_the_linear_classifier():
     assert torch.equal(classifier(x)[0], classifier.fc(x))
     classifier.set_tau(1.5)
     norms = classifier.fc.weight.norm(dim=1, keepdim=True)
-    expected = x @ (classifier.fc.weight / norms ** 1.5).T + classifier.fc.bias
+    expected = x @ (classifier.fc.weight / norms**1.5).T + classifier.fc.bias
     assert torch.allclose(classifier(x)[0], expected, atol=1e-6)
     assert tau_grid({"tau_grid": {"min": 0.0, "max": 2.0, "step": 0.1}}) == [round(0.1 * i, 10) for i in range(21)]
 
@@ -100,9 +116,21 @@ def test_tau_norm_with_tau_0_reproduces_stage_1_and_records_its_tau(tiny_digits_
     stage1_logits_dir = tmp_path / "stage1_test"
     stage1_logits_dir.mkdir()
     import shutil
+
     shutil.copy(stage1 / "final_model_checkpoint.pth", stage1_logits_dir)
-    assert main(["--config", str(REPO / "config/Digits_LT/stage_1.py"), "--test", "--opts",
-                 *tiny_opts(tiny_digits_root, stage1_logits_dir), "training_opt.save_logits=true"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(REPO / "config/Digits_LT/stage_1.py"),
+                "--test",
+                "--opts",
+                *tiny_opts(tiny_digits_root, stage1_logits_dir),
+                "training_opt.save_logits=true",
+            ]
+        )
+        == 0
+    )
     ours = np.load(tmp_path / "results_test_closed.npz")["logits"]
     theirs = np.load(stage1_logits_dir / "results_test_closed.npz")["logits"]
     assert np.array_equal(ours.argmax(1), theirs.argmax(1))
@@ -125,14 +153,15 @@ def test_ncm_is_the_hand_computed_nearest_mean_on_a_toy_set():
     labels = torch.tensor([0, 0, 1, 1, 2])
     means = class_means_of_normalised(features, labels, 3)
     # by hand: class 0 = mean of (1, 0) and (1/sqrt2, 1/sqrt2); class 1 = (0, 1); class 2 = normalised (-1, 0.1)
-    s = 2 ** -0.5
-    expected = torch.tensor([[(1 + s) / 2, s / 2], [0.0, 1.0], [-1 / 1.01 ** 0.5, 0.1 / 1.01 ** 0.5]])
+    s = 2**-0.5
+    expected = torch.tensor([[(1 + s) / 2, s / 2], [0.0, 1.0], [-1 / 1.01**0.5, 0.1 / 1.01**0.5]])
     assert torch.allclose(means, expected, atol=1e-6)
     classifier = build_classifier("ncm", in_dim=2, num_classes=3)
     classifier.means.copy_(means)
     queries = torch.tensor([[1.0, 0.2], [0.1, 1.0], [-2.0, 0.0], [1.0, 1.5]])
-    cosines = [[float(np.dot(q, m) / np.linalg.norm(q) / np.linalg.norm(m)) for m in expected.numpy()]
-               for q in queries.numpy()]
+    cosines = [
+        [float(np.dot(q, m) / np.linalg.norm(q) / np.linalg.norm(m)) for m in expected.numpy()] for q in queries.numpy()
+    ]
     assert classifier(queries)[0].argmax(1).tolist() == [int(np.argmax(row)) for row in cosines] == [0, 1, 2, 1]
     assert torch.allclose(classifier(queries)[0], 16.0 * torch.tensor(cosines), atol=1e-5)
     with pytest.raises(DataError, match="class 2 has none"):
@@ -146,8 +175,12 @@ def test_ncm_run_is_tested_like_any_run_and_logit_adjustment_is_recorded(tiny_di
     tau = {"training_opt.save_logits": "true"}
     assert run_recipe("ncm", tiny_digits_root, stage1, tmp_path, "--test", **tau) == 0
     raw = np.load(tmp_path / "results_test_closed.npz")["logits"]
-    assert run_recipe("ncm", tiny_digits_root, stage1, tmp_path, "--test", **tau,
-                      **{"evaluation.logit_adjustment_tau": 1.5}) == 0
+    assert (
+        run_recipe(
+            "ncm", tiny_digits_root, stage1, tmp_path, "--test", **tau, **{"evaluation.logit_adjustment_tau": 1.5}
+        )
+        == 0
+    )
     adjusted = np.load(tmp_path / "results_test_closed.npz")["logits"]
     results = json.loads((tmp_path / "results_test_closed.json").read_text())
     counts = np.asarray(results["class_counts"], dtype=np.float64)
@@ -171,6 +204,7 @@ def test_adjust_logits_formula_and_zero_counts():
 
 # ----------------------------------------------------------------------------- bad input: one line, exit 2
 
+
 def one_line_error(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
@@ -178,17 +212,28 @@ def one_line_error(capsys):
     return err
 
 
-@pytest.mark.parametrize("opts, message", [
-    (["training_opt.recipe=crtt"], "training_opt.recipe must be one of"),
-    (["training_opt.sampler.type=class_balancd"], "(did you mean 'class_balanced'?)"),
-    (["evaluation.logit_adjustment_tau=-0.5"], "evaluation.logit_adjustment_tau must be a number >= 0.0, got -0.5"),
-    (["training_opt.stage1_log_dir=null"], "training_opt.stage1_log_dir is not set"),
-    (["training_opt.stage=1", "networks.feat_model.stage1_weights=false"], "training_opt.recipe 'crt' is a stage-2 recipe"),
-    (["networks.classifier.type=lws"], "needs networks.classifier.type a trainable classifier"),
-])
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["training_opt.recipe=crtt"], "training_opt.recipe must be one of"),
+        (["training_opt.sampler.type=class_balancd"], "(did you mean 'class_balanced'?)"),
+        (["evaluation.logit_adjustment_tau=-0.5"], "evaluation.logit_adjustment_tau must be a number >= 0.0, got -0.5"),
+        (["training_opt.stage1_log_dir=null"], "training_opt.stage1_log_dir is not set"),
+        (
+            ["training_opt.stage=1", "networks.feat_model.stage1_weights=false"],
+            "training_opt.recipe 'crt' is a stage-2 recipe",
+        ),
+        (["networks.classifier.type=lws"], "needs networks.classifier.type a trainable classifier"),
+    ],
+)
 def test_config_errors_are_one_line(opts, message, capsys, tmp_path):
-    args = ["--config", str(REPO / "config/Digits_LT/stage_2_crt.py"), "--opts",
-            f"training_opt.log_dir={tmp_path}", *opts]
+    args = [
+        "--config",
+        str(REPO / "config/Digits_LT/stage_2_crt.py"),
+        "--opts",
+        f"training_opt.log_dir={tmp_path}",
+        *opts,
+    ]
     assert main(args) == 2
     err = one_line_error(capsys)
     assert message in err
@@ -215,17 +260,30 @@ def test_a_stage_1_checkpoint_with_another_num_classes(tiny_digits_root, stage1,
                 label = "8" if seen % 2 == 0 else label
             lines.append(f"{path} {label}")
         (nine / f"Tiny_{split}.txt").write_text("\n".join(lines) + "\n")
-    assert run_recipe("lws", tiny_digits_root, stage1, tmp_path / "run",
-                      **{"training_opt.num_classes": 9, "training_opt.split_dir": nine}) == 2
+    assert (
+        run_recipe(
+            "lws",
+            tiny_digits_root,
+            stage1,
+            tmp_path / "run",
+            **{"training_opt.num_classes": 9, "training_opt.split_dir": nine},
+        )
+        == 2
+    )
     assert "was trained on 8 classes but training_opt.num_classes is 9" in one_line_error(capsys)
 
 
 def test_a_class_without_training_images(tiny_digits_root, tmp_path, capsys):
     # 9 classes, of which the training split has 8: refused before training (and before the
     # class-balanced sampler, which could not draw class 8)
-    args = ["--config", str(REPO / "config/Digits_LT/stage_1.py"), "--opts",
-            *tiny_opts(tiny_digits_root, tmp_path), "training_opt.num_classes=9",
-            "training_opt.sampler={type: class_balanced}"]
+    args = [
+        "--config",
+        str(REPO / "config/Digits_LT/stage_1.py"),
+        "--opts",
+        *tiny_opts(tiny_digits_root, tmp_path),
+        "training_opt.num_classes=9",
+        "training_opt.sampler={type: class_balanced}",
+    ]
     assert main(args) == 2
     assert "known classes have no training image (class 8)" in one_line_error(capsys)
 

@@ -4,6 +4,7 @@ Two short stage-1 trainings with the same seed must give bit-identical weights a
 the global random state was before, with in-process loading and with two worker processes; a
 different seed must give different weights (so the comparison can fail).
 """
+
 import json
 import random
 from pathlib import Path
@@ -12,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from oltr.data import loaders
 from oltr.common import run_files
 from oltr.config.schema import load_config
-from oltr.data import ensure_digits_lt
-from oltr.runs import trainer
+from oltr.data import ensure_digits_lt, loaders
 from oltr.engine.distributed import DistContext
+from oltr.runs import trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -30,19 +30,24 @@ def data(tmp_path_factory):
     return ensure_digits_lt(tmp_path_factory.mktemp("determinism") / "Digits_LT")
 
 
-
-
 def _train(data, log_dir, seed=0, num_workers=0, noise=0):
     """Two epochs of stage 1 (with a learning-rate step between them); returns (weights, metrics records)."""
     # Disturb every global generator first: the run must not depend on what ran before it.
     random.seed(noise)
     np.random.seed(noise)
     torch.manual_seed(noise)
-    config = load_config(REPO / STAGE1, [
-        f"seed={seed}", f"training_opt.data_root={data}", f"training_opt.split_dir={data}",
-        f"training_opt.log_dir={log_dir}", "training_opt.num_epochs=2", "training_opt.scheduler_params.step_size=1",
-        f"training_opt.num_workers={num_workers}",
-    ])
+    config = load_config(
+        REPO / STAGE1,
+        [
+            f"seed={seed}",
+            f"training_opt.data_root={data}",
+            f"training_opt.split_dir={data}",
+            f"training_opt.log_dir={log_dir}",
+            "training_opt.num_epochs=2",
+            "training_opt.scheduler_params.step_size=1",
+            f"training_opt.num_workers={num_workers}",
+        ],
+    )
     trainer.fit(config, DistContext(), echo=False)
     checkpoint = torch.load(Path(log_dir) / run_files.FINAL_CHECKPOINT, map_location="cpu", weights_only=True)
     records = [json.loads(line) for line in (Path(log_dir) / "metrics.jsonl").read_text().splitlines()]
@@ -87,9 +92,16 @@ def test_same_seed_same_weights_with_worker_processes(data, tmp_path):
 
 def _first_batches(data, pipeline, num_workers, seed, count=3):
     """The first ``count`` training batches after ``trainer.start_epoch(loader, 0, seed)``."""
-    config = load_config(REPO / STAGE1, [f"training_opt.data_root={data}", f"training_opt.split_dir={data}",
-                                         "training_opt.log_dir=unused", f"training_opt.num_workers={num_workers}",
-                                         f"training_opt.data_pipeline={pipeline}"])
+    config = load_config(
+        REPO / STAGE1,
+        [
+            f"training_opt.data_root={data}",
+            f"training_opt.split_dir={data}",
+            "training_opt.log_dir=unused",
+            f"training_opt.num_workers={num_workers}",
+            f"training_opt.data_pipeline={pipeline}",
+        ],
+    )
     training_opt = config["training_opt"]
     dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, "train"), train=True)
     loader = loaders.build_train_loader(training_opt, dataset, config["seed"], DistContext())

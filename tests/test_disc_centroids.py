@@ -1,4 +1,5 @@
 """OLTR's discriminative centroids loss against float64 loops and the center-loss rule."""
+
 import pytest
 import torch
 import torch.nn as nn

@@ -5,6 +5,7 @@ engine relies on against a single-process computation (including ranks that hold
 end-to-end test trains stage 1 and stage 2 of Digits_LT with two processes and compares the
 closed-set test accuracy with a single-process run of the same settings.
 """
+
 import json
 import os
 import subprocess
@@ -19,16 +20,17 @@ import torch.multiprocessing as mp
 import losses
 from oltr.config.schema import load_config
 from oltr.data import ensure_digits_lt
-from oltr.runs import evaluate as evaluation
-from oltr.runs import trainer
 from oltr.engine.distributed import DistContext, broadcast_buffers_, gather_rows
 from oltr.engine.inference import collect_logits, compute_centroids
+from oltr.runs import evaluate as evaluation
+from oltr.runs import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2
 
 
 # ----------------------------------------------------------------------------- collectives, two processes
+
 
 class _Images(torch.utils.data.Dataset):
     """``(image, label, index)`` like SplitDataset, over fixed tensors."""
@@ -157,8 +159,7 @@ def _collectives_worker(rank, store):
 
 def test_collectives_match_a_single_process(tmp_path):
     # Forked, like DataLoader workers (each sets one thread first): no re-import of torch per process.
-    mp.start_processes(_collectives_worker, args=(str(tmp_path / "store"),), nprocs=WORLD_SIZE,
-                       start_method="fork")
+    mp.start_processes(_collectives_worker, args=(str(tmp_path / "store"),), nprocs=WORLD_SIZE, start_method="fork")
 
 
 # ----------------------------------------------------------------------------- both stages under torchrun
@@ -169,8 +170,13 @@ EPOCHS = 4
 
 
 def _opts(data, log_dir, stage1_dir=None):
-    opts = [f"training_opt.data_root={data}", f"training_opt.split_dir={data}", f"training_opt.log_dir={log_dir}",
-            f"training_opt.num_epochs={EPOCHS}", "training_opt.scheduler_params.step_size=3"]
+    opts = [
+        f"training_opt.data_root={data}",
+        f"training_opt.split_dir={data}",
+        f"training_opt.log_dir={log_dir}",
+        f"training_opt.num_epochs={EPOCHS}",
+        "training_opt.scheduler_params.step_size=3",
+    ]
     return opts + ([f"training_opt.stage1_log_dir={stage1_dir}"] if stage1_dir else [])
 
 
@@ -179,8 +185,18 @@ def _torchrun(config, opts):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     # --standalone: a rendezvous on a free local port, so parallel test runs cannot collide.
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD_SIZE}",
-               "main.py", "--config", config, "--opts", *opts]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={WORLD_SIZE}",
+        "main.py",
+        "--config",
+        config,
+        "--opts",
+        *opts,
+    ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout

@@ -1,4 +1,5 @@
 """Stage 1 -> stage 2 -> --test -> --test_open on the embedded Digits_LT with CFL, through the real CLI."""
+
 import json
 
 import pytest
@@ -13,12 +14,21 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = root / "Digits_LT"
     stage1, stage2 = root / "stage1_cfl", root / "stage2_cfl"
-    common = [f"training_opt.data_root={data}", f"training_opt.split_dir={data}", "training_opt.num_epochs=8",
-              "training_opt.scheduler_params.step_size=6"]
-    stage1_args = ["--config", "config/Digits_LT/stage_1_cfl.py", "--opts", *common,
-                   f"training_opt.log_dir={stage1}"]
-    stage2_args = ["--config", "config/Digits_LT/stage_2_cfl_meta_embedding.py", "--opts", *common,
-                   f"training_opt.log_dir={stage2}", f"training_opt.stage1_log_dir={stage1}"]
+    common = [
+        f"training_opt.data_root={data}",
+        f"training_opt.split_dir={data}",
+        "training_opt.num_epochs=8",
+        "training_opt.scheduler_params.step_size=6",
+    ]
+    stage1_args = ["--config", "config/Digits_LT/stage_1_cfl.py", "--opts", *common, f"training_opt.log_dir={stage1}"]
+    stage2_args = [
+        "--config",
+        "config/Digits_LT/stage_2_cfl_meta_embedding.py",
+        "--opts",
+        *common,
+        f"training_opt.log_dir={stage2}",
+        f"training_opt.stage1_log_dir={stage1}",
+    ]
     assert main(stage1_args) == 0
     assert main(stage2_args) == 0
     assert main(["--test", *stage2_args]) == 0

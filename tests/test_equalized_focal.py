@@ -1,4 +1,5 @@
 """Equalized focal loss (Li et al. 2022): values, gradients and the gradient statistics."""
+
 import os
 
 import pytest
@@ -10,7 +11,6 @@ import torch.nn.functional as F
 import losses.equalized_focal  # noqa: F401  (registers efl)
 from losses.equalized_focal import EqualizedFocalLoss
 from losses.registry import build_loss
-
 
 C = 5
 
@@ -224,8 +224,9 @@ def _distributed_worker(rank, world_size, init_file, out_dir):
         loss_fn = EqualizedFocalLoss(num_classes=C)
         z64, y = sample_batch(seed=100 + rank)
         loss_fn(z64.float().requires_grad_(), y).backward()
-        torch.save({"pos": loss_fn.pos_grad, "neg": loss_fn.neg_grad, "g": loss_fn.g},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {"pos": loss_fn.pos_grad, "neg": loss_fn.neg_grad, "g": loss_fn.g}, os.path.join(out_dir, f"rank{rank}.pt")
+        )
     finally:
         dist.destroy_process_group()
 

@@ -1,4 +1,6 @@
-"""Focal family (softmax, focal, asl, cfl, casl) against a float64 reference of the formula in losses/focal_family.py."""
+"""Focal family (softmax, focal, asl, cfl, casl) against a float64 reference of the formula in
+losses/focal_family.py."""
+
 import math
 import warnings
 
@@ -8,7 +10,6 @@ import torch.nn.functional as F
 
 import losses.focal_family as focal_family
 from losses.registry import build_loss
-
 
 NAMES = ("softmax", "focal", "asl", "cfl", "casl")
 CYCLICAL = ("cfl", "casl")
@@ -189,7 +190,9 @@ def test_gamma_neg_has_no_effect_without_smoothing():
     for gamma_neg in (1.0, 4.0, 7.5):
         assert torch.allclose(build_loss("asl", gamma_pos=1.0, gamma_neg=gamma_neg)(logits, targets), base, rtol=1e-12)
     with_smoothing = build_loss("asl", gamma_pos=1.0, gamma_neg=4.0, label_smoothing=0.1)(logits, targets)
-    assert not torch.allclose(with_smoothing, build_loss("asl", gamma_pos=1.0, gamma_neg=0.0, label_smoothing=0.1)(logits, targets))
+    assert not torch.allclose(
+        with_smoothing, build_loss("asl", gamma_pos=1.0, gamma_neg=0.0, label_smoothing=0.1)(logits, targets)
+    )
 
 
 def test_asl_with_gamma_pos_zero_is_cross_entropy_without_smoothing():
@@ -281,7 +284,9 @@ def test_reference_schedule_defaults_epochs_to_num_epochs_without_warning():
 
 def test_reference_xi_above_one_still_matches_formula():
     with pytest.warns(UserWarning):
-        module = build_loss("cfl", schedule="reference", epochs=30, num_epochs=60, label_smoothing=0.1, reduction="none")
+        module = build_loss(
+            "cfl", schedule="reference", epochs=30, num_epochs=60, label_smoothing=0.1, reduction="none"
+        )
     module.set_progress(1.0)
     logits, targets = make_batch(seed=12)
     compare(module, "cfl", {}, module.xi, 0.1, "none", logits, targets)

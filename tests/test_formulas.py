@@ -1,13 +1,14 @@
 """The plain formulas in the loss files are the definition, and what the losses compute: held against
 independent float64 references, and the registered losses held against them."""
+
 import pytest
 import torch
+from test_focal_family import GRADCHECK_CASES, make_batch, reference_per_sample
 from torchvision.ops import sigmoid_focal_loss
 
 from losses.focal_family import focal_family_formula, focal_family_loss
 from losses.ldam import ldam_formula
 from losses.sigmoid_focal import sigmoid_focal_formula, sigmoid_focal_per_sample
-from test_focal_family import GRADCHECK_CASES, make_batch, reference_per_sample
 
 
 def values_and_grads(function, logits, upstream=None):
@@ -62,8 +63,11 @@ def sigmoid_cases(classes, batch, generator):
     yield 0.0, None, None
     yield 2.0, None, None
     yield 1.5, torch.rand(batch, generator=generator, dtype=torch.float64), None
-    yield per_class_gamma, torch.rand(batch, generator=generator, dtype=torch.float64), \
-        torch.rand(1, classes, generator=generator, dtype=torch.float64)
+    yield (
+        per_class_gamma,
+        torch.rand(batch, generator=generator, dtype=torch.float64),
+        torch.rand(1, classes, generator=generator, dtype=torch.float64),
+    )
     yield 2.0, None, torch.rand(batch, classes, generator=generator, dtype=torch.float64)  # full (B, C) weight
 
 
@@ -74,12 +78,13 @@ def test_efl_gradient_collection_sees_this_loss_gradient_at_and_off_the_targets(
     gamma = torch.rand(5, generator=generator, dtype=torch.float64) * 2 + 0.5
     seen = []
     z = logits.clone().requires_grad_(True)
-    other = (z ** 2).sum()  # another loss on the same logits: not collected
-    (sigmoid_focal_per_sample(z, targets, gamma, collect_gradient_sums=lambda *sums: seen.append(sums)).sum()
-     + other).backward()
+    other = (z**2).sum()  # another loss on the same logits: not collected
+    (
+        sigmoid_focal_per_sample(z, targets, gamma, collect_gradient_sums=lambda *sums: seen.append(sums)).sum() + other
+    ).backward()
     reference = logits.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(sigmoid_focal_formula(reference, targets, gamma).sum(), reference)
-    (seen_targets, at_target, off_target), = seen
+    ((seen_targets, at_target, off_target),) = seen
     assert torch.equal(seen_targets, targets)
     for i, y in enumerate(targets.tolist()):
         assert torch.allclose(at_target[i], grad[i, y].abs(), rtol=1e-12)

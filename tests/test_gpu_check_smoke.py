@@ -4,6 +4,7 @@ The demo part (four main.py processes, about 30 s on 2 cores) is left to a manua
 ``benchmarks/gpu_check.sh --device cpu --quick``; here it is skipped so the test stays short.
 Timings are never asserted.
 """
+
 import importlib.util
 import re
 import sys

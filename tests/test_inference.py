@@ -1,4 +1,5 @@
 """The vectorised centroid pass and logit collection, single process, against plain loops."""
+
 import torch
 
 from oltr.engine.distributed import DistContext
@@ -48,7 +49,6 @@ def test_collect_logits_keeps_dataset_order_and_uses_the_centroids():
     images = torch.randn(7, 2, 3)
     labels = torch.arange(7) % 3
     centroids = torch.randn(3, 6)
-    logits, got_labels, indices = collect_logits(Classifier(), loader_of(images, labels, 3), centroids,
-                                                 DistContext())
+    logits, got_labels, indices = collect_logits(Classifier(), loader_of(images, labels, 3), centroids, DistContext())
     torch.testing.assert_close(logits, images.flatten(1) @ centroids.t())
     assert torch.equal(got_labels, labels) and torch.equal(indices, torch.arange(7))

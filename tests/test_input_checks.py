@@ -2,6 +2,7 @@
 ambiguous configs, data that cannot train, split tools over existing files, implausible results
 files in the report, and losses given tensors of the wrong shape, length or dtype.
 """
+
 import json
 import shutil
 import struct
@@ -9,16 +10,16 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import hashes, one_line_error, tiny_opts
 import torch
+from conftest import hashes, one_line_error, tiny_opts
 
 import losses
 from losses.registry import available_losses
 from oltr import report
-from oltr.sweep import cli as sweep
-from oltr.sweep import local as sweep_local
 from oltr.cli import main
 from oltr.data.__main__ import main as data_main
+from oltr.sweep import cli as sweep
+from oltr.sweep import local as sweep_local
 
 STAGE_1 = "config/Digits_LT/stage_1.py"
 REPO = Path(__file__).resolve().parents[1]
@@ -32,26 +33,33 @@ def cli(capsys, argv, entry=main):
 
 # ----------------------------------------------------------------------------- ambiguous configs
 
+
 def test_yaml_duplicate_key_names_file_and_line(capsys, tmp_path):
     config = tmp_path / "dup.yaml"
-    config.write_text(f"_base_: {REPO / STAGE_1}\ntraining_opt:\n  log_dir: logs/a\n  num_epochs: 2\n"
-                      "  log_dir: logs/b\n")
+    config.write_text(
+        f"_base_: {REPO / STAGE_1}\ntraining_opt:\n  log_dir: logs/a\n  num_epochs: 2\n  log_dir: logs/b\n"
+    )
     code, err = cli(capsys, ["--config", config])
     one_line_error(code, err, f"{config}:5:", "duplicate key 'log_dir' (first at line 3)")
 
 
 def test_python_duplicate_key_names_file_and_line(capsys, tmp_path):
     config = tmp_path / "dup.py"
-    config.write_text(f'_base_ = "{REPO / STAGE_1}"\nconfig = {{\n    "training_opt": {{"log_dir": "logs/a",\n'
-                      '                     "log_dir": "logs/b"},\n}\n')
+    config.write_text(
+        f'_base_ = "{REPO / STAGE_1}"\nconfig = {{\n    "training_opt": {{"log_dir": "logs/a",\n'
+        '                     "log_dir": "logs/b"},\n}\n'
+    )
     code, err = cli(capsys, ["--config", config])
     one_line_error(code, err, f"{config}:4:", "duplicate key 'log_dir' in a dict (first at line 3)")
 
 
-@pytest.mark.parametrize("name, content, culprits", [
-    ("latin1.yaml", b"seed: 0\nnote: caf\xe9\n", [":2:", "not UTF-8 text"]),
-    ("exits.py", b"import sys\nsys.exit(4)\n", [":2:", "called exit(4)"]),
-])
+@pytest.mark.parametrize(
+    "name, content, culprits",
+    [
+        ("latin1.yaml", b"seed: 0\nnote: caf\xe9\n", [":2:", "not UTF-8 text"]),
+        ("exits.py", b"import sys\nsys.exit(4)\n", [":2:", "called exit(4)"]),
+    ],
+)
 def test_configs_the_loader_cannot_read_as_meant(capsys, tmp_path, name, content, culprits):
     config = tmp_path / name
     config.write_bytes(content)
@@ -65,6 +73,7 @@ def test_duplicate_key_in_an_opts_value(capsys):
 
 
 # ----------------------------------------------------------------------------- data that cannot train
+
 
 def copy_tiny(data_root, root):
     shutil.copytree(data_root / "images", root / "images")
@@ -89,8 +98,11 @@ def png_chunk(kind, data):
 
 # A valid PNG header claiming 100000 x 100000 pixels: PIL refuses it with DecompressionBombError,
 # which is not an OSError; garbage and a broken data stream are OSErrors of PIL.
-BOMB = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)) \
+BOMB = (
+    b"\x89PNG\r\n\x1a\n"
+    + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
     + png_chunk(b"IEND", b"")
+)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -108,20 +120,47 @@ def test_every_undecodable_image_is_one_line_naming_it(capsys, tiny_digits_root,
         good[good.index(b"IDAT") + 6] ^= 0xFF
         victim.write_bytes(bytes(good))
     log_dir = tmp_path / "log"
-    code, err = cli(capsys, ["--config", STAGE_1, "--opts",
-                             *tiny_opts(root, log_dir, **{"training_opt.num_workers": num_workers,
-                                                          # with workers, decoded there, not into the store first
-                                                          "training_opt.cache_images": "never" if num_workers else "auto"})])
+    code, err = cli(
+        capsys,
+        [
+            "--config",
+            STAGE_1,
+            "--opts",
+            *tiny_opts(
+                root,
+                log_dir,
+                **{
+                    "training_opt.num_workers": num_workers,
+                    # with workers, decoded there, not into the store first
+                    "training_opt.cache_images": "never" if num_workers else "auto",
+                },
+            ),
+        ],
+    )
     one_line_error(code, err, f"image {victim} cannot be read as an image")
     assert not (log_dir / "last_checkpoint.pth").exists()
 
 
 # ----------------------------------------------------------------------------- split tools never overwrite silently
 
+
 def test_make_lt_refuses_to_replace_split_files_without_force(capsys, tiny_digits_root, tmp_path):
     out = tmp_path / "splits"
-    argv = ["make-lt", tiny_digits_root / "images", out, "--dataset", "Mine", "--val_per_class", "2",
-            "--test_per_class", "2", "--max_count", "4", "--min_count", "1"]
+    argv = [
+        "make-lt",
+        tiny_digits_root / "images",
+        out,
+        "--dataset",
+        "Mine",
+        "--val_per_class",
+        "2",
+        "--test_per_class",
+        "2",
+        "--max_count",
+        "4",
+        "--min_count",
+        "1",
+    ]
     assert cli(capsys, argv, data_main)[0] == 0
     before = hashes(out)
     code, err = cli(capsys, [*argv, "--seed", "3"], data_main)
@@ -152,6 +191,7 @@ def test_digits_refuses_to_replace_an_older_build_without_force(capsys, tiny_dig
 
 # ----------------------------------------------------------------------------- the report checks its inputs
 
+
 def test_report_skips_values_that_cannot_be_what_they_claim(capsys, tmp_path):
     def result(name, **numbers):
         directory = tmp_path / "runs" / name
@@ -167,11 +207,13 @@ def test_report_skips_values_that_cannot_be_what_they_claim(capsys, tmp_path):
     warnings = []
     results = report.collect_results([tmp_path / "runs"], warn=warnings.append)
     assert [r["_source"] for r in results] == [str(good)]
-    assert sorted(warnings) == sorted([
-        f"skipping {per_class}: key 'per_class_top1'[1] is -0.1, not a number in [0, 1]",
-        f"skipping {text}: key 'many_shot_top1' is 'high', not a number in [0, 1]",
-        f"skipping {over}: key 'overall_top1' is 1.7, not a number in [0, 1]",
-    ])
+    assert sorted(warnings) == sorted(
+        [
+            f"skipping {per_class}: key 'per_class_top1'[1] is -0.1, not a number in [0, 1]",
+            f"skipping {text}: key 'many_shot_top1' is 'high', not a number in [0, 1]",
+            f"skipping {over}: key 'overall_top1' is 1.7, not a number in [0, 1]",
+        ]
+    )
 
 
 @pytest.mark.parametrize("kind", ["empty", "missing"])
@@ -220,6 +262,7 @@ def test_a_loss_with_num_classes_refuses_logits_of_another_width():
 
 # ----------------------------------------------------------------------------- the sweep over existing runs
 
+
 @pytest.fixture
 def in_repo(monkeypatch):
     monkeypatch.chdir(REPO)
@@ -260,8 +303,16 @@ def test_an_image_cache_that_cannot_be_created_is_one_line(capsys, tiny_digits_r
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     log_dir = tmp_path / "log"
-    code, err = cli(capsys, ["--config", STAGE_1, "--opts",
-                             *tiny_opts(tiny_digits_root, log_dir, **{"training_opt.cache_dir": blocker / "cache"})])
-    one_line_error(code, err, f"cannot create the image cache {blocker / 'cache'}", "training_opt.cache_dir",
-                   "cache_images")
+    code, err = cli(
+        capsys,
+        [
+            "--config",
+            STAGE_1,
+            "--opts",
+            *tiny_opts(tiny_digits_root, log_dir, **{"training_opt.cache_dir": blocker / "cache"}),
+        ],
+    )
+    one_line_error(
+        code, err, f"cannot create the image cache {blocker / 'cache'}", "training_opt.cache_dir", "cache_images"
+    )
     assert not log_dir.exists()

@@ -1,4 +1,5 @@
 """The package's import graph (tools/layers.py): data flows one way and no module import circles back."""
+
 import sys
 from pathlib import Path
 

@@ -1,10 +1,11 @@
 """oltr.evaluation.metrics against hand-counted examples and plain float64 references."""
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from oltr.evaluation import metrics
+from oltr.evaluation import metrics, summary
 
 
 def logits_from_probs(probs):
@@ -59,13 +60,14 @@ def test_shot_group_description_records_sizes_and_rules():
 
 # ---------------------------------------------------------------- accuracies
 
+
 def test_group_accuracy_is_mean_of_class_accuracies_not_of_samples():
     # class 0: 3 samples, all right; class 1: 1 sample, wrong. Both many-shot.
     logits = np.array([[5.0, 0.0], [5.0, 0.0], [5.0, 0.0], [5.0, 0.0]])
     labels = np.array([0, 0, 0, 1])
     result = metrics.closed_set_metrics(logits, labels, [500, 300])
-    assert result["many_shot_top1"] == pytest.approx(0.5)   # (1 + 0) / 2
-    assert result["overall_top1"] == pytest.approx(0.75)    # 3 / 4 samples
+    assert result["many_shot_top1"] == pytest.approx(0.5)  # (1 + 0) / 2
+    assert result["overall_top1"] == pytest.approx(0.75)  # 3 / 4 samples
 
 
 def test_empty_group_is_none_never_nan():
@@ -78,7 +80,7 @@ def test_empty_group_is_none_never_nan():
     result = metrics.closed_set_metrics(np.eye(3)[:2], np.array([0, 1]), [150, 200, 5])
     assert result["few_shot_top1"] is None
     assert result["per_class_top1"] == [1.0, 1.0, None]
-    assert "n/a" in metrics.format_results_table(result)
+    assert "n/a" in summary.format_results_table(result)
 
 
 def test_per_class_accuracy_matches_loop_reference():
@@ -90,16 +92,20 @@ def test_per_class_accuracy_matches_loop_reference():
     for class_index in range(num_classes):
         members = [i for i in range(len(labels)) if labels[i] == class_index]
         expected.append(np.nan if not members else sum(predictions[i] == class_index for i in members) / len(members))
-    np.testing.assert_allclose(metrics.per_class_accuracy(predictions, labels, num_classes), expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        metrics.per_class_accuracy(predictions, labels, num_classes), expected, rtol=0, atol=1e-15
+    )
 
 
 def test_top5_hand_counted():
     labels = np.array([0, 0, 0])
-    logits = np.array([
-        [9.0, 1.0, 2.0, 3.0, 4.0, 5.0],  # label ranked 1st -> hit
-        [5.0, 1.0, 6.0, 7.0, 8.0, 9.0],  # label ranked 5th -> hit
-        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],  # label ranked 6th -> miss
-    ])
+    logits = np.array(
+        [
+            [9.0, 1.0, 2.0, 3.0, 4.0, 5.0],  # label ranked 1st -> hit
+            [5.0, 1.0, 6.0, 7.0, 8.0, 9.0],  # label ranked 5th -> hit
+            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],  # label ranked 6th -> miss
+        ]
+    )
     result = metrics.closed_set_metrics(logits, labels, [100] * 6)
     assert result["top5"] == pytest.approx(2 / 3)
     assert result["overall_top1"] == pytest.approx(1 / 3)
@@ -141,6 +147,7 @@ def test_torch_inputs_give_the_same_numbers():
 
 # ---------------------------------------------------------------- calibration
 
+
 def test_ece_hand_computed():
     probs = np.array([[0.95, 0.05], [0.97, 0.03], [0.55, 0.45], [0.75, 0.25], [0.22, 0.78]])
     labels = np.array([0, 1, 0, 0, 1])
@@ -158,15 +165,17 @@ def test_ece_hand_computed():
 # ---------------------------------------------------------------- open set
 
 # Three known classes with training counts 150 (many), 50 (medium), 10 (few); threshold 0.5.
-OPEN_PROBS = np.array([
-    [0.80, 0.10, 0.10],  # label 0: predicted 0                -> TP
-    [0.10, 0.70, 0.20],  # label 1: predicted 1                -> TP
-    [0.60, 0.20, 0.20],  # label 2: predicted 0                -> FP
-    [0.40, 0.30, 0.30],  # label 0: argmax right but 0.4 < 0.5 -> rejected -> FP
-    [0.10, 0.85, 0.05],  # label 1: predicted 1                -> TP
-    [0.45, 0.30, 0.25],  # open: 0.45 < 0.5, rejected          -> nothing
-    [0.20, 0.70, 0.10],  # open: accepted as class 1           -> FN
-])
+OPEN_PROBS = np.array(
+    [
+        [0.80, 0.10, 0.10],  # label 0: predicted 0                -> TP
+        [0.10, 0.70, 0.20],  # label 1: predicted 1                -> TP
+        [0.60, 0.20, 0.20],  # label 2: predicted 0                -> FP
+        [0.40, 0.30, 0.30],  # label 0: argmax right but 0.4 < 0.5 -> rejected -> FP
+        [0.10, 0.85, 0.05],  # label 1: predicted 1                -> TP
+        [0.45, 0.30, 0.25],  # open: 0.45 < 0.5, rejected          -> nothing
+        [0.20, 0.70, 0.10],  # open: accepted as class 1           -> FN
+    ]
+)
 OPEN_LABELS = np.array([0, 1, 2, 0, 1, -1, -1])
 OPEN_COUNTS = [150, 50, 10]
 
@@ -180,7 +189,9 @@ def test_open_f_measure_hand_counted():
     assert (result["num_known"], result["num_open"], result["threshold"]) == (5, 2, 0.5)
     # per class on known samples: class 0 1/2 (one rejected), class 1 2/2, class 2 0/1
     assert result["per_class_top1"] == pytest.approx([0.5, 1.0, 0.0])
-    assert (result["many_shot_top1"], result["medium_shot_top1"], result["few_shot_top1"]) == pytest.approx((0.5, 1.0, 0.0))
+    assert (result["many_shot_top1"], result["medium_shot_top1"], result["few_shot_top1"]) == pytest.approx(
+        (0.5, 1.0, 0.0)
+    )
 
 
 def test_threshold_rejection_makes_a_known_sample_wrong():
@@ -246,8 +257,8 @@ def test_open_set_input_checks():
 
 def test_format_results_table_shows_percentages_and_groups():
     result = metrics.open_set_metrics(logits_from_probs(OPEN_PROBS), OPEN_LABELS, OPEN_COUNTS, threshold=0.5)
-    text = metrics.format_results_table(result)
-    assert "60.0%" in text          # overall top-1 3/5
-    assert "0.667" in text          # F-measure
+    text = summary.format_results_table(result)
+    assert "60.0%" in text  # overall top-1 3/5
+    assert "0.667" in text  # F-measure
     assert "n >= 100: 1 classes" in text and "n <= 20: 1 classes" in text
     assert "threshold 0.5" in text

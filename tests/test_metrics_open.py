@@ -1,4 +1,5 @@
 """Open-set extras against independent computations: sklearn, brute-force loops, hand-computed cases."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score

@@ -3,6 +3,7 @@
 References are independent of the code: float64 numpy written from OLTR's formulas,
 hand-computed examples, closed-form parameter counts and torchvision's own models.
 """
+
 from __future__ import annotations
 
 import math
@@ -227,7 +228,9 @@ def test_pretrained_imagenet_uses_torchvision_weights(monkeypatch):
     model = build_feature_model("resnet18", pretrained="imagenet", use_fc=True)
     assert requested == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1]
     torch.testing.assert_close(model.layer4[1].conv2.weight, reference.layer4[1].conv2.weight, rtol=0, atol=0)
-    torch.testing.assert_close(model.layer2[0].downsample[1].running_mean, reference.layer2[0].downsample[1].running_mean)
+    torch.testing.assert_close(
+        model.layer2[0].downsample[1].running_mean, reference.layer2[0].downsample[1].running_mean
+    )
 
 
 def test_pretrained_imagenet_download_failure_is_a_checkpoint_error(monkeypatch):
@@ -377,7 +380,9 @@ CENTROIDS = [[1.0, 0.0], [0.0, 2.0], [-1.0, -1.0]]
 def test_meta_embedding_matches_hand_computation():
     clf = hand_set_meta_embedding()
     x = [0.5, 0.5]
-    logits, (direct, infused) = clf(torch.tensor([x], dtype=torch.float64), torch.tensor(CENTROIDS, dtype=torch.float64))
+    logits, (direct, infused) = clf(
+        torch.tensor([x], dtype=torch.float64), torch.tensor(CENTROIDS, dtype=torch.float64)
+    )
 
     # Step by step, float64, from OLTR's equations.
     # 1) distances to the centroids: sqrt(0.5), sqrt(2.5), sqrt(4.5); reach = 10 / sqrt(0.5)

@@ -4,6 +4,7 @@ last good checkpoint (the previous epoch's last_checkpoint.pth) stays byte-ident
 Divergence is injected in-process by wrapping the performance loss (exact epoch and step), and
 also produced for real with an absurd learning rate.
 """
+
 import json
 import re
 from pathlib import Path
@@ -11,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from oltr.engine import optim
-from oltr.common import run_files
 from oltr.cli import main
-from oltr.runs import trainer
+from oltr.common import run_files
+from oltr.engine import optim
 from oltr.engine.checkpoint import load_checkpoint
+from oltr.runs import trainer
 
 STAGE_1 = "config/Digits_LT/stage_1.py"
 NUM_EPOCHS = 3
@@ -28,9 +29,15 @@ def data_root(tiny_digits_root):
 
 
 def argv_for(data_root, log_dir, *extra_opts):
-    opts = ["training_opt.dataset=Tiny", f"training_opt.data_root={data_root}",
-            f"training_opt.split_dir={data_root}", f"training_opt.log_dir={log_dir}",
-            f"training_opt.num_epochs={NUM_EPOCHS}", "training_opt.batch_size=16", "training_opt.num_workers=0"]
+    opts = [
+        "training_opt.dataset=Tiny",
+        f"training_opt.data_root={data_root}",
+        f"training_opt.split_dir={data_root}",
+        f"training_opt.log_dir={log_dir}",
+        f"training_opt.num_epochs={NUM_EPOCHS}",
+        "training_opt.batch_size=16",
+        "training_opt.num_workers=0",
+    ]
     return ["--config", STAGE_1, "--opts", *opts, *extra_opts]
 
 
@@ -69,13 +76,16 @@ def diverge(monkeypatch):
         def breaking_criterions(config, class_counts):
             criterions = build_criterions(config, class_counts)
             performance = criterions["PerformanceLoss"]
-            criterions["PerformanceLoss"] = optim.Criterion(BreaksAt(performance.module, epoch, step, value),
-                                                            performance.weight)
+            criterions["PerformanceLoss"] = optim.Criterion(
+                BreaksAt(performance.module, epoch, step, value), performance.weight
+            )
             return criterions
 
         def recording_save_last(run):
             save_last(run)
-            saved.append((run.epoch, (Path(run.config["training_opt"]["log_dir"]) / run_files.LAST_CHECKPOINT).read_bytes()))
+            saved.append(
+                (run.epoch, (Path(run.config["training_opt"]["log_dir"]) / run_files.LAST_CHECKPOINT).read_bytes())
+            )
 
         monkeypatch.setattr(optim, "build_criterions", breaking_criterions)
         monkeypatch.setattr(trainer, "save_last", recording_save_last)
@@ -126,8 +136,14 @@ def test_non_finite_loss_with_debug_reraises(data_root, tmp_path, diverge):
 
 def test_absurd_learning_rate_really_diverges(data_root, tmp_path, capsys):
     lr = "1e12"  # scientific notation is a number in --opts
-    code = main(argv_for(data_root, tmp_path, f"networks.feat_model.optim_params.lr={lr}",
-                         f"networks.classifier.optim_params.lr={lr}"))
+    code = main(
+        argv_for(
+            data_root,
+            tmp_path,
+            f"networks.feat_model.optim_params.lr={lr}",
+            f"networks.classifier.optim_params.lr={lr}",
+        )
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert re.match(r"error: loss became (nan|inf) at epoch \d+, step \d+ \(", err), err

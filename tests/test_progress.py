@@ -1,4 +1,5 @@
 """The trainer's training-progress value and how it reaches the losses."""
+
 import pytest
 import torch
 
@@ -28,8 +29,9 @@ class Follows(torch.nn.Module):
 
 def test_set_progress_reaches_every_loss_that_has_it():
     a, b, plain = Follows(), Follows(), torch.nn.CrossEntropyLoss()
-    set_progress({"PerformanceLoss": Criterion(a, 1.0), "Other": Criterion(plain, 1.0), "FeatureLoss": Criterion(b, 0.01)},
-                 0.5)
+    set_progress(
+        {"PerformanceLoss": Criterion(a, 1.0), "Other": Criterion(plain, 1.0), "FeatureLoss": Criterion(b, 0.01)}, 0.5
+    )
     assert a.t == 0.5 and b.t == 0.5
 
 

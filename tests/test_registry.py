@@ -1,4 +1,5 @@
 """The loss registry: build by name or dict, context handling, errors, user registration."""
+
 import uuid
 
 import pytest
@@ -105,7 +106,9 @@ def test_user_registered_loss_builds_with_context():
     assert name in available_losses()
     value = loss(torch.zeros(2, 10), torch.tensor([1, 2]))
     # Margin 0.5 on the target of uniform logits: -log(e^-0.5 / (e^-0.5 + 9)).
-    assert value.item() == pytest.approx(-torch.log(torch.tensor(0.5).neg().exp() / (torch.tensor(0.5).neg().exp() + 9)).item())
+    assert value.item() == pytest.approx(
+        -torch.log(torch.tensor(0.5).neg().exp() / (torch.tensor(0.5).neg().exp() + 9)).item()
+    )
 
 
 def test_register_rejects_non_modules_and_bad_names():

@@ -1,12 +1,13 @@
 """oltr.report on hand-written results files and metrics logs."""
+
 import csv
 import json
 
 import pytest
 
 from oltr import report
-from oltr.engine.run_log import RunLogger
 from oltr.common.run_files import METRICS_LOG
+from oltr.engine.run_log import RunLogger
 
 PER_CLASS = [0.9, 0.5, None, 0.1]
 COUNTS = [400, 60, 15, 5]
@@ -14,11 +15,22 @@ COUNTS = [400, 60, 15, 5]
 
 def write_result(directory, setting, dataset, loss, seed, stage=2, **numbers):
     directory.mkdir(parents=True, exist_ok=True)
-    result = {"dataset": dataset, "stage": stage, "loss": loss, "loss_params": {"cyclical_factor": 2} if loss in ("cfl", "casl") else {},
-              "seed": seed, "setting": setting, "per_class_top1": PER_CLASS, "class_counts": COUNTS,
-              "shot_groups": {"many": {"num_classes": 1, "threshold": 100, "rule": "n >= 100"},
-                              "medium": {"num_classes": 1, "range": [20, 100], "rule": "20 < n < 100"},
-                              "few": {"num_classes": 2, "threshold": 20, "rule": "n <= 20"}, "inclusive": True}}
+    result = {
+        "dataset": dataset,
+        "stage": stage,
+        "loss": loss,
+        "loss_params": {"cyclical_factor": 2} if loss in ("cfl", "casl") else {},
+        "seed": seed,
+        "setting": setting,
+        "per_class_top1": PER_CLASS,
+        "class_counts": COUNTS,
+        "shot_groups": {
+            "many": {"num_classes": 1, "threshold": 100, "rule": "n >= 100"},
+            "medium": {"num_classes": 1, "range": [20, 100], "rule": "20 < n < 100"},
+            "few": {"num_classes": 2, "threshold": 20, "rule": "n <= 20"},
+            "inclusive": True,
+        },
+    }
     result.update(numbers)
     (directory / f"results_test_{setting}.json").write_text(json.dumps(result))
 
@@ -28,8 +40,13 @@ def closed(many, medium, few, overall):
 
 
 def opened(many, medium, few, f_measure):
-    return {"many_shot_top1": many, "medium_shot_top1": medium, "few_shot_top1": few,
-            "overall_top1": 0.3, "f_measure": f_measure}
+    return {
+        "many_shot_top1": many,
+        "medium_shot_top1": medium,
+        "few_shot_top1": few,
+        "overall_top1": 0.3,
+        "f_measure": f_measure,
+    }
 
 
 @pytest.fixture
@@ -54,21 +71,39 @@ def test_table_layout_mean_std_gap_and_paper_rows(runs):
     rows = report.build_table(results, "ImageNet_LT")
     labels = [row["label"] for row in rows]
     assert labels == [
-        "OLTR", "OLTR (paper)", "OLTR (ours - paper)",
-        "OLTR + FL (paper)", "OLTR + ASL (paper)",
-        "OLTR + CFL", "OLTR + CFL (paper)", "OLTR + CFL (ours - paper)",
+        "OLTR",
+        "OLTR (paper)",
+        "OLTR (ours - paper)",
+        "OLTR + FL (paper)",
+        "OLTR + ASL (paper)",
+        "OLTR + CFL",
+        "OLTR + CFL (paper)",
+        "OLTR + CFL (ours - paper)",
         "OLTR + CASL (paper)",
     ]
     by_label = {row["label"]: row for row in rows}
     # cfl, two seeds: closed many (40, 42) -> 41.0 +- sample std sqrt(2) = 1.4; open medium (35, 35) -> std 0
     assert cells_text(by_label["OLTR + CFL"]) == [
-        "41.0 ± 1.4", "37.5 ± 0.7", "24.0 ± 1.4", "35.0 ± 1.4",
-        "40.0 ± 1.4", "35.0 ± 0.0", "21.0 ± 1.4", "0.445 ± 0.007",
+        "41.0 ± 1.4",
+        "37.5 ± 0.7",
+        "24.0 ± 1.4",
+        "35.0 ± 1.4",
+        "40.0 ± 1.4",
+        "35.0 ± 0.0",
+        "21.0 ± 1.4",
+        "0.445 ± 0.007",
     ]
-    assert by_label["OLTR + CFL"]["cells"]["closed_many"]["std"] == pytest.approx(2 ** 0.5)
+    assert by_label["OLTR + CFL"]["cells"]["closed_many"]["std"] == pytest.approx(2**0.5)
     # paper +CFL: 42.6 37.7 23.3 34.5 | 40.0 35.4 21.7 0.445
     assert cells_text(by_label["OLTR + CFL (ours - paper)"]) == [
-        "-1.6", "-0.2", "+0.7", "+0.5", "+0.0", "-0.4", "-0.7", "+0.000",
+        "-1.6",
+        "-0.2",
+        "+0.7",
+        "+0.5",
+        "+0.0",
+        "-0.4",
+        "-0.7",
+        "+0.000",
     ]
     # softmax: one seed (mean only), no open file (gap)
     assert cells_text(by_label["OLTR"]) == ["45.0", "30.0", "10.0", "33.0", "-", "-", "-", "-"]
@@ -89,7 +124,7 @@ def test_main_writes_markdown_csv_latex_and_plots(runs, tmp_path, capsys):
     with open(target / "table.csv", newline="", encoding="utf-8") as handle:
         rows = {row["method"]: row for row in csv.DictReader(handle)}
     assert float(rows["OLTR + CFL"]["closed_many"]) == pytest.approx(41.0)
-    assert float(rows["OLTR + CFL"]["closed_many_std"]) == pytest.approx(2 ** 0.5, abs=1e-3)
+    assert float(rows["OLTR + CFL"]["closed_many_std"]) == pytest.approx(2**0.5, abs=1e-3)
     assert rows["OLTR"]["open_many"] == "" and rows["OLTR"]["runs_open"] == "0"
     assert float(rows["OLTR + CFL (ours - paper)"]["closed_average"]) == pytest.approx(0.5)
     latex = (target / "table.tex").read_text(encoding="utf-8")

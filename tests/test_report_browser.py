@@ -2,6 +2,7 @@
 
 Skipped where no chromium is installed, except under CI=true (.ci/run installs it), where that fails.
 """
+
 import os
 import re
 import shutil
@@ -9,11 +10,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_report_rigor import _write_run
 
 from oltr import report
 from oltr.runs.evaluate_extras import reliability_bins
-
-from test_report_rigor import _write_run
 
 pytestmark = pytest.mark.slow  # a browser start: a few seconds
 
@@ -37,8 +37,15 @@ def _browser():
 
 
 def _run(browser, *args):
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--hide-scrollbars", *args]
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=90)
 
 
@@ -46,14 +53,16 @@ def test_report_html_renders_table_and_every_image(tmp_path):
     browser = _browser()
     root = tmp_path / "runs"
     rng = np.random.default_rng(0)
-    curve = {"thresholds": list(np.arange(101) / 100), "f_measure": list(np.linspace(0.2, 0.7, 101)),
-             "precision": [0.0] * 101, "recall": [0.0] * 101}
+    curve = {
+        "thresholds": list(np.arange(101) / 100),
+        "f_measure": list(np.linspace(0.2, 0.7, 101)),
+        "precision": [0.0] * 101,
+        "recall": [0.0] * 101,
+    }
     for loss in ("softmax", "cfl"):
         correct = rng.random(200) < 0.7
-        _write_run(root / loss, loss, 0, correct, ece=0.05,
-                   reliability_bins=reliability_bins(rng.random(200), correct))
-        _write_run(root / loss, loss, 0, correct, setting="open", f_measure=0.5, f_measure_curve=curve,
-                   threshold=0.1)
+        _write_run(root / loss, loss, 0, correct, ece=0.05, reliability_bins=reliability_bins(rng.random(200), correct))
+        _write_run(root / loss, loss, 0, correct, setting="open", f_measure=0.5, f_measure_curve=curve, threshold=0.1)
     out = tmp_path / "out"
     assert report.main([str(root), "--out", str(out), "--ci-resamples", "200"]) == 0
     page = out / "report.html"

@@ -4,6 +4,7 @@ Stage 1 goes through the real CLI in subprocesses, one of them killed with SIGKI
 second epoch; stage 2 (class-aware sampler, centroids and their optimizer, EFL statistics) is
 interrupted in-process by an exception raised inside an epoch. Equality is bit for bit.
 """
+
 import json
 import os
 import shutil
@@ -17,10 +18,10 @@ import pytest
 import torch
 
 from oltr.cli import main
-from oltr.config.schema import load_config
-from oltr.runs import trainer
-from oltr.engine.distributed import DistContext
 from oltr.common.errors import CheckpointError
+from oltr.config.schema import load_config
+from oltr.engine.distributed import DistContext
+from oltr.runs import trainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -37,14 +38,28 @@ def _child_env():
 
 
 def _stage1_args(data, log_dir):
-    return ["--config", STAGE1, "--opts", f"training_opt.data_root={data}", f"training_opt.split_dir={data}",
-            f"training_opt.log_dir={log_dir}", f"training_opt.num_epochs={STAGE1_EPOCHS}",
-            "training_opt.scheduler_params.step_size=2"]  # a learning-rate step inside the run
+    return [
+        "--config",
+        STAGE1,
+        "--opts",
+        f"training_opt.data_root={data}",
+        f"training_opt.split_dir={data}",
+        f"training_opt.log_dir={log_dir}",
+        f"training_opt.num_epochs={STAGE1_EPOCHS}",
+        "training_opt.scheduler_params.step_size=2",
+    ]  # a learning-rate step inside the run
 
 
 def _train(args, **kwargs):
-    return subprocess.Popen([sys.executable, "main.py", *args], cwd=REPO, env=_child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "main.py", *args],
+        cwd=REPO,
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def _records(log_dir):
@@ -88,8 +103,6 @@ def _assert_same_tensors(a, b, where=""):
         assert a == b, where
 
 
-
-
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory, one_torch_thread):
     """An uninterrupted stage-1 run and a killed-then-resumed one, both tested, in the same log_dir path.
@@ -115,8 +128,13 @@ def stage1(tmp_path_factory, one_torch_thread):
     }
     assert main([*args[:2], "--resume", *args[2:]]) == 0
     assert main(["--test", *args]) == 0
-    return {"data": data, "run": run, "reference": reference, "killed_at": killed_at,
-            "resumed_output": (run / "log.txt").read_text()}
+    return {
+        "data": data,
+        "run": run,
+        "reference": reference,
+        "killed_at": killed_at,
+        "resumed_output": (run / "log.txt").read_text(),
+    }
 
 
 def test_the_kill_interrupted_the_run(stage1):
@@ -156,14 +174,21 @@ def test_resumed_stage1_results_file_is_identical(stage1):
 
 
 def test_resume_refuses_a_different_config(stage1):
-    config = load_config(REPO / STAGE1, [f"training_opt.data_root={stage1['data']}",
-                                         f"training_opt.split_dir={stage1['data']}",
-                                         f"training_opt.log_dir={stage1['run']}", "training_opt.num_epochs=9"])
+    config = load_config(
+        REPO / STAGE1,
+        [
+            f"training_opt.data_root={stage1['data']}",
+            f"training_opt.split_dir={stage1['data']}",
+            f"training_opt.log_dir={stage1['run']}",
+            "training_opt.num_epochs=9",
+        ],
+    )
     with pytest.raises(CheckpointError, match="different config"):
         trainer.fit(config, DistContext(), resume=True, echo=False)
 
 
 # ----------------------------------------------------------------------------- stage 2, in-process
+
 
 class _Interrupted(Exception):
     pass
@@ -171,12 +196,19 @@ class _Interrupted(Exception):
 
 def _stage2_config(stage1_dir, data, log_dir):
     # EFL as the performance loss, so its gradient statistics (buffers) must survive the resume too.
-    return load_config(REPO / STAGE2, [
-        f"training_opt.data_root={data}", f"training_opt.split_dir={data}", f"training_opt.log_dir={log_dir}",
-        f"training_opt.stage1_log_dir={stage1_dir}", "training_opt.num_epochs=3",
-        "training_opt.scheduler_params.step_size=2", "criterions.PerformanceLoss.loss=efl",
-        "criterions.PerformanceLoss.loss_params={}",
-    ])
+    return load_config(
+        REPO / STAGE2,
+        [
+            f"training_opt.data_root={data}",
+            f"training_opt.split_dir={data}",
+            f"training_opt.log_dir={log_dir}",
+            f"training_opt.stage1_log_dir={stage1_dir}",
+            "training_opt.num_epochs=3",
+            "training_opt.scheduler_params.step_size=2",
+            "criterions.PerformanceLoss.loss=efl",
+            "criterions.PerformanceLoss.loss_params={}",
+        ],
+    )
 
 
 def test_resumed_stage2_is_bit_identical(stage1, tmp_path, monkeypatch):
@@ -212,8 +244,14 @@ def test_fresh_run_starts_a_new_metrics_log(stage1, tmp_path):
     """Training again (without --resume) into a used log_dir does not append to the old records."""
     run = tmp_path / "again"
     shutil.copytree(stage1["reference"], run)
-    config = load_config(REPO / STAGE1, [f"training_opt.data_root={stage1['data']}",
-                                         f"training_opt.split_dir={stage1['data']}",
-                                         f"training_opt.log_dir={run}", "training_opt.num_epochs=1"])
+    config = load_config(
+        REPO / STAGE1,
+        [
+            f"training_opt.data_root={stage1['data']}",
+            f"training_opt.split_dir={stage1['data']}",
+            f"training_opt.log_dir={run}",
+            "training_opt.num_epochs=1",
+        ],
+    )
     trainer.fit(config, DistContext(), echo=False)
     assert [r["epoch"] for r in _records(run)] == [1]

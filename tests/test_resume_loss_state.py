@@ -3,6 +3,7 @@
 A stage-1 run on the tiny Digits split with seesaw as the performance loss is interrupted by an
 exception inside its second epoch and resumed; its checkpoints must equal an uninterrupted run's.
 """
+
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ import torch
 
 from oltr.common import run_files
 from oltr.config.schema import load_config
-from oltr.runs import trainer
 from oltr.engine.distributed import DistContext
+from oltr.runs import trainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -23,11 +24,18 @@ class _Interrupted(Exception):
 
 
 def _config(data, log_dir):
-    return load_config(REPO / "config/Digits_LT/stage_1.py", [
-        f"training_opt.data_root={data}", f"training_opt.split_dir={data}", "training_opt.dataset=Tiny",
-        f"training_opt.log_dir={log_dir}", "training_opt.num_epochs=3", "training_opt.batch_size=8",
-        "criterions.PerformanceLoss.loss=seesaw",
-    ])
+    return load_config(
+        REPO / "config/Digits_LT/stage_1.py",
+        [
+            f"training_opt.data_root={data}",
+            f"training_opt.split_dir={data}",
+            "training_opt.dataset=Tiny",
+            f"training_opt.log_dir={log_dir}",
+            "training_opt.num_epochs=3",
+            "training_opt.batch_size=8",
+            "criterions.PerformanceLoss.loss=seesaw",
+        ],
+    )
 
 
 def _checkpoint(log_dir, name):

@@ -4,6 +4,7 @@ directory, tests that test the checkpoint they name, and output errors as one-li
 Every refusal is checked through the real CLI: exit 2, one line "error: ...", no traceback, and
 (by SHA-256) every file written before unchanged. The runs are 1-epoch "Tiny" runs (conftest.py).
 """
+
 import builtins
 import errno
 import hashlib
@@ -61,20 +62,28 @@ def run_copy(trained, tmp_path):
 
 # ----------------------------------------------------------------------------- a finished run survives
 
+
 def test_a_second_training_command_is_refused(capsys, tiny_digits_root, run_copy):
     # the README's own example: the same config with --opts training_opt.num_epochs=3
     for extra in ({}, {"training_opt.num_epochs": 3}, {"seed": 5}):
-        line = refused(capsys, ["--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy, **extra)],
-                       run_copy, f"training_opt.log_dir {run_copy} already holds a finished run", "--resume",
-                       "another training_opt.log_dir", "--overwrite")
+        line = refused(
+            capsys,
+            ["--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy, **extra)],
+            run_copy,
+            f"training_opt.log_dir {run_copy} already holds a finished run",
+            "--resume",
+            "another training_opt.log_dir",
+            "--overwrite",
+        )
         assert "nothing was written" in line
     assert not list(run_copy.parent.glob("run.old-*"))
 
 
 def test_overwrite_moves_the_old_run_aside(capsys, tiny_digits_root, run_copy):
     before = hashes(run_copy)
-    code, err, out = run_cli(capsys, ["--overwrite", "--config", STAGE_1,
-                                      "--opts", *tiny_opts(tiny_digits_root, run_copy)])
+    code, err, out = run_cli(
+        capsys, ["--overwrite", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)]
+    )
     assert code == 0, err
     (old,) = run_copy.parent.glob("run.old-*")
     assert hashes(old) == before  # the old run, whole, beside the new one
@@ -85,8 +94,12 @@ def test_overwrite_moves_the_old_run_aside(capsys, tiny_digits_root, run_copy):
 
 def test_overwrite_cannot_go_with_resume_or_a_test(capsys, tiny_digits_root, run_copy):
     for flag in ("--resume", "--test"):
-        refused(capsys, [flag, "--overwrite", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)],
-                run_copy, "--overwrite starts a new training run")
+        refused(
+            capsys,
+            [flag, "--overwrite", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)],
+            run_copy,
+            "--overwrite starts a new training run",
+        )
 
 
 def test_resume_of_a_finished_run_changes_nothing_but_its_log(capsys, tiny_digits_root, tmp_path):
@@ -114,14 +127,21 @@ time.sleep(60)
 
 
 def test_a_concurrent_process_is_refused_naming_the_holder(capsys, tiny_digits_root, run_copy):
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER.format(repo=str(REPO), log_dir=str(run_copy))],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER.format(repo=str(REPO), log_dir=str(run_copy))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = hashes(run_copy)
         for argv in (["--resume"], ["--test"], ["--test_open"]):
-            refused(capsys, [*argv, "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)],
-                    run_copy, f"{run_copy} is in use by process {holder.pid} on {socket.gethostname()}")
+            refused(
+                capsys,
+                [*argv, "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)],
+                run_copy,
+                f"{run_copy} is in use by process {holder.pid} on {socket.gethostname()}",
+            )
         assert hashes(run_copy) == before
     finally:
         holder.kill()
@@ -141,14 +161,21 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_note(capsys, tiny_d
 
 def test_a_lock_of_another_host_is_not_taken(capsys, tiny_digits_root, run_copy):
     (run_copy / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "purpose": "training"}))
-    refused(capsys, ["--test", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)], run_copy,
-            "is in use by process 1 on elsewhere.example", f"delete {run_copy / '.lock'}")
+    refused(
+        capsys,
+        ["--test", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)],
+        run_copy,
+        "is in use by process 1 on elsewhere.example",
+        f"delete {run_copy / '.lock'}",
+    )
 
 
 # ----------------------------------------------------------------------------- stage 2 and its stage-1 run
 
-@pytest.mark.parametrize("where, culprit", [("same", "is its stage-1 run's directory"),
-                                            ("inside", "is inside its stage-1 run")])
+
+@pytest.mark.parametrize(
+    "where, culprit", [("same", "is its stage-1 run's directory"), ("inside", "is inside its stage-1 run")]
+)
 def test_stage_2_never_writes_into_its_stage_1_run(capsys, tiny_digits_root, run_copy, where, culprit):
     log_dir = run_copy if where == "same" else run_copy / "stage2"
     opts = tiny_opts(tiny_digits_root, log_dir, **{"training_opt.stage1_log_dir": run_copy})
@@ -158,12 +185,17 @@ def test_stage_2_never_writes_into_its_stage_1_run(capsys, tiny_digits_root, run
 
 # ----------------------------------------------------------------------------- a test tests its checkpoint
 
+
 def test_test_with_changed_opts_names_the_first_differing_key(capsys, tiny_digits_root, run_copy):
     opts = tiny_opts(tiny_digits_root, run_copy, **{"criterions.PerformanceLoss.loss": "focal"})
     for flag in ("--test", "--test_open"):
-        line = refused(capsys, [flag, "--config", STAGE_1, "--opts", *opts], run_copy,
-                       "was trained with criterions.PerformanceLoss.loss='softmax' but this config has 'focal'",
-                       "--allow-config-change")
+        line = refused(
+            capsys,
+            [flag, "--config", STAGE_1, "--opts", *opts],
+            run_copy,
+            "was trained with criterions.PerformanceLoss.loss='softmax' but this config has 'focal'",
+            "--allow-config-change",
+        )
         assert str(run_copy / "final_model_checkpoint.pth") in line
 
 
@@ -173,10 +205,13 @@ def test_allowed_config_change_records_the_checkpoints_config_and_epoch(capsys, 
     assert code == 0, err
     results = json.loads((run_copy / "results_test_closed.json").read_text())
     assert results["loss"] == "softmax" and results["seed"] == 0  # the checkpoint's, not the command line's
-    assert results["checkpoint_epoch"] == 1 and results["checkpoint_config"]["criterions"]["PerformanceLoss"][
-        "loss"] == "softmax"
-    assert results["config_changes"] == [{"key": "criterions.PerformanceLoss.loss", "test": "focal",
-                                          "checkpoint": "softmax"}]
+    assert (
+        results["checkpoint_epoch"] == 1
+        and results["checkpoint_config"]["criterions"]["PerformanceLoss"]["loss"] == "softmax"
+    )
+    assert results["config_changes"] == [
+        {"key": "criterions.PerformanceLoss.loss", "test": "focal", "checkpoint": "softmax"}
+    ]
     assert "--allow-config-change: criterions.PerformanceLoss.loss" in out
 
 
@@ -215,9 +250,18 @@ def run_with_file_size_limits(*commands):
     (writes fail with EFBIG). One child for all, to pay torch's import once. Returns [(code, stderr)]."""
     commands = [(limit, [str(arg) for arg in argv]) for limit, argv in commands]
     # the PyTorch losses: no kernel build (which the size limit would break) in the child
-    env = {**os.environ, "OMP_NUM_THREADS": "1", }
-    done = subprocess.run([sys.executable, "-c", FSIZE_CHILD.format(repo=str(REPO), commands=commands)], cwd=REPO,
-                          capture_output=True, text=True, timeout=180, env=env)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", FSIZE_CHILD.format(repo=str(REPO), commands=commands)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     parts = [part.strip().splitlines() for part in done.stderr.split("-----")[:-1]]
     assert len(parts) == len(commands), done.stderr
     return [(int(lines[-1].split()[1]), "\n".join(lines[:-1])) for lines in parts]
@@ -241,8 +285,9 @@ def interrupted_run(capsys, monkeypatch, log_dir, tiny_digits_root):
     return argv
 
 
-def test_a_full_disk_while_writing_results_or_a_checkpoint_keeps_the_old_files(capsys, monkeypatch,
-                                                                               tiny_digits_root, run_copy, tmp_path):
+def test_a_full_disk_while_writing_results_or_a_checkpoint_keeps_the_old_files(
+    capsys, monkeypatch, tiny_digits_root, run_copy, tmp_path
+):
     log_dir = tmp_path / "interrupted"
     argv = interrupted_run(capsys, monkeypatch, log_dir, tiny_digits_root)
     last = log_dir / "last_checkpoint.pth"
@@ -250,11 +295,13 @@ def test_a_full_disk_while_writing_results_or_a_checkpoint_keeps_the_old_files(c
     before = hashes(run_copy)
     (test_code, test_err), (resume_code, resume_err) = run_with_file_size_limits(
         (1000, ["--test", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)]),
-        (last.stat().st_size // 2, ["--resume", *argv]))
+        (last.stat().st_size // 2, ["--resume", *argv]),
+    )
     # a test: the old results file, and everything else, as they were; no temp file left. The first
     # file a test writes is its per-image predictions (the results JSON, the sweep's done marker, last).
-    one_line_error(test_code, test_err, f"cannot write {run_copy / 'predictions_test_closed.npz'}",
-                   "File too large (EFBIG)")
+    one_line_error(
+        test_code, test_err, f"cannot write {run_copy / 'predictions_test_closed.npz'}", "File too large (EFBIG)"
+    )
     assert hashes(run_copy) == before
     # a checkpoint: the last good one intact, no final checkpoint, no temp file
     one_line_error(resume_code, resume_err, f"cannot write {last}", "File too large (EFBIG)")
@@ -301,6 +348,7 @@ def read_only(monkeypatch):
                 if under(args[index]):
                     refuse(args[index])
             return real(*args, **kwargs)
+
         return call
 
     monkeypatch.setattr(builtins, "open", guarded_open)
@@ -316,8 +364,13 @@ def read_only(monkeypatch):
 def test_a_read_only_log_dir_is_one_line_naming_path_and_cause(capsys, tiny_digits_root, run_copy, read_only):
     read_only(run_copy)
     for argv in (["--test"], ["--resume"], ["--overwrite"]):
-        refused(capsys, [*argv, "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)], run_copy,
-                str(run_copy), "Read-only file system (EROFS)")
+        refused(
+            capsys,
+            [*argv, "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)],
+            run_copy,
+            str(run_copy),
+            "Read-only file system (EROFS)",
+        )
 
 
 def test_a_new_log_dir_under_a_read_only_directory(capsys, tiny_digits_root, tmp_path, read_only):
@@ -332,9 +385,11 @@ def test_a_log_dir_that_cannot_be_a_directory(capsys, tiny_digits_root, tmp_path
     """A log_dir that is a regular file, or whose parent is one (a real, not simulated, failure)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file\n")
-    log_dir, culprit = {"a file": (blocker, f"training_opt.log_dir {blocker} is a file, not a directory"),
-                        "under a file": (blocker / "run", f"{blocker} is a file, not a directory"),
-                        "empty": ("", "training_opt.log_dir is empty")}[kind]
+    log_dir, culprit = {
+        "a file": (blocker, f"training_opt.log_dir {blocker} is a file, not a directory"),
+        "under a file": (blocker / "run", f"{blocker} is a file, not a directory"),
+        "empty": ("", "training_opt.log_dir is empty"),
+    }[kind]
     for flag in ([], ["--test"]):
         code, err, _ = run_cli(capsys, [*flag, "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, log_dir)])
         one_line_error(code, err, culprit)

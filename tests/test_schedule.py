@@ -1,4 +1,5 @@
 """The cyclical schedule xi (CFL paper Eq. 8) and the published code's variant."""
+
 import pytest
 
 from losses.schedule import cyclical_xi, reference_xi

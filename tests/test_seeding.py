@@ -1,10 +1,10 @@
 """One seed mixer: every stream a run draws (epochs, ranks, samplers) is seeded by mix_seed(seed, *parts)."""
+
 import torch
 
-from oltr.data.samplers import EpochShuffleSampler
-from oltr.data import samplers
-from oltr.data.samplers import ClassAwareSampler
 from oltr.common.seeding import epoch_seed, mix_seed
+from oltr.data import samplers
+from oltr.data.samplers import ClassAwareSampler, EpochShuffleSampler
 
 
 def test_nearby_tuples_and_tuples_of_other_lengths_never_collide():

@@ -3,6 +3,7 @@
 main.py stops at the next step with exit code 75 and one line, keeps its last finished epoch, and a
 ``--resume`` ends with the weights of the same run left alone (the truth: that run, in its own process).
 """
+
 import os
 import signal
 import subprocess
@@ -11,28 +12,36 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, tiny_opts
-from oltr.engine.checkpoint import load_checkpoint
-from oltr.runs.evaluate import weights_sha256
-from oltr.engine.stop import EXIT_CODE
+
 from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE
+from oltr.engine.checkpoint import load_checkpoint
+from oltr.engine.stop import EXIT_CODE
+from oltr.runs.evaluate import weights_sha256
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def command(data_root, log_dir, *extra):
-    return [sys.executable, "main.py", "--config", "config/Digits_LT/stage_1.py", *extra, "--opts",
-            *tiny_opts(data_root, log_dir, **{"training_opt.num_epochs": 20})]
+    return [
+        sys.executable,
+        "main.py",
+        "--config",
+        "config/Digits_LT/stage_1.py",
+        *extra,
+        "--opts",
+        *tiny_opts(data_root, log_dir, **{"training_opt.num_epochs": 20}),
+    ]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_digits_root, tmp_path_factory):
     """The weights of the run left alone, in its own process."""
     log_dir = tmp_path_factory.mktemp("alone") / "run"
-    alone = subprocess.run(command(tiny_digits_root, log_dir), cwd=REPO, env=ENV, capture_output=True, text=True,
-                           timeout=300)
+    alone = subprocess.run(
+        command(tiny_digits_root, log_dir), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert alone.returncode == 0, alone.stderr
     return sha(log_dir)
 
@@ -42,12 +51,13 @@ def sha(log_dir):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGUSR2, signal.SIGTERM])
-def test_a_stop_signal_keeps_the_last_epoch_and_resume_ends_with_the_uninterrupted_weights(tiny_digits_root,
-                                                                                           tmp_path, signum,
-                                                                                           uninterrupted):
+def test_a_stop_signal_keeps_the_last_epoch_and_resume_ends_with_the_uninterrupted_weights(
+    tiny_digits_root, tmp_path, signum, uninterrupted
+):
     run = tmp_path / "run"
-    process = subprocess.Popen(command(tiny_digits_root, run), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(tiny_digits_root, run), cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not (run / LAST_CHECKPOINT).is_file() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -58,8 +68,9 @@ def test_a_stop_signal_keeps_the_last_epoch_and_resume_ends_with_the_uninterrupt
     assert err.startswith(f"stopped by {signal.Signals(signum).name} at ") and "--resume" in err
     assert (run / LAST_CHECKPOINT).is_file() and not (run / FINAL_CHECKPOINT).exists()
     assert not (run / LOCK_FILE).exists()
-    resumed = subprocess.run(command(tiny_digits_root, run, "--resume"), cwd=REPO, env=ENV, capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        command(tiny_digits_root, run, "--resume"), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
     assert sha(run) == uninterrupted

@@ -4,6 +4,7 @@ Nothing here trains: the local executor's ``start`` is replaced by a recorder th
 once (writing its done marker, or failing as scripted), so each test sees exactly which commands the
 sweep would have run, in which order. tests/test_sweep_local.py runs them for real.
 """
+
 import json
 import os
 import shlex
@@ -33,7 +34,7 @@ def dry_run(capsys, *args):
 
 def opts_of(command):
     """The KEY=VALUE overrides after --opts, as a dict."""
-    return dict(item.split("=", 1) for item in command[command.index("--opts") + 1:])
+    return dict(item.split("=", 1) for item in command[command.index("--opts") + 1 :])
 
 
 def phase_of(command):
@@ -50,6 +51,7 @@ def expected_configs(dataset, loss):
 
 
 # ----------------------------------------------------------------------------- --dry-run
+
 
 def test_dry_run_lists_the_15_steps_of_one_dataset_then_the_report(in_repo, capsys):
     commands = dry_run(capsys)
@@ -126,6 +128,7 @@ def test_unknown_dataset_and_bad_seeds_exit_2(in_repo, capsys):
 
 # ----------------------------------------------------------------------------- missing data
 
+
 @pytest.fixture
 def bare_checkout(tmp_path, monkeypatch):
     """A working directory with the configs but no data/, whatever the real checkout holds."""
@@ -175,12 +178,16 @@ def recorder(monkeypatch):
     return start
 
 
-@pytest.mark.parametrize("dataset, split_dir, data_root, source", [
-    ("ImageNet_LT", "data/ImageNet_LT", "data/ImageNet", "ImageNet 2012 (ILSVRC2012)"),
-    ("Places_LT", "data/Places_LT", "data/Places365", "Places365-Standard"),
-])
-def test_missing_split_files_stop_with_what_to_download_and_where(bare_checkout, recorder, capsys, dataset,
-                                                                  split_dir, data_root, source):
+@pytest.mark.parametrize(
+    "dataset, split_dir, data_root, source",
+    [
+        ("ImageNet_LT", "data/ImageNet_LT", "data/ImageNet", "ImageNet 2012 (ILSVRC2012)"),
+        ("Places_LT", "data/Places_LT", "data/Places365", "Places365-Standard"),
+    ],
+)
+def test_missing_split_files_stop_with_what_to_download_and_where(
+    bare_checkout, recorder, capsys, dataset, split_dir, data_root, source
+):
     assert sweep.main([dataset]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and error.startswith("error: ")
@@ -220,6 +227,7 @@ def test_cifar_offline_stops_with_the_archive_to_download(bare_checkout, recorde
 
 # ----------------------------------------------------------------------------- running
 
+
 @pytest.fixture
 def runner(recorder, monkeypatch):
     """The recorder, with the data check (tested above) off so nothing is built in the checkout."""
@@ -229,8 +237,12 @@ def runner(recorder, monkeypatch):
 
 def all_markers(logs, dataset="Digits_LT", losses=LOSSES):
     for loss in losses:
-        for name, marker in (("stage1", "final_model_checkpoint.pth"), ("stage2", "final_model_checkpoint.pth"),
-                             ("stage2", "results_test_closed.json"), ("stage2", "results_test_open.json")):
+        for name, marker in (
+            ("stage1", "final_model_checkpoint.pth"),
+            ("stage2", "final_model_checkpoint.pth"),
+            ("stage2", "results_test_closed.json"),
+            ("stage2", "results_test_open.json"),
+        ):
             path = logs / dataset / f"{name}_{loss}" / marker
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("done")
@@ -249,7 +261,9 @@ def test_a_full_run_runs_every_step_in_order_then_the_report(in_repo, runner, tm
     assert (logs / "Digits_LT" / "stage2_cfl" / "test.out").is_file()
     states = json.loads((logs / "sweep.json").read_text())["steps"]
     assert [s["state"] for s in states] == ["done"] * 7 and states[-1]["needs"] == [
-        "Digits_LT/seed0/softmax/meta_embedding/test", "Digits_LT/seed0/cfl/meta_embedding/test"]
+        "Digits_LT/seed0/softmax/meta_embedding/test",
+        "Digits_LT/seed0/cfl/meta_embedding/test",
+    ]
 
 
 def _dry(args, capsys):
@@ -311,12 +325,15 @@ def test_bad_jobs_threads_and_sbatch_args_are_one_line(in_repo, runner, capsys, 
     from conftest import one_line_error
 
     cores = len(os.sched_getaffinity(0))
-    for args, culprit in ((["--jobs", "0"], "--jobs"), (["--jobs", "x"], "--jobs"),
-                          (["--threads-per-step", "-1"], "--threads-per-step"),
-                          (["--jobs", str(cores + 1)], f"--jobs {cores + 1}"),
-                          (["--gpus-per-step", "2"], "--gpus-per-step 2"),
-                          (["--sbatch-arg", "novalue"], "--sbatch-arg"),
-                          (["--executor", "slurm", "--jobs", "2"], "--jobs is the local executor's")):
+    for args, culprit in (
+        (["--jobs", "0"], "--jobs"),
+        (["--jobs", "x"], "--jobs"),
+        (["--threads-per-step", "-1"], "--threads-per-step"),
+        (["--jobs", str(cores + 1)], f"--jobs {cores + 1}"),
+        (["--gpus-per-step", "2"], "--gpus-per-step 2"),
+        (["--sbatch-arg", "novalue"], "--sbatch-arg"),
+        (["--executor", "slurm", "--jobs", "2"], "--jobs is the local executor's"),
+    ):
         code = sweep.main(["--losses", "softmax", "--logs", str(tmp_path), *args])
         one_line_error(code, capsys.readouterr().err, culprit)
     assert runner.calls == []
@@ -324,10 +341,12 @@ def test_bad_jobs_threads_and_sbatch_args_are_one_line(in_repo, runner, capsys, 
 
 # ----------------------------------------------------------------------------- the script itself
 
+
 def test_run_all_sh_dry_run():
     env = dict(os.environ, PYTHON=sys.executable)
-    process = subprocess.run(["./run_all.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True,
-                             timeout=120)
+    process = subprocess.run(
+        ["./run_all.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert process.returncode == 0, process.stderr
     lines = [line for line in process.stdout.splitlines() if not line.startswith("# [")]
     assert len(lines) == 16
@@ -336,6 +355,7 @@ def test_run_all_sh_dry_run():
 
 
 # ----------------------------------------------------------------------------- any registry loss, any dataset
+
 
 def resolved(command):
     """The validated config a planned main.py command would run with (its --config, --overlay and --opts)."""
@@ -381,10 +401,12 @@ def new_dataset(tmp_path, monkeypatch):
         (config / shared).symlink_to(REPO / "config" / shared, target_is_directory=True)
     (config / "New_LT").mkdir()
     (config / "New_LT" / "stage_1.py").write_text(
-        '_base_ = "../Digits_LT/stage_1.py"\nconfig = {"training_opt": {"log_dir": "logs/New_LT/stage1"}}\n')
+        '_base_ = "../Digits_LT/stage_1.py"\nconfig = {"training_opt": {"log_dir": "logs/New_LT/stage1"}}\n'
+    )
     (config / "New_LT" / "stage_2_meta_embedding.py").write_text(
         '_base_ = ["stage_1.py", "../recipes/stage_2_meta_embedding.py"]\n'
-        'config = {"training_opt": {"log_dir": "logs/New_LT/stage2", "stage1_log_dir": "logs/New_LT/stage1"}}\n')
+        'config = {"training_opt": {"log_dir": "logs/New_LT/stage2", "stage1_log_dir": "logs/New_LT/stage1"}}\n'
+    )
     monkeypatch.chdir(tmp_path)
     return config / "New_LT"
 
@@ -406,8 +428,9 @@ def test_a_new_dataset_with_only_its_two_base_files_plans_every_loss(new_dataset
         config = resolved(command)
         # the shared overlay gives the same loss as Digits_LT's own per-loss file
         digits = load_config(expected_configs("Digits_LT", loss)[stage - 1]) if loss in LOSSES else None
-        expected = digits["criterions"]["PerformanceLoss"] if digits else {"loss": "efl", "loss_params": {},
-                                                                           "weight": 1.0}
+        expected = (
+            digits["criterions"]["PerformanceLoss"] if digits else {"loss": "efl", "loss_params": {}, "weight": 1.0}
+        )
         assert config["criterions"]["PerformanceLoss"] == expected
         assert config["training_opt"]["stage"] == stage
         assert config["training_opt"]["log_dir"] == f"logs/New_LT/stage{stage}_{loss}"
@@ -416,7 +439,8 @@ def test_a_new_dataset_with_only_its_two_base_files_plans_every_loss(new_dataset
 def test_a_datasets_own_loss_file_wins_over_the_shared_overlay(new_dataset, capsys):
     (new_dataset / "stage_1_focal.py").write_text(
         '_base_ = ["stage_1.py", "../losses/focal.py"]\n'
-        'config = {"criterions": {"PerformanceLoss": {"loss_params": {"gamma": 3.0}}}}\n')
+        'config = {"criterions": {"PerformanceLoss": {"loss_params": {"gamma": 3.0}}}}\n'
+    )
     stage1, stage2 = dry_run(capsys, "New_LT", "--losses", "focal")[:2]
     assert stage1[stage1.index("--config") + 1] == "config/New_LT/stage_1_focal.py" and "--overlay" not in stage1
     assert resolved(stage1)["criterions"]["PerformanceLoss"]["loss_params"]["gamma"] == 3.0

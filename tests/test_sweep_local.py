@@ -4,9 +4,10 @@ The sweeps run from a tiny checkout (conftest.write_tiny_checkout: Digits_LT's c
 splits). The independent truth is each step's command run by hand, one after another, as its own
 ``python main.py`` process: the sweep must train bit-identical weights and write the same results.
 """
+
 import json
-import shlex
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
+from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
 from oltr.engine.checkpoint import load_checkpoint
 from oltr.runs.evaluate import weights_sha256
-from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
 from oltr.sweep import cli, local, plan
 
 pytestmark = pytest.mark.slow
@@ -45,8 +46,9 @@ def commands(capsys, *args):
 def test_jobs_1_and_2_train_the_weights_of_the_commands_run_by_hand(tiny_checkout, capsys):
     args = ["Tiny", "--losses", "softmax", "focal", "--threads-per-step", "1"]
     for jobs in (1, 2):
-        assert cli.main([*args, "--jobs", str(jobs), "--logs", f"jobs{jobs}", "--out", f"out{jobs}"]) == 0, \
+        assert cli.main([*args, "--jobs", str(jobs), "--logs", f"jobs{jobs}", "--out", f"out{jobs}"]) == 0, (
             capsys.readouterr()
+        )
         out = capsys.readouterr().out
         assert "| OLTR + FL |" in out and "7 done (of 7 steps" in out  # the report's table, then the count
     # by hand: every command of the plan, one after another, each its own process, on one thread too
@@ -59,8 +61,11 @@ def test_jobs_1_and_2_train_the_weights_of_the_commands_run_by_hand(tiny_checkou
     assert sha("jobs1/Tiny/stage1_softmax") != sha("jobs1/Tiny/stage1_focal")  # the hash tells runs apart
     for run in ("stage2_softmax", "stage2_focal"):
         for name in (RESULTS_CLOSED, RESULTS_OPEN):
-            assert comparable(f"jobs1/Tiny/{run}/{name}") == comparable(f"jobs2/Tiny/{run}/{name}") \
+            assert (
+                comparable(f"jobs1/Tiny/{run}/{name}")
+                == comparable(f"jobs2/Tiny/{run}/{name}")
                 == comparable(f"byhand/Tiny/{run}/{name}")
+            )
     state = json.loads(Path("jobs2/sweep.json").read_text())
     assert [step["state"] for step in state["steps"]] == ["done"] * 7
     assert state["executor"] == "local" and state["steps"][-1]["id"] == "report"
@@ -78,15 +83,27 @@ def test_every_step_is_a_fresh_process_with_nothing_from_the_step_before(tmp_pat
     torch's threads, a module global, the RNG); the second sees none of it, and neither runs in the sweep."""
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     monkeypatch.setitem(plan.PROGRAMS, "probe", (["-m", "sweep_probe"], PROBE))
-    steps = [plan.Step(name, "stage1", "probe", [name, str(tmp_path / f"{name}.json")], tmp_path / name,
-                       tmp_path / f"{name}.json", needs=needs) for name, needs in (("first", []), ("second", ["first"]))]
+    steps = [
+        plan.Step(
+            name,
+            "stage1",
+            "probe",
+            [name, str(tmp_path / f"{name}.json")],
+            tmp_path / name,
+            tmp_path / f"{name}.json",
+            needs=needs,
+        )
+        for name, needs in (("first", []), ("second", ["first"]))
+    ]
     state = cli.SweepState(tmp_path / "sweep.json", steps, "local")
     assert local.LocalExecutor(jobs=1, echo=lambda line: None).run(steps, state) == 0
     first, second = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("first", "second"))
     assert first["pid"] != second["pid"] and os.getpid() not in (first["pid"], second["pid"])
     assert first["leak_before"] is None and second["leak_before"] is None  # the first step's changes stayed there
     assert first["threads_before"] == second["threads_before"] and first["rand"] == second["rand"]
-    assert "torch" in first["preloaded"] and "oltr.cli" in first["preloaded"]  # from the fork server, not imported again
+    assert (
+        "torch" in first["preloaded"] and "oltr.cli" in first["preloaded"]
+    )  # from the fork server, not imported again
     assert (tmp_path / "first" / "stage1.out").read_text().startswith("probe first")
 
 
@@ -95,7 +112,8 @@ def test_a_failure_stops_its_dependents_not_the_others_and_is_named(tiny_checkou
     # config checks pass); softmax runs to the end, and the report covers it
     Path("config/Tiny/stage_1_cb_focal.py").write_text(
         "_base_ = 'stage_1.py'\nconfig = {'criterions': {'PerformanceLoss': {'loss': 'cb_focal'}}, "
-        "'training_opt': {'split_dir': 'no_such_folder'}}\n")
+        "'training_opt': {'split_dir': 'no_such_folder'}}\n"
+    )
     code = cli.main(["Tiny", "--losses", "cb_focal", "softmax", "--logs", "logs", "--out", "out"])
     captured = capsys.readouterr()
     assert code == 1
@@ -107,11 +125,15 @@ def test_a_failure_stops_its_dependents_not_the_others_and_is_named(tiny_checkou
     assert state["Tiny/seed0/cb_focal/stage1"]["state"] == "failed"
     assert state["Tiny/seed0/cb_focal/meta_embedding/stage2"]["state"] == "skipped"
     assert state["Tiny/seed0/cb_focal/meta_embedding/test"]["state"] == "skipped"
-    assert all(state[f"Tiny/seed0/softmax/{s}"]["state"] == "done" for s in ("stage1", "meta_embedding/stage2",
-                                                                            "meta_embedding/test"))
+    assert all(
+        state[f"Tiny/seed0/softmax/{s}"]["state"] == "done"
+        for s in ("stage1", "meta_embedding/stage2", "meta_embedding/test")
+    )
     assert state["report"]["state"] == "done"  # after any end: the report covers the finished runs ...
     assert "| OLTR |" in captured.out
-    assert "missing: Tiny cb_focal seed 0 test (logs/Tiny/stage2_cb_focal): skipped" in captured.out  # ... names the rest
+    assert (
+        "missing: Tiny cb_focal seed 0 test (logs/Tiny/stage2_cb_focal): skipped" in captured.out
+    )  # ... names the rest
     assert cli.main(["status", "logs"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["step", "state", "job", "exit", "seconds", "note"]
@@ -122,8 +144,9 @@ def test_a_failure_stops_its_dependents_not_the_others_and_is_named(tiny_checkou
 
 
 def test_ctrl_c_or_sigterm_stops_the_running_step_cleanly_and_skip_done_continues(tiny_checkout, capsys):
-    Path("config/Tiny/stage_1.py").write_text(Path("config/Tiny/stage_1.py").read_text().replace(
-        "'num_epochs': 2", "'num_epochs': 40"))
+    Path("config/Tiny/stage_1.py").write_text(
+        Path("config/Tiny/stage_1.py").read_text().replace("'num_epochs': 2", "'num_epochs': 40")
+    )
     sweep_command = [sys.executable, "-m", "oltr.sweep", "Tiny", "--losses", "softmax", "--logs", "logs"]
     env = dict(ONE_THREAD, PYTHONPATH=str(REPO))
     process = subprocess.Popen(sweep_command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -150,8 +173,17 @@ def test_ctrl_c_or_sigterm_stops_the_running_step_cleanly_and_skip_done_continue
 
 
 def probe_steps(tmp_path, names, seconds=None):
-    return [plan.Step(name, "stage1", "probe", [name, str(tmp_path / f"{name}.json"), *([str(seconds)] if seconds else [])],
-                      tmp_path / name, tmp_path / f"{name}.json") for name in names]
+    return [
+        plan.Step(
+            name,
+            "stage1",
+            "probe",
+            [name, str(tmp_path / f"{name}.json"), *([str(seconds)] if seconds else [])],
+            tmp_path / name,
+            tmp_path / f"{name}.json",
+        )
+        for name in names
+    ]
 
 
 def test_each_gpu_step_gets_its_own_devices_and_cpu_jobs_share_the_cores(tmp_path, monkeypatch):
@@ -184,8 +216,15 @@ def test_a_step_over_several_devices_runs_under_torchrun(tiny_checkout, capsys):
     state = cli.SweepState(Path("ddp/sweep.json"), steps, "local")
     assert local.LocalExecutor(jobs=1, gpus_per_step=2, echo=lambda line: None).run(steps, state) == 0
     output = Path("ddp/Tiny/stage1_softmax/stage1.out").read_text()
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
-               *steps[0].argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "main.py",
+        *steps[0].argv,
+    ]
     command[command.index("training_opt.log_dir=ddp/Tiny/stage1_softmax")] = "training_opt.log_dir=hand"
     process = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr

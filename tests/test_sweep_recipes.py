@@ -1,12 +1,13 @@
 """``./run_all.sh --recipes`` (the sweep's stage-2 recipes) and the report's rows named by loss and recipe."""
+
 import json
 from pathlib import Path
 
 import pytest
+from test_sweep import dry_run, opts_of
 
 from oltr import report
 from oltr.sweep import cli as sweep
-from test_sweep import dry_run, opts_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -16,17 +17,25 @@ def in_repo(monkeypatch):
     monkeypatch.chdir(REPO)
 
 
-
-
 def test_recipes_run_once_per_loss_over_its_stage_1_run(in_repo, capsys):
     runs = dry_run(capsys, "--losses", "softmax", "ldam", "--recipes", "meta_embedding", "crt", "tau_norm")[:-1]
     assert len(runs) == 2 * (1 + 3 * 2)  # per loss: stage 1, then stage 2 + its tests per recipe
     by_dir = {}
     for command in runs:
         by_dir.setdefault(opts_of(command)["training_opt.log_dir"], []).append(command)
-    assert sorted(by_dir) == sorted(f"logs/Digits_LT/{name}" for name in (
-        "stage1_softmax", "stage2_softmax", "stage2_softmax_crt", "stage2_softmax_tau_norm",
-        "stage1_ldam", "stage2_ldam", "stage2_ldam_crt", "stage2_ldam_tau_norm"))
+    assert sorted(by_dir) == sorted(
+        f"logs/Digits_LT/{name}"
+        for name in (
+            "stage1_softmax",
+            "stage2_softmax",
+            "stage2_softmax_crt",
+            "stage2_softmax_tau_norm",
+            "stage1_ldam",
+            "stage2_ldam",
+            "stage2_ldam_crt",
+            "stage2_ldam_tau_norm",
+        )
+    )
     crt = by_dir["logs/Digits_LT/stage2_ldam_crt"]
     assert [c[c.index("--config") + 1] for c in crt] == ["config/Digits_LT/stage_2_crt.py"] * 2
     assert ["--test" in c for c in crt] == [False, True] and "--test_open" in crt[1]
@@ -49,9 +58,19 @@ def test_an_unknown_recipe_is_one_line_with_the_closest(in_repo, capsys):
 
 def write(directory, setting, loss, recipe, top1):
     directory.mkdir(parents=True, exist_ok=True)
-    result = {"dataset": "Digits_LT", "stage": 2, "loss": loss, "loss_params": {}, "seed": 0, "recipe": recipe,
-              "overall_top1": top1, "many_shot_top1": top1, "medium_shot_top1": top1, "few_shot_top1": top1,
-              "f_measure": 0.5}
+    result = {
+        "dataset": "Digits_LT",
+        "stage": 2,
+        "loss": loss,
+        "loss_params": {},
+        "seed": 0,
+        "recipe": recipe,
+        "overall_top1": top1,
+        "many_shot_top1": top1,
+        "medium_shot_top1": top1,
+        "few_shot_top1": top1,
+        "f_measure": 0.5,
+    }
     (directory / f"results_test_{setting}.json").write_text(json.dumps(result))
 
 
@@ -64,9 +83,16 @@ def test_report_rows_are_named_by_loss_and_recipe(tmp_path):
                 write(tmp_path / f"{loss}_{recipe}", setting, loss, recipe, 0.5)
     rows = report.build_table(report.collect_results([tmp_path]), "Digits_LT")
     assert [row["label"] for row in rows] == [
-        "OLTR", "OLTR + CFL", "OLTR + Balanced Softmax",  # a results file without a recipe is the meta-embedding's
-        "CE + cRT", "CFL + cRT", "Balanced Softmax + cRT",
-        "CE + tau-norm", "CFL + tau-norm", "Balanced Softmax + tau-norm"]
+        "OLTR",
+        "OLTR + CFL",
+        "OLTR + Balanced Softmax",  # a results file without a recipe is the meta-embedding's
+        "CE + cRT",
+        "CFL + cRT",
+        "Balanced Softmax + cRT",
+        "CE + tau-norm",
+        "CFL + tau-norm",
+        "Balanced Softmax + tau-norm",
+    ]
     cfl = next(row for row in rows if row["label"] == "OLTR + CFL")
     assert cfl["num_closed"] == 2  # meta_embedding and recipe-less results share a row
 

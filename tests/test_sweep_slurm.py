@@ -4,8 +4,8 @@ Each test submits a tiny sweep (conftest.write_tiny_checkout) with ``--executor 
 against the truth outside SLURM: the same commands run by hand, SLURM's own record of when each job
 started and ended, and the files each run wrote.
 """
+
 import json
-import os
 import shlex
 import subprocess
 import threading
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
 from oltr.engine.checkpoint import load_checkpoint
 from oltr.runs.evaluate import weights_sha256
-from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
 from oltr.sweep import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]
@@ -45,8 +45,12 @@ def by_hand(capsys, *args):
 
 def slurm_times(job_ids):
     """{job id: (start, end)} as SLURM recorded them (epoch seconds)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%S|%e"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%S|%e"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     stamp = lambda text: time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
     return {job: (stamp(start), stamp(end)) for job, start, end in (line.split("|") for line in out.split())}
 
@@ -55,8 +59,7 @@ def steps_of(logs):
     return {step["id"]: step for step in json.loads((Path(logs) / "sweep.json").read_text())["steps"]}
 
 
-def test_a_sweep_on_slurm_trains_what_the_commands_by_hand_train_in_dependency_order(tiny_checkout, one_thread,
-                                                                                     capsys):
+def test_a_sweep_on_slurm_trains_what_the_commands_by_hand_train_in_dependency_order(tiny_checkout, one_thread, capsys):
     args = ["Tiny", "--losses", "softmax", "--recipes", "meta_embedding", "crt"]
     assert cli.main([*args, *SLURM, "--logs", "slurm", "--out", "out"]) == 0, capsys.readouterr().err
     capsys.readouterr()
@@ -70,7 +73,9 @@ def test_a_sweep_on_slurm_trains_what_the_commands_by_hand_train_in_dependency_o
     stage1 = job["Tiny/seed0/softmax/stage1"]
     for recipe in ("meta_embedding", "crt"):  # no stage 2 before its stage 1 ended, no test before its training
         assert times[job[f"Tiny/seed0/softmax/{recipe}/stage2"]][0] >= times[stage1][1]
-        assert times[job[f"Tiny/seed0/softmax/{recipe}/test"]][0] >= times[job[f"Tiny/seed0/softmax/{recipe}/stage2"]][1]
+        assert (
+            times[job[f"Tiny/seed0/softmax/{recipe}/test"]][0] >= times[job[f"Tiny/seed0/softmax/{recipe}/stage2"]][1]
+        )
     assert times[job["report"]][0] >= max(end for _, end in times.values() if _ != times[job["report"]][0])
     assert "| OLTR |" in Path("slurm/report.out").read_text()
     # the status command: every step, its state and its job id
@@ -81,10 +86,12 @@ def test_a_sweep_on_slurm_trains_what_the_commands_by_hand_train_in_dependency_o
     assert "slurm sweep" in table and "6 done" in table
 
 
-def test_a_job_signalled_at_its_time_limit_is_requeued_and_ends_with_the_uninterrupted_weights(tiny_checkout,
-                                                                                              one_thread, capsys):
-    Path("config/Tiny/stage_1.py").write_text(Path("config/Tiny/stage_1.py").read_text().replace(
-        "'num_epochs': 2", "'num_epochs': 30"))
+def test_a_job_signalled_at_its_time_limit_is_requeued_and_ends_with_the_uninterrupted_weights(
+    tiny_checkout, one_thread, capsys
+):
+    Path("config/Tiny/stage_1.py").write_text(
+        Path("config/Tiny/stage_1.py").read_text().replace("'num_epochs': 2", "'num_epochs': 30")
+    )
     run = Path("slurm/Tiny/stage1_softmax")
     signalled = []
 
@@ -113,7 +120,8 @@ def test_a_job_signalled_at_its_time_limit_is_requeued_and_ends_with_the_uninter
 def test_a_failing_job_stops_its_dependents_and_the_summary_and_status_name_it(tiny_checkout, capsys):
     Path("config/Tiny/stage_1_cb_focal.py").write_text(
         "_base_ = 'stage_1.py'\nconfig = {'criterions': {'PerformanceLoss': {'loss': 'cb_focal'}}, "
-        "'training_opt': {'split_dir': 'no_such_folder'}}\n")
+        "'training_opt': {'split_dir': 'no_such_folder'}}\n"
+    )
     code = cli.main(["Tiny", "--losses", "cb_focal", "softmax", *SLURM, "--logs", "slurm", "--out", "out"])
     captured = capsys.readouterr()
     assert code == 1
@@ -123,8 +131,10 @@ def test_a_failing_job_stops_its_dependents_and_the_summary_and_status_name_it(t
     steps = steps_of("slurm")
     assert steps["Tiny/seed0/cb_focal/stage1"]["state"] == "failed"
     assert [steps[f"Tiny/seed0/cb_focal/meta_embedding/{p}"]["state"] for p in ("stage2", "test")] == ["skipped"] * 2
-    assert all(steps[f"Tiny/seed0/softmax/{p}"]["state"] == "done"
-               for p in ("stage1", "meta_embedding/stage2", "meta_embedding/test"))
+    assert all(
+        steps[f"Tiny/seed0/softmax/{p}"]["state"] == "done"
+        for p in ("stage1", "meta_embedding/stage2", "meta_embedding/test")
+    )
     assert steps["report"]["state"] == "done"
     report = Path("slurm/report.out").read_text()
     assert "| OLTR |" in report and "missing: Tiny cb_focal seed 0 test (slurm/Tiny/stage2_cb_focal)" in report
@@ -162,12 +172,20 @@ def test_a_training_job_over_several_tasks_is_ddp_with_the_weights_of_torchrun(t
 
     steps = plan.build_plan(["Tiny"], ["softmax"], 1, "slurm", "out")[:1]
     sweep_state = state.SweepState(Path("slurm/sweep.json"), steps, "slurm")
-    executor = slurm.SlurmExecutor("slurm", sys.executable, time_min=10, tasks_per_node=2, signal_delay_s=30,
-                                   poll_s=0.5, echo=lambda line: None)
+    executor = slurm.SlurmExecutor(
+        "slurm", sys.executable, time_min=10, tasks_per_node=2, signal_delay_s=30, poll_s=0.5, echo=lambda line: None
+    )
     assert executor.run(steps, sweep_state) == 0, Path("slurm/Tiny/stage1_softmax/stage1.out").read_text()
     assert Path("slurm/Tiny/stage1_softmax/stage1.out.rank1").is_file()  # the second task's own output
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
-               *steps[0].argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "main.py",
+        *steps[0].argv,
+    ]
     command[command.index("training_opt.log_dir=slurm/Tiny/stage1_softmax")] = "training_opt.log_dir=hand"
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr

@@ -1,5 +1,6 @@
 """A tiny real run: TensorBoard event files, and what --test / --test_open now write (intervals, open-set
 extras, predictions npz), checked against the run's own per-image predictions."""
+
 import importlib.util
 import json
 import os
@@ -17,9 +18,20 @@ STAGE1 = "config/Digits_LT/stage_1.py"
 
 
 def _args(data, log_dir, *extra):
-    return ["--config", STAGE1, "--opts", "training_opt.dataset=Tiny", f"training_opt.data_root={data}",
-            f"training_opt.split_dir={data}", f"training_opt.log_dir={log_dir}", "training_opt.num_epochs=2",
-            "training_opt.batch_size=16", "training_opt.num_workers=0", "evaluation.ci_resamples=200", *extra]
+    return [
+        "--config",
+        STAGE1,
+        "--opts",
+        "training_opt.dataset=Tiny",
+        f"training_opt.data_root={data}",
+        f"training_opt.split_dir={data}",
+        f"training_opt.log_dir={log_dir}",
+        "training_opt.num_epochs=2",
+        "training_opt.batch_size=16",
+        "training_opt.num_workers=0",
+        "evaluation.ci_resamples=200",
+        *extra,
+    ]
 
 
 def _has_tensorboard():
@@ -53,7 +65,8 @@ def test_tensorboard_event_file_holds_the_metrics_log(tested_run):
         assert [event.step for event in logged] == [record["epoch"] for record in records] == [1, 2]
         assert [event.value for event in logged] == pytest.approx([record[key] for record in records], rel=1e-6)
     assert [event.value for event in events.Scalars("lr/feat_model")] == pytest.approx(
-        [record["lr"]["feat_model"] for record in records])
+        [record["lr"]["feat_model"] for record in records]
+    )
 
 
 def test_missing_tensorboard_is_one_clear_error_before_training(tiny_digits_root, tmp_path, monkeypatch, capsys):

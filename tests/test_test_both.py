@@ -3,14 +3,15 @@
 Each pass is counted by the images of the loader it scores, checked against the split files' line
 counts; both results must equal those of ``--test`` and ``--test_open`` run one by one.
 """
+
 import json
 
 import pytest
-
 from conftest import tiny_opts
+
 from oltr.cli import main
-from oltr.runs import evaluate
 from oltr.common.run_files import RESULTS_CLOSED, RESULTS_OPEN
+from oltr.runs import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STAGE1 = "config/Digits_LT/stage_1.py"
@@ -20,8 +21,9 @@ def lines(path):
     return len(path.read_text().splitlines())
 
 
-def test_both_tests_in_one_command_score_the_test_split_once_with_the_same_results(tiny_digits_root, tmp_path,
-                                                                                   monkeypatch):
+def test_both_tests_in_one_command_score_the_test_split_once_with_the_same_results(
+    tiny_digits_root, tmp_path, monkeypatch
+):
     passes = []
     real = evaluate.collect_logits
 

@@ -1,15 +1,16 @@
 """Bootstrap intervals: coverage on simulated truth, determinism, brute force; paired differences; t-intervals."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from oltr.evaluation.metrics import shot_groups
 from oltr.evaluation.uncertainty import (
+    _stratified_weights,
     auroc_resamples,
     pooled_paired_difference,
     run_intervals,
     t_interval,
-    _stratified_weights,
 )
 
 COUNTS = np.array([300, 150, 120, 60, 40, 30, 15, 8, 5, 3])  # many: 3 classes, medium: 3, few: 4
@@ -29,8 +30,9 @@ def test_coverage_of_the_overall_accuracy_on_simulated_truth():
     trials, covered, covered_few = 400, 0, 0
     for trial in range(trials):
         correct = rng.random(labels.size) < truth_p[labels]
-        ci = run_intervals(labels, np.where(correct, labels, -2), np.ones(labels.size), _groups(),
-                           resamples=400, seed=trial)["ci95"]
+        ci = run_intervals(
+            labels, np.where(correct, labels, -2), np.ones(labels.size), _groups(), resamples=400, seed=trial
+        )["ci95"]
         covered += ci["overall_top1"][0] <= true_overall <= ci["overall_top1"][1]
         covered_few += ci["few_shot_top1"][0] <= true_few <= ci["few_shot_top1"][1]
     assert 0.92 <= covered / trials <= 0.98
@@ -59,8 +61,14 @@ def test_interval_holds_the_point_estimate_and_the_same_seed_repeats():
     assert low <= auc <= high and high - low < 0.3
     accuracy = np.mean(predictions[known] == labels[known])
     assert first["ci95"]["overall_top1"][0] <= accuracy <= first["ci95"]["overall_top1"][1]
-    assert set(first["ci95"]) == {"overall_top1", "many_shot_top1", "medium_shot_top1", "few_shot_top1",
-                                  "f_measure", "open_auroc"}
+    assert set(first["ci95"]) == {
+        "overall_top1",
+        "many_shot_top1",
+        "medium_shot_top1",
+        "few_shot_top1",
+        "f_measure",
+        "open_auroc",
+    }
     closed = run_intervals(labels[known], predictions[known], confidence[known], _groups(), 100, 0)["ci95"]
     assert "f_measure" not in closed and "open_auroc" not in closed
     assert run_intervals(labels, predictions, confidence, _groups(), resamples=0)["ci95"] is None

@@ -7,6 +7,7 @@ A package may import only packages before it in ``ORDER`` (and itself); ``losses
 below all of them. Every import counts, also one inside a function. tests/test_layers.py holds the
 package to it.
 """
+
 import ast
 import sys
 from pathlib import Path
@@ -111,8 +112,9 @@ def cycles(edges):
 def violations(edges):
     """(importer, imported) pairs that go up the order (or name a package missing from it)."""
     rank = {name: index for index, name in enumerate(ORDER)}
-    return sorted((a, b) for a, targets in edges.items() for b in targets
-                  if a not in rank or b not in rank or rank[b] > rank[a])
+    return sorted(
+        (a, b) for a, targets in edges.items() for b in targets if a not in rank or b not in rank or rank[b] > rank[a]
+    )
 
 
 def main():

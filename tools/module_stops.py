@@ -8,6 +8,7 @@ only, so a loop over batches does not repeat itself; consecutive calls in one mo
 Prints the number of stops, how many of them return to a module already left, and the modules entered
 most often (``--show``: the whole path). Nothing is written outside a temporary folder.
 """
+
 import argparse
 import contextlib
 import io
@@ -62,8 +63,14 @@ def main(argv=None):
         from oltr.data.digits_lt import ensure_digits_lt
 
         data = ensure_digits_lt(Path(tmp) / "Digits_LT")
-        opts = ["--opts", f"training_opt.data_root={data}", f"training_opt.split_dir={data}",
-                f"training_opt.log_dir={tmp}/run", "training_opt.num_epochs=1", "training_opt.num_workers=0"]
+        opts = [
+            "--opts",
+            f"training_opt.data_root={data}",
+            f"training_opt.split_dir={data}",
+            f"training_opt.log_dir={tmp}/run",
+            "training_opt.num_epochs=1",
+            "training_opt.num_workers=0",
+        ]
         config = ["--config", "config/Digits_LT/stage_1.py"]
         stops = trace([config + opts, config + ["--test"] + opts])
     left, returns = set(), 0
@@ -72,8 +79,7 @@ def main(argv=None):
             returns += 1
         if index:
             left.add(stops[index - 1])
-    print(f"{len(stops)} stops, {returns} of them returns to a module already left, "
-          f"{len(set(stops))} modules")
+    print(f"{len(stops)} stops, {returns} of them returns to a module already left, {len(set(stops))} modules")
     print("entered most often: " + ", ".join(f"{m} {n}" for m, n in Counter(stops).most_common(6)))
     if args.show:
         print("\n".join(stops))

@@ -3,7 +3,16 @@
 # smoothing 0.1; see README "Reproducing Tables 3-4"). An overlay: merge it over a stage's config
 # (`_base_ = ["stage_1.py", "../losses/casl.py"]`, or `main.py --overlay`).
 config = {
-    "criterions": {"PerformanceLoss": {"loss": "casl", "loss_params": {"gamma_pos": 0.0, "gamma_neg": 4.0,
-                                                                       "gamma_hc": 2.0, "cyclical_factor": 2.0,
-                                                                       "label_smoothing": 0.1}}},
+    "criterions": {
+        "PerformanceLoss": {
+            "loss": "casl",
+            "loss_params": {
+                "gamma_pos": 0.0,
+                "gamma_neg": 4.0,
+                "gamma_hc": 2.0,
+                "cyclical_factor": 2.0,
+                "label_smoothing": 0.1,
+            },
+        }
+    },
 }

@@ -6,6 +6,7 @@ place. A reader, or a run resumed after a crash, sees the old file or the new on
 never half of either; an interrupted write removes its temp file and leaves the
 old file as it was.
 """
+
 import errno
 import json
 import os
@@ -40,8 +41,9 @@ def output_error(path, error):
     """OutputError: one line naming ``path`` and the cause, saying that the old file is kept."""
     name = errno.errorcode.get(error.errno or 0)
     reason = (error.strerror or str(error)) + (f" ({name})" if name else "")
-    return OutputError(f"cannot write {path}: {reason}; nothing of it was written, and the file already "
-                       "there (if any) is as it was")
+    return OutputError(
+        f"cannot write {path}: {reason}; nothing of it was written, and the file already there (if any) is as it was"
+    )
 
 
 def write_atomic(path, write, binary=False):

@@ -11,8 +11,10 @@ through these, so renaming one is a one-line change.
               results_test_open.json       --test_open (and .npz beside either with save_logits)
               .lock                        while a training run or a test uses the directory (pid, host)
               predictions_test_closed.npz  --test: per-image labels, predictions, max probability
-              predictions_test_open.npz    --test_open: the same (label -1 = open); the report's paired bootstrap reads them
+              predictions_test_open.npz    --test_open: the same (label -1 = open); the report's paired
+                                           bootstrap reads them
 """
+
 from pathlib import Path
 
 RESOLVED_CONFIG = "config.yaml"

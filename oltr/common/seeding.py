@@ -6,6 +6,7 @@ workers, which take theirs from the loader's generator), and the shuffled and cl
 samplers' per-epoch orders (``mix_seed(seed, epoch)``, the same on every rank, which then take
 their own shares). A resumed run recomputes the same seeds, so it replays the same randomness.
 """
+
 import random
 
 import numpy as np

@@ -1,13 +1,24 @@
 """Configs: reading ``.py`` / ``.yaml`` files with their ``_base_`` chain and overlays, and the checked schema.
 
     loading.py   one file's raw dict, its _base_ chain, overlays merged over it (deep_merge)
-    schema.py    every key with its type, default and bounds; validate, load_config, --opts overrides,
-                 config_hash, dump_yaml, recipe_of
+    overrides.py --opts KEY=VALUE: parsed as YAML, set in a copy of the config
+    schema.py    every key with its type, default and bounds; validate, load_config, config_hash,
+                 dump_yaml, recipe_of
 
 The recipe's own rules are checked by ``oltr.recipes.resolve``, after validation.
 """
-from .loading import deep_merge, load_raw
-from .schema import apply_overrides, config_hash, dump_yaml, load_config, recipe_of, validate
 
-__all__ = ["apply_overrides", "config_hash", "deep_merge", "dump_yaml", "load_config", "load_raw", "recipe_of",
-           "validate"]
+from .loading import deep_merge, load_raw
+from .overrides import apply_overrides
+from .schema import config_hash, dump_yaml, load_config, recipe_of, validate
+
+__all__ = [
+    "apply_overrides",
+    "config_hash",
+    "deep_merge",
+    "dump_yaml",
+    "load_config",
+    "load_raw",
+    "recipe_of",
+    "validate",
+]

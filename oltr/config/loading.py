@@ -7,6 +7,7 @@ bases are merged left to right, then the file's own dict over them, so a loss
 variant is ``_base_ = ["stage_1.py", "../losses/cfl.py"]`` plus its log_dir.
 Nothing here validates keys; ``oltr.config.schema.validate`` does, on the merged dict.
 """
+
 import ast
 import copy
 import re
@@ -44,16 +45,19 @@ def _construct_mapping_once(loader, node, deep=False):
         except TypeError:  # an unhashable key: PyYAML's own error says so
             break
         if first is not None:
-            raise DuplicateKeyError(None, None, f"duplicate key {key!r} (first at line {first.line + 1}); "
-                                                "YAML keeps only the last value, so say it once",
-                                    key_node.start_mark)
+            raise DuplicateKeyError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {first.line + 1}); "
+                "YAML keeps only the last value, so say it once",
+                key_node.start_mark,
+            )
         seen[key] = key_node.start_mark
     return loader.construct_mapping_plain(node, deep=deep)
 
 
 _YamlLoader.construct_mapping_plain = yaml.SafeLoader.construct_mapping
-_YamlLoader.add_constructor("tag:yaml.org,2002:map",
-                            lambda loader, node: _construct_dict(loader, node))
+_YamlLoader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: _construct_dict(loader, node))
 
 
 def _construct_dict(loader, node):
@@ -75,8 +79,10 @@ def _read_file(path):
             with open(path, encoding="utf-8") as f:
                 raw = _yaml_load(f) or {}
         except UnicodeDecodeError as e:
-            raise ConfigError(f"{_line_of_byte(path, e.start)}: not UTF-8 text ({e.reason} at byte {e.start}); "
-                              "save the config as UTF-8") from None
+            raise ConfigError(
+                f"{_line_of_byte(path, e.start)}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                "save the config as UTF-8"
+            ) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -96,11 +102,13 @@ def _read_file(path):
         except ConfigError:
             raise
         except SystemExit as e:  # the config called exit(): it cannot be read as a config
-            raise ConfigError(f"{path}:{_line_in_file(e, path)}: the config called exit({e.code!r}) instead of "
-                              "defining config") from None
+            raise ConfigError(
+                f"{path}:{_line_in_file(e, path)}: the config called exit({e.code!r}) instead of defining config"
+            ) from None
         except Exception as e:  # the config is code: a NameError, ImportError... is the file's fault
-            raise ConfigError(f"{path}:{_line_in_file(e, path)}: running the config raised "
-                              f"{type(e).__name__} ({e})") from None
+            raise ConfigError(
+                f"{path}:{_line_in_file(e, path)}: running the config raised {type(e).__name__} ({e})"
+            ) from None
         if "config" not in namespace or not isinstance(namespace["config"], dict):
             raise ConfigError(f"{path}: a Python config must define a dict named 'config'")
         raw = copy.deepcopy(namespace["config"])
@@ -135,8 +143,10 @@ def _check_dict_literals(path):
                 continue
             marker = (type(key.value).__name__ if not isinstance(key.value, (int, float)) else "number", key.value)
             if marker in seen:
-                raise ConfigError(f"{path}:{key.lineno}: duplicate key {key.value!r} in a dict (first at line "
-                                  f"{seen[marker]}); Python keeps only the last value, so say it once")
+                raise ConfigError(
+                    f"{path}:{key.lineno}: duplicate key {key.value!r} in a dict (first at line "
+                    f"{seen[marker]}); Python keeps only the last value, so say it once"
+                )
             seen[marker] = key.lineno
 
 
@@ -182,8 +192,9 @@ def _load_with_bases(path, chain=()):
     for name in _base_names(path, raw.pop("_base_", None)):
         base_path = path.parent / name
         if not base_path.is_file():
-            raise ConfigError(f"{path}: _base_ {name!r} does not exist ({base_path.resolve()}); "
-                              f"name a file relative to {path.parent}")
+            raise ConfigError(
+                f"{path}: _base_ {name!r} does not exist ({base_path.resolve()}); name a file relative to {path.parent}"
+            )
         merged = deep_merge(merged, _load_with_bases(base_path, chain + (path,)))
     return deep_merge(merged, raw)
 
@@ -193,7 +204,9 @@ def load_raw(path, overlays=()):
     raw = _load_with_bases(path)
     for overlay in overlays:
         if not Path(overlay).is_file():
-            raise ConfigError(f"--overlay {overlay} does not exist; name a config file to merge over "
-                              f"{path}, e.g. config/losses/cfl.py")
+            raise ConfigError(
+                f"--overlay {overlay} does not exist; name a config file to merge over "
+                f"{path}, e.g. config/losses/cfl.py"
+            )
         raw = deep_merge(raw, _load_with_bases(overlay))
     return raw

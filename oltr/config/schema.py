@@ -11,6 +11,7 @@ Every key is checked against ``SCHEMA``: an unknown key, a wrong type or an
 out-of-range value is a ``ConfigError`` naming the dotted key, the allowed
 values and (for unknown keys) the closest valid key.
 """
+
 import copy
 import hashlib
 import json
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from .loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
 from ..common.errors import ConfigError
+from .loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
+from .overrides import apply_overrides, parse_override  # noqa: F401  (public here too)
 
 REQUIRED = object()
 
@@ -91,12 +93,14 @@ def _list(default):
     return Field((list,), default)
 
 
-_OPTIM = Section({
-    "lr": _num(minimum=0.0),
-    "momentum": _num(0.9, minimum=0.0, maximum=1.0),
-    "weight_decay": _num(5e-4, minimum=0.0),
-    "nesterov": _bool(False),
-})
+_OPTIM = Section(
+    {
+        "lr": _num(minimum=0.0),
+        "momentum": _num(0.9, minimum=0.0, maximum=1.0),
+        "weight_decay": _num(5e-4, minimum=0.0),
+        "nesterov": _bool(False),
+    }
+)
 
 _NETWORK = {
     "type": _str(),
@@ -106,140 +110,134 @@ _NETWORK = {
     "stage1_weights": _bool(False),
 }
 
-SCHEMA = Section({
-    "seed": _int(0, minimum=0),
-    "training_opt": Section({
-        "dataset": _str(),
-        "data_root": _str(),
-        "split_dir": _str(None, nullable=True),
-        "log_dir": _str(),
-        "stage": _int(1, minimum=1, maximum=2),
-        "stage1_log_dir": _str(None, nullable=True),
-        # null: meta_embedding in stage 2, none in stage 1; the name and its rules are the recipe's
-        # (oltr.recipes.resolve, which the CLI and the sweep call after validation)
-        "recipe": _str(None, nullable=True),
-        "tau_grid": Section({"min": _num(0.0, minimum=0.0), "max": _num(2.0, minimum=0.0),
-                             "step": _num(0.1, minimum=1e-6)}),
-        "num_classes": _int(minimum=2),
-        "batch_size": _int(128, minimum=1),
-        "eval_batch_size": _int(None, minimum=1, nullable=True),
-        "num_workers": _int(4, minimum=0),
-        "num_epochs": _int(30, minimum=1),
-        "feature_dim": _int(512, minimum=1),
-        "open_threshold": _num(0.1, minimum=0.0, maximum=1.0),
-        "display_step": _int(10, minimum=1),
-        "sampler": Section({
-            "type": _str("instance", choices=SAMPLERS),
-            "num_samples_cls": _int(4, minimum=1),
-        }, nullable=True, default_none=True),
-        "scheduler": _str("step", choices=("step", "cosine")),
-        "scheduler_params": Section({
-            "step_size": _int(10, minimum=1),
-            "gamma": _num(0.1, minimum=0.0),
-            "eta_min": _num(0.0, minimum=0.0),
-        }),
-        "progress_granularity": _str("epoch", choices=("epoch", "step")),
-        # auto: bf16 on CUDA and on CPUs with native bf16 (oltr/engine/precision.py), fp32 elsewhere
-        "amp": _str("auto", choices=("auto", "off", "bf16", "fp16")),
-        "channels_last": _bool(True),
-        # tensor: uint8 tensors, decoded once into a cache when they fit, batched transforms
-        # (oltr/data/batch_transforms.py); pil: OLTR's per-image PIL transforms, the reference
-        "data_pipeline": _str("tensor", choices=("tensor", "pil")),
-        "cache_images": _str("auto", choices=("auto", "always", "never")),
-        "cache_images_max_gb": _num(8.0, minimum=0.0),  # auto caches a split whose decoded images fit
-        "cache_dir": _str(None, nullable=True),  # null: $OLTR_CACHE_DIR or ~/.cache/oltr-lt/images
-        "gpu_decode": _bool(False),  # decode JPEGs on the GPU (torchvision.io.decode_jpeg), uncached splits
-        "persistent_workers": _bool(True),  # with data_pipeline tensor (PIL workers restart every epoch)
-        "compile": _bool(False),
-        "sync_bn": _bool(False),
-        "save_logits": _bool(False),
-        "tensorboard": _bool(False),
-        "shot_thresholds": Section({
-            "many": _int(100, minimum=1),
-            "few": _int(20, minimum=0),
-            "inclusive": _bool(True),
-        }),
-        "transforms": Section({
-            "input_size": _int(224, minimum=1),
-            "resize_size": _int(256, minimum=1),
-            "color_jitter": _list([0.4, 0.4, 0.4, 0.0]),
-            "mean": _list([0.485, 0.456, 0.406]),
-            "std": _list([0.229, 0.224, 0.225]),
-            "horizontal_flip": _bool(True),
-            "crop_scale": _list([0.08, 1.0]),
-        }),
-    }),
-    "networks": Section({
-        "feat_model": Section(_NETWORK),
-        "classifier": Section(_NETWORK),
-    }),
-    "criterions": Section({
-        "PerformanceLoss": Section({
-            "loss": _str("softmax"),
-            "loss_params": FreeDict({}),
-            "weight": _num(1.0, minimum=0.0),
-        }),
-        "FeatureLoss": Section({
-            "loss": _str("disc_centroids"),
-            "loss_params": FreeDict({}),
-            "optim_params": _OPTIM,
-            "weight": _num(0.01, minimum=0.0),
-        }, nullable=True, default_none=True),
-    }),
-    "memory": Section({
-        "centroids": _bool(False),
-        "init_centroids": _bool(False),
-    }),
-    "evaluation": Section({
-        # post-hoc logit adjustment (Menon et al. 2021): logits - tau * log(prior) before every test metric
-        "logit_adjustment_tau": _num(0.0, minimum=0.0),
-        "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
-        "ci_seed": _int(0, minimum=0),
-    }),
-})
-
-
-# ----------------------------------------------------------------------------- overrides
-
-def parse_override(text):
-    """``"a.b.c=VALUE"`` -> (["a", "b", "c"], value), VALUE parsed as YAML (3 -> int, null -> None)."""
-    if "=" not in text:
-        raise ConfigError(f"--opts {text!r}: expected KEY=VALUE with a dotted key, e.g. training_opt.num_epochs=3")
-    key, _, value_text = text.partition("=")
-    keys = key.strip().split(".")
-    if not all(keys):
-        raise ConfigError(f"--opts {text!r}: empty part in the dotted key {key!r}")
-    try:
-        value = _yaml_load(value_text) if value_text.strip() else ""
-    except DuplicateKeyError as e:
-        raise ConfigError(f"--opts {text!r}: {e.problem.split(' (first at')[0]} in the value") from None
-    except (yaml.YAMLError, ValueError):
-        value = value_text
-    return keys, value
-
-
-def apply_overrides(config, overrides):
-    """Set each ``KEY=VALUE`` in a copy of ``config``; keys are validated afterwards."""
-    config = copy.deepcopy(config)
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = config
-        for depth, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            elif not isinstance(child, dict):
-                dotted = ".".join(keys[: depth + 1])
-                raise ConfigError(f"--opts {text!r}: {dotted} is a value, not a section")
-            node = child
-        node[keys[-1]] = value
-    return config
+SCHEMA = Section(
+    {
+        "seed": _int(0, minimum=0),
+        "training_opt": Section(
+            {
+                "dataset": _str(),
+                "data_root": _str(),
+                "split_dir": _str(None, nullable=True),
+                "log_dir": _str(),
+                "stage": _int(1, minimum=1, maximum=2),
+                "stage1_log_dir": _str(None, nullable=True),
+                # null: meta_embedding in stage 2, none in stage 1; the name and its rules are the recipe's
+                # (oltr.recipes.resolve, which the CLI and the sweep call after validation)
+                "recipe": _str(None, nullable=True),
+                "tau_grid": Section(
+                    {"min": _num(0.0, minimum=0.0), "max": _num(2.0, minimum=0.0), "step": _num(0.1, minimum=1e-6)}
+                ),
+                "num_classes": _int(minimum=2),
+                "batch_size": _int(128, minimum=1),
+                "eval_batch_size": _int(None, minimum=1, nullable=True),
+                "num_workers": _int(4, minimum=0),
+                "num_epochs": _int(30, minimum=1),
+                "feature_dim": _int(512, minimum=1),
+                "open_threshold": _num(0.1, minimum=0.0, maximum=1.0),
+                "display_step": _int(10, minimum=1),
+                "sampler": Section(
+                    {
+                        "type": _str("instance", choices=SAMPLERS),
+                        "num_samples_cls": _int(4, minimum=1),
+                    },
+                    nullable=True,
+                    default_none=True,
+                ),
+                "scheduler": _str("step", choices=("step", "cosine")),
+                "scheduler_params": Section(
+                    {
+                        "step_size": _int(10, minimum=1),
+                        "gamma": _num(0.1, minimum=0.0),
+                        "eta_min": _num(0.0, minimum=0.0),
+                    }
+                ),
+                "progress_granularity": _str("epoch", choices=("epoch", "step")),
+                # auto: bf16 on CUDA and on CPUs with native bf16 (oltr/engine/precision.py), fp32 elsewhere
+                "amp": _str("auto", choices=("auto", "off", "bf16", "fp16")),
+                "channels_last": _bool(True),
+                # tensor: uint8 tensors, decoded once into a cache when they fit, batched transforms
+                # (oltr/data/batch_transforms.py); pil: OLTR's per-image PIL transforms, the reference
+                "data_pipeline": _str("tensor", choices=("tensor", "pil")),
+                "cache_images": _str("auto", choices=("auto", "always", "never")),
+                "cache_images_max_gb": _num(8.0, minimum=0.0),  # auto caches a split whose decoded images fit
+                "cache_dir": _str(None, nullable=True),  # null: $OLTR_CACHE_DIR or ~/.cache/oltr-lt/images
+                "gpu_decode": _bool(False),  # decode JPEGs on the GPU (torchvision.io.decode_jpeg), uncached splits
+                "persistent_workers": _bool(True),  # with data_pipeline tensor (PIL workers restart every epoch)
+                "compile": _bool(False),
+                "sync_bn": _bool(False),
+                "save_logits": _bool(False),
+                "tensorboard": _bool(False),
+                "shot_thresholds": Section(
+                    {
+                        "many": _int(100, minimum=1),
+                        "few": _int(20, minimum=0),
+                        "inclusive": _bool(True),
+                    }
+                ),
+                "transforms": Section(
+                    {
+                        "input_size": _int(224, minimum=1),
+                        "resize_size": _int(256, minimum=1),
+                        "color_jitter": _list([0.4, 0.4, 0.4, 0.0]),
+                        "mean": _list([0.485, 0.456, 0.406]),
+                        "std": _list([0.229, 0.224, 0.225]),
+                        "horizontal_flip": _bool(True),
+                        "crop_scale": _list([0.08, 1.0]),
+                    }
+                ),
+            }
+        ),
+        "networks": Section(
+            {
+                "feat_model": Section(_NETWORK),
+                "classifier": Section(_NETWORK),
+            }
+        ),
+        "criterions": Section(
+            {
+                "PerformanceLoss": Section(
+                    {
+                        "loss": _str("softmax"),
+                        "loss_params": FreeDict({}),
+                        "weight": _num(1.0, minimum=0.0),
+                    }
+                ),
+                "FeatureLoss": Section(
+                    {
+                        "loss": _str("disc_centroids"),
+                        "loss_params": FreeDict({}),
+                        "optim_params": _OPTIM,
+                        "weight": _num(0.01, minimum=0.0),
+                    },
+                    nullable=True,
+                    default_none=True,
+                ),
+            }
+        ),
+        "memory": Section(
+            {
+                "centroids": _bool(False),
+                "init_centroids": _bool(False),
+            }
+        ),
+        "evaluation": Section(
+            {
+                # post-hoc logit adjustment (Menon et al. 2021): logits - tau * log(prior) before every test metric
+                "logit_adjustment_tau": _num(0.0, minimum=0.0),
+                "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
+                "ci_seed": _int(0, minimum=0),
+            }
+        ),
+    }
+)
 
 
 # ----------------------------------------------------------------------------- validation
 
+
 def _closest(key, options):
     from losses.registry import closest_name  # here, not at the top: only an error pays for importing torch
+
     close = closest_name(key, options)
     return f" (did you mean {close!r}?)" if close else ""
 
@@ -349,18 +347,24 @@ def _check_stage(config, where):
     """
     training, networks, memory = config["training_opt"], config["networks"], config["memory"]
     if memory["centroids"] and config["criterions"]["FeatureLoss"] is None:
-        raise ConfigError(f"{where}: memory.centroids is true but criterions.FeatureLoss is not set; the "
-                          "centroids live in the disc_centroids feature loss")
+        raise ConfigError(
+            f"{where}: memory.centroids is true but criterions.FeatureLoss is not set; the "
+            "centroids live in the disc_centroids feature loss"
+        )
     wanted = [name for name in ("feat_model", "classifier") if networks[name]["stage1_weights"]]
     if wanted and training["stage1_log_dir"] is None:
-        raise ConfigError(f"{where}: networks.{wanted[0]}.stage1_weights is true but training_opt.stage1_log_dir "
-                          "is not set; point it at the stage-1 run's log_dir")
+        raise ConfigError(
+            f"{where}: networks.{wanted[0]}.stage1_weights is true but training_opt.stage1_log_dir "
+            "is not set; point it at the stage-1 run's log_dir"
+        )
     stage2_only = [f"networks.{name}.stage1_weights" for name in wanted]
     stage2_only += [f"memory.{key}" for key in ("centroids", "init_centroids") if memory[key]]
     if stage2_only and training["stage"] != 2:
-        raise ConfigError(f"{where}: {stage2_only[0]} is a stage-2 setting but training_opt.stage is "
-                          f"{training['stage']}; set training_opt.stage to 2 (the stage-2 recipe "
-                          "config/recipes/stage_2_meta_embedding.py does) or turn it off")
+        raise ConfigError(
+            f"{where}: {stage2_only[0]} is a stage-2 setting but training_opt.stage is "
+            f"{training['stage']}; set training_opt.stage to 2 (the stage-2 recipe "
+            "config/recipes/stage_2_meta_embedding.py does) or turn it off"
+        )
 
 
 def load_config(path, overrides=(), overlays=()):
@@ -372,6 +376,7 @@ def load_config(path, overrides=(), overlays=()):
 
 
 # ----------------------------------------------------------------------------- saving
+
 
 def config_hash(config):
     """A short, stable fingerprint of a resolved config."""

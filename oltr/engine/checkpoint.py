@@ -3,6 +3,7 @@
 A checkpoint holds only tensors and plain Python containers, so the safe
 unpickler can read it; an interrupted write never replaces the last good file.
 """
+
 import re
 from pathlib import Path
 
@@ -29,16 +30,20 @@ def load_checkpoint(path, what="checkpoint", required=()):
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged file can fail anywhere in the unpickler (IndexError, KeyError, struct.error...)
-        raise CheckpointError(f"{what} {path} is corrupt or not a PyTorch checkpoint ({_short_reason(e)}); "
-                              "delete it and train again") from None
+        raise CheckpointError(
+            f"{what} {path} is corrupt or not a PyTorch checkpoint ({_short_reason(e)}); delete it and train again"
+        ) from None
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{what} {path} is not a checkpoint written by this project (it holds a "
-                              f"{type(checkpoint).__name__}, not a dict)")
+        raise CheckpointError(
+            f"{what} {path} is not a checkpoint written by this project (it holds a "
+            f"{type(checkpoint).__name__}, not a dict)"
+        )
     missing = [key for key in required if key not in checkpoint]
     if missing:
         keys = ", ".join(sorted(map(str, checkpoint))[:8]) or "nothing"
-        raise CheckpointError(f"{what} {path} is not a checkpoint of the kind needed here (no {missing[0]!r} "
-                              f"entry; it holds {keys})")
+        raise CheckpointError(
+            f"{what} {path} is not a checkpoint of the kind needed here (no {missing[0]!r} entry; it holds {keys})"
+        )
     return checkpoint
 
 

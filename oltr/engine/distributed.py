@@ -3,6 +3,7 @@
 Launch with ``torchrun --nproc_per_node N main.py --config ...``: torchrun sets
 RANK, WORLD_SIZE and LOCAL_RANK, and we pick NCCL on GPUs and gloo on CPUs.
 """
+
 import os
 from dataclasses import dataclass
 

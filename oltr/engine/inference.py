@@ -1,4 +1,5 @@
 """Forward passes without gradients: logits for evaluation, class centroids for stage 2."""
+
 import contextlib
 
 import torch
@@ -27,7 +28,7 @@ def collect_logits(network, loader, centroids, ctx, amp="off", channels_last=Fal
     """(logits float32, labels, dataset indices) over ``loader``, gathered from every rank in dataset order."""
     network.eval()
     all_logits, all_labels, all_indices = [], [], []
-    for images, labels, indices in (progress(loader) if progress else loader):
+    for images, labels, indices in progress(loader) if progress else loader:
         with autocast(ctx.device, amp):
             logits, _ = network(to_device(images, ctx.device, channels_last), centroids)
         all_logits.append(logits.float())
@@ -53,7 +54,7 @@ def compute_centroids(feat_model, loader, num_classes, ctx, amp="off", channels_
     if getattr(feat_model, "feature_dim", None) is not None:
         # Allocated up front so a rank without a batch still joins the all-reduce with the right shape.
         sums = torch.zeros(num_classes, feat_model.feature_dim, device=ctx.device, dtype=torch.float64)
-    for images, labels, _ in (progress(loader) if progress else loader):
+    for images, labels, _ in progress(loader) if progress else loader:
         with autocast(ctx.device, amp):
             features, _ = feat_model(to_device(images, ctx.device, channels_last))
         features = features.double()

@@ -1,9 +1,10 @@
 """A run's losses, optimizers and schedulers from the config.
 
-    build_criterions   {"PerformanceLoss", "FeatureLoss"}: registry losses with the pipeline's context
-    build_optimizers   one SGD per network (its own lr), one for the centroids
-    build_schedulers   step or cosine decay for each
+build_criterions   {"PerformanceLoss", "FeatureLoss"}: registry losses with the pipeline's context
+build_optimizers   one SGD per network (its own lr), one for the centroids
+build_schedulers   step or cosine decay for each
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +60,12 @@ def build_optimizers(network, criterions, config):
 
 
 def _sgd(params, optim_params):
-    options = dict(lr=optim_params["lr"], momentum=optim_params["momentum"],
-                   weight_decay=optim_params["weight_decay"], nesterov=optim_params["nesterov"])
+    options = dict(
+        lr=optim_params["lr"],
+        momentum=optim_params["momentum"],
+        weight_decay=optim_params["weight_decay"],
+        nesterov=optim_params["nesterov"],
+    )
     try:
         # One fused kernel instead of a loop over parameters: about 5% of a Digits_LT step.
         return torch.optim.SGD(params, fused=True, **options)
@@ -74,10 +79,11 @@ def build_schedulers(optimizers, training_opt):
     params = training_opt["scheduler_params"]
     for name, optimizer in optimizers.items():
         if training_opt["scheduler"] == "step":
-            schedulers[name] = torch.optim.lr_scheduler.StepLR(optimizer, step_size=params["step_size"],
-                                                               gamma=params["gamma"])
+            schedulers[name] = torch.optim.lr_scheduler.StepLR(
+                optimizer, step_size=params["step_size"], gamma=params["gamma"]
+            )
         else:
             schedulers[name] = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=training_opt["num_epochs"], eta_min=params["eta_min"])
+                optimizer, T_max=training_opt["num_epochs"], eta_min=params["eta_min"]
+            )
     return schedulers
-

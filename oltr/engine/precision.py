@@ -5,14 +5,25 @@ ResNet-10 recipes 2-3x faster than fp32 on CUDA and on CPUs with native bf16 (AV
 AMX), but 5-10x slower on CPUs without it, where oneDNN emulates it. fp16 is never chosen
 automatically: it needs loss scaling, which OLTR's centroid update cannot follow.
 """
+
 import functools
 import os
 
 import torch
 
 # oneDNN's ISA names at or above the first with bf16 instructions (ONEDNN_MAX_CPU_ISA caps them)
-_BF16_ISAS = ("AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16",
-              "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT")
+_BF16_ISAS = (
+    "AVX512_CORE_BF16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+    "ALL",
+    "DEFAULT",
+)
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,6 +12,7 @@
 
 Nothing here deletes a file of a run.
 """
+
 import contextlib
 import errno
 import json
@@ -44,6 +45,7 @@ def describe_os_error(error):
 
 # ----------------------------------------------------------------------------- checks
 
+
 def check_log_dir_path(log_dir, key="training_opt.log_dir"):
     """A log_dir that can be a directory: not empty, not a file, no file on the way to it."""
     if not str(log_dir).strip():
@@ -74,8 +76,10 @@ def check_not_in_stage1(config):
         relation = f"holds its stage-1 run {stage1}"
     else:
         return
-    raise ConfigError(f"training_opt.log_dir {training_opt['log_dir']} {relation} (training_opt.stage1_log_dir); "
-                      "give stage 2 a log_dir of its own")
+    raise ConfigError(
+        f"training_opt.log_dir {training_opt['log_dir']} {relation} (training_opt.stage1_log_dir); "
+        "give stage 2 a log_dir of its own"
+    )
 
 
 def existing_run(log_dir):
@@ -120,6 +124,7 @@ def move_aside(log_dir):
 
 # ----------------------------------------------------------------------------- the lock
 
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -156,8 +161,9 @@ class RunLock:
         except FileExistsError:
             pass
         except OSError as error:
-            raise OutputError(f"cannot create training_opt.log_dir {self.log_dir}: "
-                              f"{describe_os_error(error)}") from None
+            raise OutputError(
+                f"cannot create training_opt.log_dir {self.log_dir}: {describe_os_error(error)}"
+            ) from None
         for _ in range(3):
             if self._try_create():
                 self.held = True
@@ -166,20 +172,28 @@ class RunLock:
             if owner is None:  # being written right now, or damaged: look again shortly
                 time.sleep(0.05)
                 owner = read_lock(self.path)
-            if owner is not None and owner.get("host") == socket.gethostname() \
-                    and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+            if (
+                owner is not None
+                and owner.get("host") == socket.gethostname()
+                and isinstance(owner.get("pid"), int)
+                and not _alive(owner["pid"])
+            ):
                 stale = self.path.with_name(f"{LOCK_FILE}.stale-{os.getpid()}")
                 try:
                     os.replace(self.path, stale)  # one taker wins the rename; the others retry
                     stale.unlink()
                 except FileNotFoundError:
                     continue
-                note(f"{self.path}: took over a stale lock of process {owner['pid']} on {owner['host']} "
-                     f"({owner.get('purpose', 'a run')}), which is no longer running")
+                note(
+                    f"{self.path}: took over a stale lock of process {owner['pid']} on {owner['host']} "
+                    f"({owner.get('purpose', 'a run')}), which is no longer running"
+                )
                 continue
             if owner is None:
-                raise RunDirError(f"{self.path} exists but is not a lock this project wrote; if no run is using "
-                                  f"{self.log_dir}, delete it")
+                raise RunDirError(
+                    f"{self.path} exists but is not a lock this project wrote; if no run is using "
+                    f"{self.log_dir}, delete it"
+                )
             raise RunDirError(
                 f"{self.log_dir} is in use by process {owner.get('pid')} on {owner.get('host')} "
                 f"({owner.get('purpose', 'a run')}, since {owner.get('since', '?')}); wait for it to finish, or "
@@ -189,8 +203,12 @@ class RunLock:
 
     def _try_create(self):
         """Create the lock with its content in one step (a hard link fails if it exists)."""
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
-                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "purpose": self.purpose,
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         tmp = self.path.with_name(f"{LOCK_FILE}.tmp-{os.getpid()}")
         try:
             tmp.write_text(json.dumps(owner) + "\n", encoding="utf-8")
@@ -211,8 +229,7 @@ class RunLock:
                 handle.write(json.dumps(owner) + "\n")
             return True
         except OSError as error:
-            raise OutputError(f"cannot write {self.path} in training_opt.log_dir: "
-                              f"{describe_os_error(error)}") from None
+            raise OutputError(f"cannot write {self.path} in training_opt.log_dir: {describe_os_error(error)}") from None
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -230,6 +247,7 @@ class RunLock:
 
 
 # ----------------------------------------------------------------------------- together
+
 
 def _agree(failed, ctx):
     """Under DDP: whether rank 0 failed its checks, known on every rank (so none hangs)."""
@@ -258,8 +276,11 @@ def claim(config, ctx, mode, resume=False, overwrite=False):
         except OltrError as caught:
             error = caught
     if _agree(error is not None, ctx):
-        raise error if error is not None else RunDirError(
-            f"rank 0 could not claim training_opt.log_dir {log_dir}; see its error")
+        raise (
+            error
+            if error is not None
+            else RunDirError(f"rank 0 could not claim training_opt.log_dir {log_dir}; see its error")
+        )
     try:
         yield
     finally:

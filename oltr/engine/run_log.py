@@ -1,4 +1,5 @@
 """A run's human log (log.txt) and machine log (metrics.jsonl); only rank 0 writes."""
+
 import json
 import sys
 import time

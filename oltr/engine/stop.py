@@ -8,6 +8,7 @@ epoch ended, and ``--resume`` replays the interrupted epoch from there. Every ep
 sampler, workers and augmentations from (seed, epoch), so the replayed epoch draws the same batches
 and the resumed run ends with the weights of an uninterrupted one.
 """
+
 import contextlib
 import signal
 import threading
@@ -65,5 +66,7 @@ def check(ctx, where):
     """Raise Preempted when a stop was requested; ``where`` says what was interrupted (for the message)."""
     signum = requested(ctx)
     if signum:
-        raise Preempted(f"stopped by {signal.Signals(signum).name} at {where}; --resume continues from the "
-                        "last finished epoch's checkpoint (the sweep requeues it so)")
+        raise Preempted(
+            f"stopped by {signal.Signals(signum).name} at {where}; --resume continues from the "
+            "last finished epoch's checkpoint (the sweep requeues it so)"
+        )

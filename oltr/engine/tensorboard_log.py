@@ -5,21 +5,30 @@ Each epoch's metrics.jsonl record -- which stays the source of truth -- is also 
 ``loss/performance``, ``loss/feature``, ``val/top1``, ``xi`` (the cyclical losses), ``lr/<optimizer>``
 and ``throughput/images_per_s``, at step = epoch (1-based, as in metrics.jsonl).
 """
+
 from pathlib import Path
 
 from ..common.errors import ConfigError
 
 TB_DIR = "tb"
-_SCALARS = {"loss": "loss/total", "performance": "loss/performance", "feature": "loss/feature",
-            "val_top1": "val/top1", "xi": "xi", "images_per_s": "throughput/images_per_s"}
+_SCALARS = {
+    "loss": "loss/total",
+    "performance": "loss/performance",
+    "feature": "loss/feature",
+    "val_top1": "val/top1",
+    "xi": "xi",
+    "images_per_s": "throughput/images_per_s",
+}
 
 
 def _summary_writer_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("training_opt.tensorboard is true but tensorboard is not installed; install the tb "
-                          "extra (pip install -e '.[tb]') or set training_opt.tensorboard=false") from None
+        raise ConfigError(
+            "training_opt.tensorboard is true but tensorboard is not installed; install the tb "
+            "extra (pip install -e '.[tb]') or set training_opt.tensorboard=false"
+        ) from None
     return SummaryWriter
 
 

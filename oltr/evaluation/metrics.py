@@ -13,7 +13,11 @@ Open World", CVPR 2019), as used for Tables 3-4 of the cyclical focal loss paper
 * open set: argmax replaced by -1 (rejected) when the max softmax probability
   is below the threshold; OLTR's F-measure over known and open samples.
 """
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 # sklearn.metrics is imported where it is used: it takes a second or two to import, and
 # `python -m oltr.data check` needs only the shot groups from here.
@@ -24,6 +28,7 @@ ECE_BINS = 15
 
 
 # ---------------------------------------------------------------- input helpers
+
 
 def _to_numpy(array):
     """numpy view of a numpy array, list or torch tensor (bf16/fp16 widened to float64)."""
@@ -66,9 +71,7 @@ def _check_inputs(logits, labels, class_counts):
     if num_samples == 0:
         raise ValueError("no samples to evaluate: logits and labels are empty")
     if class_counts.shape[0] != num_classes:
-        raise ValueError(
-            f"class_counts has {class_counts.shape[0]} entries but logits has {num_classes} classes"
-        )
+        raise ValueError(f"class_counts has {class_counts.shape[0]} entries but logits has {num_classes} classes")
     if labels.max() >= num_classes:
         raise ValueError(f"labels must be < {num_classes} (the number of classes), got {labels.max()}")
     return logits, labels, class_counts
@@ -96,15 +99,16 @@ def _python_number(value):
 
 # ---------------------------------------------------------------- shot groups
 
-def check_shot_thresholds(many_threshold, few_threshold):
+
+def check_shot_thresholds(many_threshold: int, few_threshold: int) -> None:
     """ValueError unless few_threshold < many_threshold (overlapping groups are refused, not resolved)."""
     if not few_threshold < many_threshold:
-        raise ValueError(
-            f"few_threshold ({few_threshold}) must be smaller than many_threshold ({many_threshold})"
-        )
+        raise ValueError(f"few_threshold ({few_threshold}) must be smaller than many_threshold ({many_threshold})")
 
 
-def shot_groups(class_counts, many_threshold=100, few_threshold=20, inclusive=True):
+def shot_groups(
+    class_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20, inclusive: bool = True
+) -> dict:
     """Boolean class masks ``{"many", "medium", "few"}`` from TRAINING counts.
 
     inclusive=True (OLTR code, default): many n >= many_threshold, few n <= few_threshold.
@@ -142,7 +146,8 @@ def describe_shot_groups(groups, many_threshold=100, few_threshold=20, inclusive
 
 # ---------------------------------------------------------------- accuracies
 
-def per_class_accuracy(predictions, labels, num_classes):
+
+def per_class_accuracy(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> np.ndarray:
     """Accuracy of each class over its test samples; NaN for a class with no test sample.
 
     ``predictions`` may contain -1 (rejected), which is simply wrong. ``labels`` must be
@@ -174,7 +179,7 @@ def shot_accuracies(per_class_acc, groups):
     return result
 
 
-def top_k_accuracy(logits, labels, k=5):
+def top_k_accuracy(logits: ArrayLike, labels: ArrayLike, k: int = 5) -> float:
     """Fraction of samples whose label is among the k highest logits (ties counted in the label's favour)."""
     logits = _as_logits(logits)
     labels = _as_int_array("labels", labels)
@@ -184,6 +189,7 @@ def top_k_accuracy(logits, labels, k=5):
 
 
 # ---------------------------------------------------------------- calibration
+
 
 def _calibration_error(confidence, correct, num_bins=ECE_BINS):
     """ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)| over equal-width bins (lo, hi] of [0, 1]
@@ -203,9 +209,7 @@ def expected_calibration_error(probabilities, labels, num_bins=ECE_BINS):
     probabilities = _to_numpy(probabilities).astype(np.float64)
     labels = _as_int_array("labels", labels)
     if probabilities.ndim != 2 or probabilities.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"probabilities must have shape ({labels.shape[0]}, classes), got {probabilities.shape}"
-        )
+        raise ValueError(f"probabilities must have shape ({labels.shape[0]}, classes), got {probabilities.shape}")
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     return _calibration_error(confidence, correct, num_bins)
@@ -213,7 +217,8 @@ def expected_calibration_error(probabilities, labels, num_bins=ECE_BINS):
 
 # ---------------------------------------------------------------- open-set helpers
 
-def f_measure(num_true_pos, num_false_pos, num_false_neg):
+
+def f_measure(num_true_pos: int, num_false_pos: int, num_false_neg: int) -> float:
     """OLTR's open-set F-measure (after its 2020 fix): F = 2PR/(P+R), 0 when undefined."""
     precision = num_true_pos / (num_true_pos + num_false_pos) if num_true_pos + num_false_pos else 0.0
     recall = num_true_pos / (num_true_pos + num_false_neg) if num_true_pos + num_false_neg else 0.0
@@ -234,6 +239,7 @@ def fpr_at_tpr(known_scores, open_scores, tpr_level=0.95):
 
 # ---------------------------------------------------------------- the two settings
 
+
 def _shot_summary(predictions, labels, class_counts, many_threshold, few_threshold, inclusive):
     num_classes = class_counts.shape[0]
     per_class = per_class_accuracy(predictions, labels, num_classes)
@@ -249,8 +255,14 @@ def _shot_summary(predictions, labels, class_counts, many_threshold, few_thresho
     }
 
 
-def closed_set_metrics(logits, labels, class_counts, many_threshold=100, few_threshold=20,
-                       inclusive=True):
+def closed_set_metrics(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    class_counts: Sequence[int],
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    inclusive: bool = True,
+) -> dict:
     """Every closed-set number of Tables 3-4 and more, for the test set (labels >= 0).
 
     Keys: setting, overall_top1, many_shot_top1, medium_shot_top1, few_shot_top1, shot_groups,
@@ -261,25 +273,32 @@ def closed_set_metrics(logits, labels, class_counts, many_threshold=100, few_thr
 
     logits, labels, class_counts = _check_inputs(logits, labels, class_counts)
     if labels.min() < 0:
-        raise ValueError(
-            "closed-set labels must all be >= 0; open-set samples (label -1) belong to open_set_metrics"
-        )
+        raise ValueError("closed-set labels must all be >= 0; open-set samples (label -1) belong to open_set_metrics")
     predictions = logits.argmax(axis=1)
     correct = predictions == labels
     results = {"setting": "closed", "overall_top1": float(correct.mean())}
     results.update(_shot_summary(predictions, labels, class_counts, many_threshold, few_threshold, inclusive))
-    results.update({
-        # sklearn's default label set (labels and predictions) is what OLTR's F_measure used
-        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
-        "top5": top_k_accuracy(logits, labels, 5) if logits.shape[1] >= 5 else None,
-        "ece": _calibration_error(_max_softmax(logits), correct),
-        "num_samples": int(labels.shape[0]),
-    })
+    results.update(
+        {
+            # sklearn's default label set (labels and predictions) is what OLTR's F_measure used
+            "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
+            "top5": top_k_accuracy(logits, labels, 5) if logits.shape[1] >= 5 else None,
+            "ece": _calibration_error(_max_softmax(logits), correct),
+            "num_samples": int(labels.shape[0]),
+        }
+    )
     return results
 
 
-def open_set_metrics(logits, labels, class_counts, threshold=0.1, many_threshold=100,
-                     few_threshold=20, inclusive=True):
+def open_set_metrics(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    class_counts: Sequence[int],
+    threshold: float = 0.1,
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    inclusive: bool = True,
+) -> dict:
     """OLTR's open-set protocol on the test set plus the open set (label -1).
 
     Prediction = argmax, replaced by -1 when the max softmax probability < ``threshold``.
@@ -312,73 +331,23 @@ def open_set_metrics(logits, labels, class_counts, threshold=0.1, many_threshold
     has_open = bool(is_open.any())
 
     results = {"setting": "open", "overall_top1": float(known_correct.mean())}
-    results.update(_shot_summary(predictions[is_known], known_labels, class_counts,
-                                 many_threshold, few_threshold, inclusive))
-    results.update({
-        "f_measure": f_measure(true_pos, false_pos, false_neg),
-        "open_auroc": float(roc_auc_score(is_known, confidence)) if has_open else None,
-        "fpr_at_95_tpr": fpr_at_tpr(confidence[is_known], confidence[is_open]) if has_open else None,
-        "open_rejection_acc": float(np.mean(predictions[is_open] == OPEN_LABEL)) if has_open else None,
-        # calibration of the classifier itself: argmax on known samples, rejection aside
-        "ece": _calibration_error(confidence[is_known], argmax[is_known] == known_labels),
-        "threshold": float(threshold),
-        "num_known": int(known_labels.size),
-        "num_open": int(np.count_nonzero(is_open)),
-    })
+    results.update(
+        _shot_summary(predictions[is_known], known_labels, class_counts, many_threshold, few_threshold, inclusive)
+    )
+    results.update(
+        {
+            "f_measure": f_measure(true_pos, false_pos, false_neg),
+            "open_auroc": float(roc_auc_score(is_known, confidence)) if has_open else None,
+            "fpr_at_95_tpr": fpr_at_tpr(confidence[is_known], confidence[is_open]) if has_open else None,
+            "open_rejection_acc": float(np.mean(predictions[is_open] == OPEN_LABEL)) if has_open else None,
+            # calibration of the classifier itself: argmax on known samples, rejection aside
+            "ece": _calibration_error(confidence[is_known], argmax[is_known] == known_labels),
+            "threshold": float(threshold),
+            "num_known": int(known_labels.size),
+            "num_open": int(np.count_nonzero(is_open)),
+        }
+    )
     return results
 
 
 # ---------------------------------------------------------------- printing
-
-def _percent(value):
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _score(value):
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-_TABLE_ROWS = (
-    ("overall top-1", "overall_top1", _percent),
-    ("many-shot top-1", "many_shot_top1", _percent),
-    ("medium-shot top-1", "medium_shot_top1", _percent),
-    ("few-shot top-1", "few_shot_top1", _percent),
-    ("top-5", "top5", _percent),
-    ("macro F1", "macro_f1", _score),
-    ("F-measure", "f_measure", _score),
-    ("open AUROC", "open_auroc", _percent),
-    ("open AUPR (known +)", "open_aupr_in", _percent),
-    ("open AUPR (open +)", "open_aupr_out", _percent),
-    ("OSCR", "oscr", _percent),
-    ("FPR at 95% TPR", "fpr_at_95_tpr", _percent),
-    ("open rejection acc", "open_rejection_acc", _percent),
-    (f"ECE ({ECE_BINS} bins)", "ece", _percent),
-)
-
-
-def format_results_table(results):
-    """A short human-readable table of a closed or open results dict (for the CLI to print)."""
-    setting = results.get("setting", "open" if "f_measure" in results else "closed")
-    if setting == "open":
-        header = (f"open-set results: {results.get('num_known', '?')} known + "
-                  f"{results.get('num_open', '?')} open samples, threshold {results.get('threshold', '?')}")
-    else:
-        header = f"closed-set results: {results.get('num_samples', '?')} samples"
-    groups = results.get("shot_groups") or {}
-    width = max(len(label) for label, _, _ in _TABLE_ROWS)
-    lines = [header]
-    for label, key, show in _TABLE_ROWS:
-        if key not in results:
-            continue
-        line = f"  {label:<{width}}  {show(results[key]):>7}"
-        interval = (results.get("ci95") or {}).get(key)
-        if interval:
-            line += f" [{show(interval[0])}, {show(interval[1])}]"
-        group = groups.get(key.split("_shot_")[0]) if "_shot_" in key else None
-        if isinstance(group, dict):
-            line += f"   ({group.get('rule', '?')}: {group.get('num_classes', '?')} classes)"
-        lines.append(line)
-    if "inclusive" in groups:
-        convention = "OLTR code, inclusive" if groups["inclusive"] else "OLTR paper text, exclusive"
-        lines.append(f"  shot groups by training count ({convention})")
-    return "\n".join(lines)

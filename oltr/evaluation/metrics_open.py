@@ -12,7 +12,9 @@ imports sklearn, so the tests can hold them against it.
   FPR from 0 to 1; at the lowest threshold CCR is the closed-set accuracy).
 * ``f_measure_curve``: OLTR's F-measure, precision and recall at thresholds 0, 0.01, ..., 1.
 """
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .metrics import OPEN_LABEL, SHOT_GROUPS, _check_inputs, _max_softmax, shot_groups
 
@@ -27,7 +29,7 @@ def _distinct_score_counts(scores, *weights):
     return sorted_scores[starts], [np.add.reduceat(w[order].astype(np.float64), starts) for w in weights]
 
 
-def auroc(positive_scores, negative_scores):
+def auroc(positive_scores: ArrayLike, negative_scores: ArrayLike) -> float:
     """P(score of a positive > score of a negative) + P(equal) / 2; None if a side is empty."""
     positive_scores, negative_scores = np.asarray(positive_scores, float), np.asarray(negative_scores, float)
     if positive_scores.size == 0 or negative_scores.size == 0:
@@ -40,7 +42,7 @@ def auroc(positive_scores, negative_scores):
     return float(wins / (positive_scores.size * negative_scores.size))
 
 
-def average_precision(positive_scores, negative_scores):
+def average_precision(positive_scores: ArrayLike, negative_scores: ArrayLike) -> float:
     """Average precision with the first argument's samples as positives; None without positives."""
     positive_scores, negative_scores = np.asarray(positive_scores, float), np.asarray(negative_scores, float)
     if positive_scores.size == 0:
@@ -52,7 +54,7 @@ def average_precision(positive_scores, negative_scores):
     return float(np.sum(positives / positive_scores.size * (true_pos / accepted)))
 
 
-def oscr(known_scores, known_correct, open_scores):
+def oscr(known_scores: ArrayLike, known_correct: ArrayLike, open_scores: ArrayLike) -> float:
     """Area under CCR against FPR (Dhamija et al. 2018); None without open or known samples."""
     known_scores, open_scores = np.asarray(known_scores, float), np.asarray(open_scores, float)
     known_correct = np.asarray(known_correct, bool)
@@ -63,7 +65,7 @@ def oscr(known_scores, known_correct, open_scores):
     is_open = np.r_[np.zeros(known_scores.size), np.ones(open_scores.size)]
     _, (correct_counts, open_counts) = _distinct_score_counts(scores, correct, is_open)
     ccr = np.r_[0.0, np.cumsum(correct_counts)] / known_scores.size  # d above every score, then each score
-    fpr = np.r_[0.0, np.cumsum(open_counts)] / open_scores.size       # ends at 1: the lowest d accepts all
+    fpr = np.r_[0.0, np.cumsum(open_counts)] / open_scores.size  # ends at 1: the lowest d accepts all
     return float(np.sum((fpr[1:] - fpr[:-1]) * (ccr[1:] + ccr[:-1]) / 2))
 
 
@@ -82,8 +84,12 @@ def f_measure_curve(known_scores, known_correct, open_scores, thresholds=CURVE_T
         precision = np.where(true_pos + false_pos > 0, true_pos / np.maximum(true_pos + false_pos, 1), 0.0)
         recall = np.where(true_pos + false_neg > 0, true_pos / np.maximum(true_pos + false_neg, 1), 0.0)
         f_measure = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    return {"thresholds": thresholds.tolist(), "f_measure": f_measure.tolist(),
-            "precision": precision.tolist(), "recall": recall.tolist()}
+    return {
+        "thresholds": thresholds.tolist(),
+        "f_measure": f_measure.tolist(),
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+    }
 
 
 def open_set_extras(logits, labels, class_counts, many_threshold=100, few_threshold=20, inclusive=True):
@@ -101,8 +107,13 @@ def open_set_extras(logits, labels, class_counts, many_threshold=100, few_thresh
     known_labels = labels[~is_open]
     known_correct = logits[~is_open].argmax(axis=1) == known_labels
     if not is_open.any():
-        return {"open_aupr_in": None, "open_aupr_out": None, "oscr": None,
-                "open_auroc_by_shot": {name: None for name in SHOT_GROUPS}, "f_measure_curve": None}
+        return {
+            "open_aupr_in": None,
+            "open_aupr_out": None,
+            "oscr": None,
+            "open_auroc_by_shot": {name: None for name in SHOT_GROUPS},
+            "f_measure_curve": None,
+        }
     groups = shot_groups(class_counts, many_threshold, few_threshold, inclusive)
     by_shot = {name: auroc(known_scores[groups[name][known_labels]], open_scores) for name in SHOT_GROUPS}
     return {

@@ -17,6 +17,7 @@ Vectorised, no loop over images or resamples:
   model is right decide; their resampled number is Binomial(n_c, discordant share), then how many of
   them favour the first model is Binomial(that, n10 / (n10 + n01)). Identical models give 0 exactly.
 """
+
 import numpy as np
 
 from .metrics import OPEN_LABEL, SHOT_GROUPS
@@ -37,6 +38,7 @@ def _pair(low, high):
 
 
 # ------------------------------------------------------------------ one run
+
 
 def _class_totals(labels, correct, num_classes):
     totals = np.bincount(labels, minlength=num_classes)
@@ -73,11 +75,11 @@ def accuracy_resamples(labels, correct, group_masks, resamples, rng):
 
 
 def _f_measure(true_pos, false_pos, false_neg):
-    precision = np.divide(true_pos, true_pos + false_pos, out=np.zeros(true_pos.shape),
-                          where=true_pos + false_pos > 0)
+    precision = np.divide(true_pos, true_pos + false_pos, out=np.zeros(true_pos.shape), where=true_pos + false_pos > 0)
     recall = np.divide(true_pos, true_pos + false_neg, out=np.zeros(true_pos.shape), where=true_pos + false_neg > 0)
-    return np.divide(2 * precision * recall, precision + recall, out=np.zeros(true_pos.shape),
-                     where=precision + recall > 0)
+    return np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros(true_pos.shape), where=precision + recall > 0
+    )
 
 
 def _stratified_weights(strata_sizes, resamples, rng, position=None):
@@ -152,8 +154,7 @@ def run_intervals(labels, predictions, confidence, group_masks, resamples=1000, 
         true_pos = drawn.sum(axis=1).astype(np.float64)
         false_neg = rng.binomial(num_open, kept_open / num_open, size=resamples).astype(np.float64)
         values["f_measure"] = _f_measure(true_pos, known_labels.size - true_pos, false_neg)
-        values["open_auroc"] = auroc_resamples(confidence[~is_open], known_labels, confidence[is_open],
-                                               resamples, rng)
+        values["open_auroc"] = auroc_resamples(confidence[~is_open], known_labels, confidence[is_open], resamples, rng)
     intervals = {}
     for key, samples in values.items():
         intervals[key] = None if samples is None else _pair(*percentile_interval(samples))
@@ -161,6 +162,7 @@ def run_intervals(labels, predictions, confidence, group_masks, resamples=1000, 
 
 
 # ------------------------------------------------------------------ two runs, paired
+
 
 def paired_resamples(labels, correct_a, correct_b, group_masks, resamples, rng):
     """{overall_top1, many/medium/few_shot_top1: (resamples,) differences A - B or None} and the observed ones.
@@ -208,12 +210,12 @@ def pooled_paired_difference(pairs, group_masks, resamples=1000, seed=0):
             continue
         mean = float(np.mean([point[key] for _, point in per_seed]))
         low, high = percentile_interval(np.mean([values[key] for values, _ in per_seed], axis=0))
-        summary[key] = {"mean": mean, "low": float(low), "high": float(high),
-                        "significant": bool(low > 0 or high < 0)}
+        summary[key] = {"mean": mean, "low": float(low), "high": float(high), "significant": bool(low > 0 or high < 0)}
     return summary
 
 
 # ------------------------------------------------------------------ over seeds
+
 
 def t_interval(values):
     """95% interval of the mean of ``values`` (Student's t, n - 1 degrees of freedom); None for n < 2."""

@@ -1,4 +1,5 @@
 """Build feature models and classifiers by name, with config errors that say what to fix."""
+
 from __future__ import annotations
 
 import inspect
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from torch import nn
 
 from losses.registry import Registry, did_you_mean
+
 from ..common.errors import ConfigError
 from .classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
 from .decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
@@ -43,7 +45,10 @@ def build_feature_model(type: str, **params) -> ResNetFeature:
 
 
 def build_classifier(type: str, **params) -> nn.Module:
-    """Classifier by name (dot_product, cosine_norm, meta_embedding, lws, tau_norm, ncm), e.g. in_dim=512, num_classes=1000."""
+    """Classifier by name (dot_product, cosine_norm, meta_embedding, lws, tau_norm, ncm).
+
+    ``params``: its constructor's, e.g. in_dim=512, num_classes=1000.
+    """
     classifier_class = CLASSIFIERS.get(type)
     _check_params(f"classifier {type!r}", classifier_class, params)
     missing = [

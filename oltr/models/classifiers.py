@@ -3,6 +3,7 @@
 Every classifier has forward(x, centroids=None) -> (logits, extras_or_None), so the
 trainer calls them the same way; only the meta-embedding classifier uses centroids.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,9 @@ class MetaEmbeddingClassifier(nn.Module):
                 f"(num_classes, in_dim)."
             )
         if x.dim() != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"MetaEmbeddingClassifier got features of shape {tuple(x.shape)}, expected (B, {self.in_dim}).")
+            raise ValueError(
+                f"MetaEmbeddingClassifier got features of shape {tuple(x.shape)}, expected (B, {self.in_dim})."
+            )
         return centroids.detach().to(x.device)
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ Each has forward(x, centroids=None) -> (logits, None), like the classifiers of c
 The stage-1 weights (``fc``) of LWS and tau-norm are frozen buffers of the recipe, stored as
 parameters with ``requires_grad=False`` so a stage-1 ``fc.weight`` / ``fc.bias`` loads as is.
 """
+
 from __future__ import annotations
 
 import torch

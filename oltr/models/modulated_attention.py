@@ -25,6 +25,7 @@ The original hard-codes a 7x7 map; here H and W are constructor arguments, so
 224-pixel inputs keep the original parameter shapes (fc_spatial: 512*49 -> 49 for
 ResNet-10) and small images work.
 """
+
 from __future__ import annotations
 
 import torch

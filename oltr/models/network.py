@@ -1,9 +1,10 @@
 """The network a run trains: a feature model followed by a classifier, built from ``config["networks"]``.
 
-    OLTRNetwork           images -> (logits, features)
-    build_network         feature model + classifier by type, with the config's params
-    freeze_fixed_networks OLTR's ``fix: true`` (freeze_for_fix: all but what a module names trainable)
+OLTRNetwork           images -> (logits, features)
+build_network         feature model + classifier by type, with the config's params
+freeze_fixed_networks OLTR's ``fix: true`` (freeze_for_fix: all but what a module names trainable)
 """
+
 import torch.nn as nn
 
 from ..common.errors import ConfigError
@@ -76,4 +77,3 @@ def freeze_for_fix(module):
     for name, param in module.named_parameters():
         if not any(part in name for part in trainable):
             param.requires_grad_(False)
-

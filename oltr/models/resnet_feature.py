@@ -11,6 +11,7 @@ attention first and ``fc_add`` (Linear + ReLU) and dropout after, as in OLTR.
 Module names (conv1, bn1, layer1..layer4) match torchvision's so its weights load
 one to one.
 """
+
 from __future__ import annotations
 
 import os
@@ -253,7 +254,9 @@ def _download_imagenet_state_dict(arch: str, spec: ResNetArch, source: str) -> M
 
 def _read_state_dict_file(path: str) -> Mapping[str, torch.Tensor]:
     if not os.path.isfile(path):
-        raise CheckpointError(f"pretrained weights file {path} does not exist; give a state-dict file, 'imagenet' or null.")
+        raise CheckpointError(
+            f"pretrained weights file {path} does not exist; give a state-dict file, 'imagenet' or null."
+        )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or non-tensor pickles
@@ -269,7 +272,7 @@ def _read_state_dict_file(path: str) -> Mapping[str, torch.Tensor]:
 
 def _strip_prefix(key: str) -> str:
     # DataParallel / DistributedDataParallel checkpoints prefix every key with "module.".
-    return key[len("module."):] if key.startswith("module.") else key
+    return key[len("module.") :] if key.startswith("module.") else key
 
 
 def _preview(items: list[str], limit: int = 4) -> str:

@@ -9,6 +9,7 @@
 
 Importing this package registers them, in the report's order.
 """
+
 from . import crt, lws, meta_embedding, ncm, tau_norm  # noqa: F401  (registration)
 from .base import RECIPES, STAGE_ONE, Recipe, get_recipe, recipe_names, register_recipe, resolve
 

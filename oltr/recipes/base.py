@@ -9,6 +9,7 @@ the sweep and the report ask the registry (``RECIPES``) by name.
 A new recipe is one file: a ``Recipe`` subclass registered with ``@register_recipe``, imported by
 ``oltr/recipes/__init__.py`` (or by the user's own code before the CLI runs), plus its config.
 """
+
 from losses.registry import Registry, closest_name
 
 from ..common.errors import ConfigError
@@ -44,9 +45,11 @@ class Recipe:
         """Rules between keys this recipe needs; a ConfigError naming the key and the fix."""
         training = config["training_opt"]
         if training["recipe"] is not None and training["stage"] != 2:
-            raise ConfigError(f"{where}: training_opt.recipe {training['recipe']!r} is a stage-2 recipe but "
-                              f"training_opt.stage is {training['stage']}; set training_opt.stage to 2 "
-                              f"(config/recipes/stage_2_{training['recipe']}.py does)")
+            raise ConfigError(
+                f"{where}: training_opt.recipe {training['recipe']!r} is a stage-2 recipe but "
+                f"training_opt.stage is {training['stage']}; set training_opt.stage to 2 "
+                f"(config/recipes/stage_2_{training['recipe']}.py does)"
+            )
 
     def prepare_network(self, network, config):
         """The network to train, with the stage-1 weights its config asks for; returns (network, report lines)."""
@@ -76,8 +79,10 @@ def resolve(config, where="config"):
     if name is not None and name not in RECIPES:
         names = recipe_names()
         close = closest_name(name, names)
-        raise ConfigError(f"{where}: training_opt.recipe must be one of {', '.join(map(repr, names))}, got {name!r}"
-                          + (f" (did you mean {close!r}?)" if close else ""))
+        raise ConfigError(
+            f"{where}: training_opt.recipe must be one of {', '.join(map(repr, names))}, got {name!r}"
+            + (f" (did you mean {close!r}?)" if close else "")
+        )
     recipe = STAGE_ONE if name is None else RECIPES.get(name)
     recipe.check(config, where)
     return recipe

@@ -4,6 +4,7 @@ Stage 1's feature model, frozen; the classifier (any trainable one, ``dot_produc
 re-initialised and trained alone with class-balanced sampling and any registry loss
 (``config/recipes/stage_2_crt.py``). The trainer trains it as any run.
 """
+
 from .base import register_recipe
 from .decoupled import DecoupledRecipe
 

@@ -8,6 +8,7 @@ those fitted in one pass over stage 1's features (tau_norm, ncm), which write th
 themselves. Every one writes a normal run directory with ``final_model_checkpoint.pth``, tested by
 ``--test`` / ``--test_open`` as any run.
 """
+
 import json
 from pathlib import Path
 
@@ -55,19 +56,24 @@ class DecoupledRecipe(Recipe):
         super().check(config, where)
         training = config["training_opt"]
         if training["stage1_log_dir"] is None:
-            raise ConfigError(f"{where}: training_opt.recipe {self.name!r} starts from a finished stage-1 run but "
-                              "training_opt.stage1_log_dir is not set; point it at the stage-1 run's log_dir")
+            raise ConfigError(
+                f"{where}: training_opt.recipe {self.name!r} starts from a finished stage-1 run but "
+                "training_opt.stage1_log_dir is not set; point it at the stage-1 run's log_dir"
+            )
         memory = [f"memory.{key}" for key in ("centroids", "init_centroids") if config["memory"][key]]
         if memory:
-            raise ConfigError(f"{where}: {memory[0]} belongs to the meta_embedding recipe, not {self.name!r}; "
-                              "turn it off")
+            raise ConfigError(
+                f"{where}: {memory[0]} belongs to the meta_embedding recipe, not {self.name!r}; turn it off"
+            )
         classifier = config["networks"]["classifier"]["type"]
         # a recipe without a classifier of its own (crt) trains any classifier but the other recipes' own
         others = {"meta_embedding", *(recipe.classifier for recipe in RECIPES._entries.values() if recipe.classifier)}
         if (self.classifier and classifier != self.classifier) or (not self.classifier and classifier in others):
             need = repr(self.classifier) if self.classifier else "a trainable classifier such as 'dot_product'"
-            raise ConfigError(f"{where}: training_opt.recipe {self.name!r} needs networks.classifier.type {need}, "
-                              f"got {classifier!r} (config/recipes/stage_2_{self.name}.py sets it)")
+            raise ConfigError(
+                f"{where}: training_opt.recipe {self.name!r} needs networks.classifier.type {need}, "
+                f"got {classifier!r} (config/recipes/stage_2_{self.name}.py sets it)"
+            )
 
     def prepare_network(self, network, config):
         """Stage 1's feature model (all tensors, strictly) and, for ``uses_stage1_classifier``, its classifier fc.
@@ -78,12 +84,14 @@ class DecoupledRecipe(Recipe):
         stage1 = checkpoint["networks"]
         _load_strict(network.feat_model, stage1["feat_model"], path, "feature model", "networks.feat_model")
         network.feat_model.requires_grad_(False)
-        lines = [f"feat_model: all {len(network.feat_model.state_dict())} tensors from stage 1 ({path}), frozen, "
-                 "eval mode"]
+        lines = [
+            f"feat_model: all {len(network.feat_model.state_dict())} tensors from stage 1 ({path}), frozen, eval mode"
+        ]
         if self.uses_stage1_classifier:
-            fc = {key[len("fc."):]: value for key, value in stage1["classifier"].items() if key.startswith("fc.")}
-            _load_strict(network.classifier.fc, fc, path, "classifier fc (a dot_product classifier)",
-                         "networks.classifier")
+            fc = {key[len("fc.") :]: value for key, value in stage1["classifier"].items() if key.startswith("fc.")}
+            _load_strict(
+                network.classifier.fc, fc, path, "classifier fc (a dot_product classifier)", "networks.classifier"
+            )
             lines.append(f"classifier: stage-1 fc.weight and fc.bias, frozen ({self.name})")
         else:
             lines.append(f"classifier: re-initialised ({self.name})")
@@ -93,15 +101,19 @@ class DecoupledRecipe(Recipe):
         """The stage-1 checkpoint the recipe starts from, checked against this config's classes."""
         path = Path(config["training_opt"]["stage1_log_dir"]) / FINAL_CHECKPOINT
         if not path.is_file():
-            raise CheckpointError(f"the {self.name} recipe needs the stage-1 checkpoint {path}, which does not "
-                                  "exist; train stage 1 first (python main.py --config <its stage_1 config>) or fix "
-                                  "training_opt.stage1_log_dir")
+            raise CheckpointError(
+                f"the {self.name} recipe needs the stage-1 checkpoint {path}, which does not "
+                "exist; train stage 1 first (python main.py --config <its stage_1 config>) or fix "
+                "training_opt.stage1_log_dir"
+            )
         checkpoint = load_checkpoint(path, what="stage-1 checkpoint", required=("networks", "class_counts"))
         num_classes = config["training_opt"]["num_classes"]
         theirs = len(checkpoint["class_counts"])
         if theirs != num_classes:
-            raise CheckpointError(f"stage-1 checkpoint {path} was trained on {theirs} classes but "
-                                  f"training_opt.num_classes is {num_classes}; use the stage-1 run of this dataset")
+            raise CheckpointError(
+                f"stage-1 checkpoint {path} was trained on {theirs} classes but "
+                f"training_opt.num_classes is {num_classes}; use the stage-1 run of this dataset"
+            )
         return checkpoint, path
 
 
@@ -110,9 +122,11 @@ def _load_strict(module, state, path, what, key):
         module.load_state_dict(state)
     except RuntimeError as error:
         first = " ".join(line.strip() for line in str(error).strip().splitlines()[:2])[:240]
-        raise CheckpointError(f"stage-1 checkpoint {path}: its {what} does not match {key} of this config "
-                              f"({first}); a decoupled recipe keeps stage 1's {what} exactly, so use the "
-                              "dataset's stage_1.py settings") from None
+        raise CheckpointError(
+            f"stage-1 checkpoint {path}: its {what} does not match {key} of this config "
+            f"({first}); a decoupled recipe keeps stage 1's {what} exactly, so use the "
+            "dataset's stage_1.py settings"
+        ) from None
 
 
 class _FeaturesOnly(torch.nn.Module):
@@ -130,9 +144,15 @@ def collect_features(feat_model, training_opt, samples, ctx, what):
     """(features float32, labels) of ``samples`` with test-time transforms, gathered in dataset order."""
     dataset = loaders.build_dataset(training_opt, samples, train=False)
     loader = loaders.build_eval_loader(training_opt, dataset, ctx, passes="one")
-    features, labels, _ = collect_logits(_FeaturesOnly(feat_model), loader, None, ctx, amp=training_opt["amp"],
-                                         channels_last=training_opt["channels_last"],
-                                         progress=progress_bar(what, ctx))
+    features, labels, _ = collect_logits(
+        _FeaturesOnly(feat_model),
+        loader,
+        None,
+        ctx,
+        amp=training_opt["amp"],
+        channels_last=training_opt["channels_last"],
+        progress=progress_bar(what, ctx),
+    )
     return features, labels
 
 
@@ -166,8 +186,10 @@ class FittedRecipe(DecoupledRecipe):
         classifier = network.classifier
         val = collect_features(network.feat_model, training_opt, val_samples, ctx, "validation")
         classifier.cpu()  # fitted on the gathered CPU features
-        fit = {"recipe": self.name, **self.fit_classifier(classifier, network.feat_model, training_opt, train_samples,
-                                                          ctx, logger, val)}
+        fit = {
+            "recipe": self.name,
+            **self.fit_classifier(classifier, network.feat_model, training_opt, train_samples, ctx, logger, val),
+        }
         val_top1 = top1(classifier(val[0])[0], val[1])
         fit["val_top1"] = val_top1
         record = {"epoch": 1, "val_top1": val_top1, **{k: v for k, v in fit.items() if k != "val_top1_by_tau"}}
@@ -183,15 +205,20 @@ def _save(config, network, class_counts, record, fit):
     log_dir = Path(config["training_opt"]["log_dir"])
     write_text_atomic(log_dir / RESOLVED_CONFIG, dump_yaml(config))
     write_text_atomic(log_dir / METRICS_LOG, json.dumps(record, default=float) + "\n")
-    state = {name: {k: v.detach().cpu().clone() for k, v in getattr(network, name).state_dict().items()}
-             for name in ("feat_model", "classifier")}
-    save_atomic({
-        "networks": state,
-        "centroids": None,
-        "losses": {},
-        "config": config,
-        "config_hash": config_hash(config),
-        "class_counts": class_counts,
-        "recipe_fit": fit,
-        "metrics": {"best_epoch": 1, "best_val_top1": record["val_top1"], "history": [record]},
-    }, log_dir / FINAL_CHECKPOINT)
+    state = {
+        name: {k: v.detach().cpu().clone() for k, v in getattr(network, name).state_dict().items()}
+        for name in ("feat_model", "classifier")
+    }
+    save_atomic(
+        {
+            "networks": state,
+            "centroids": None,
+            "losses": {},
+            "config": config,
+            "config_hash": config_hash(config),
+            "class_counts": class_counts,
+            "recipe_fit": fit,
+            "metrics": {"best_epoch": 1, "best_val_top1": record["val_top1"], "history": [record]},
+        },
+        log_dir / FINAL_CHECKPOINT,
+    )

@@ -3,6 +3,7 @@
 Stage 1's feature model and linear classifier, both frozen; logits_j = s_j (W_j . x + b_j) with one
 learnt scale per class, from 1 (``oltr.models.decoupled.LWSClassifier``). The trainer trains the scales.
 """
+
 from .base import register_recipe
 from .decoupled import DecoupledRecipe
 

@@ -5,6 +5,7 @@ meta-embedding classifier over the class centroids (``memory``) and the class-aw
 by ``config/recipes/stage_2_meta_embedding.py``; the trainer trains it as any run. Its runs keep the
 sweep's ``stage2_<loss>`` directories, and the report names its rows "OLTR + <loss>".
 """
+
 from .base import Recipe, register_recipe
 
 

@@ -4,6 +4,7 @@ m_j = the mean of the L2-normalised training features of class j (one pass, test
 logits = scale x cos(x, m_j) (``oltr.models.decoupled.NCMClassifier``). The scale leaves the argmax
 alone and only sharpens the softmax the open-set threshold reads.
 """
+
 import torch
 
 from ..common.errors import DataError
@@ -16,8 +17,10 @@ def class_means_of_normalised(features, labels, num_classes):
     counts = torch.bincount(labels, minlength=num_classes)
     empty = (counts == 0).nonzero().flatten().tolist()
     if empty:
-        raise DataError(f"the ncm recipe needs a training image of every class, but class {empty[0]} has none "
-                        f"(class counts {counts.tolist()}); fix the training split or training_opt.num_classes")
+        raise DataError(
+            f"the ncm recipe needs a training image of every class, but class {empty[0]} has none "
+            f"(class counts {counts.tolist()}); fix the training split or training_opt.num_classes"
+        )
     normalised = torch.nn.functional.normalize(features.double(), dim=1)
     sums = torch.zeros(num_classes, features.shape[1], dtype=torch.float64).index_add_(0, labels, normalised)
     return (sums / counts.unsqueeze(1).double()).float()

@@ -1,4 +1,5 @@
 """Stage-1 weights into a stage-2 network, where ``networks.<name>.stage1_weights`` asks for them."""
+
 from pathlib import Path
 
 from ..common.errors import CheckpointError
@@ -15,8 +16,10 @@ def load_stage1_weights(network, config):
     # config.validate made sure stage1_log_dir is set whenever a network wants stage-1 weights
     path = Path(config["training_opt"]["stage1_log_dir"]) / FINAL_CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"stage 2 needs the stage-1 checkpoint {path}, which does not exist; "
-                              "train stage 1 first (python main.py --config <its stage_1 config>)")
+        raise CheckpointError(
+            f"stage 2 needs the stage-1 checkpoint {path}, which does not exist; "
+            "train stage 1 first (python main.py --config <its stage_1 config>)"
+        )
     stage1 = load_checkpoint(path, what="stage-1 checkpoint", required=("networks",))["networks"]
     report = []
     if "feat_model" in wanted:
@@ -38,4 +41,3 @@ def _load_matching(module, state, name):
     module.load_state_dict(usable, strict=False)
     fresh = sorted({k.split(".")[0] for k in own if k not in usable})
     return f"{name}: {len(usable)}/{len(own)} tensors from stage 1" + (f"; new: {', '.join(fresh)}" if fresh else "")
-

@@ -4,6 +4,7 @@ Stage 1's linear classifier with W_j / ||W_j||^tau (``oltr.models.decoupled.TauN
 no training: tau is picked on the validation split over ``training_opt.tau_grid`` (best top-1, the
 smallest tau on ties; never the test split) and recorded in the checkpoint and results (``recipe_fit``).
 """
+
 import numpy as np
 import torch
 
@@ -41,6 +42,8 @@ class TauNorm(FittedRecipe):
     def fit_classifier(self, classifier, feat_model, training_opt, train_samples, ctx, logger, val):
         taus = tau_grid(training_opt)
         best, scores = fit_tau(classifier, *val, taus)
-        logger.info(f"tau_norm: tau {best} (validation top-1 {scores[best]:.4f}; grid {taus[0]}..{taus[-1]}, "
-                    f"{len(taus)} values)")
+        logger.info(
+            f"tau_norm: tau {best} (validation top-1 {scores[best]:.4f}; grid {taus[0]}..{taus[-1]}, "
+            f"{len(taus)} values)"
+        )
         return {"tau": best, "val_top1_by_tau": {str(tau): score for tau, score in scores.items()}}

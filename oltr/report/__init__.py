@@ -23,6 +23,7 @@ What lives where, in the order data flows:
     html.py       <out>/report.html: tables, sentences and plots in one self-contained file
     cli.py        the command line (also ``oltr report ...``) and writing one dataset's files
 """
+
 from .aggregate import build_table, group_runs, stage_of
 from .cli import FORMATS, main, write_dataset_report
 from .collect import collect_results, datasets_of, logged_xi, read_metrics_log
@@ -33,8 +34,32 @@ from .plots import plot_per_class_accuracy, plot_xi_schedule, xi_curves
 from .plots_rigor import plot_f_measure_curves, plot_reliability
 
 __all__ = [
-    "COLUMNS", "FORMATS", "LOSS_LABELS", "LOSS_ORDER", "PUBLISHED", "build_table", "collect_results",
-    "datasets_of", "format_cell", "format_csv", "format_latex", "format_markdown", "group_runs", "logged_xi",
-    "loss_label", "main", "paired_rows", "paired_sentences", "plot_f_measure_curves", "plot_reliability", "plot_per_class_accuracy", "plot_xi_schedule", "published_for", "read_metrics_log",
-    "shot_group_notes", "stage_of", "write_dataset_report", "xi_curves",
+    "COLUMNS",
+    "FORMATS",
+    "LOSS_LABELS",
+    "LOSS_ORDER",
+    "PUBLISHED",
+    "build_table",
+    "collect_results",
+    "datasets_of",
+    "format_cell",
+    "format_csv",
+    "format_latex",
+    "format_markdown",
+    "group_runs",
+    "logged_xi",
+    "loss_label",
+    "main",
+    "paired_rows",
+    "paired_sentences",
+    "plot_f_measure_curves",
+    "plot_reliability",
+    "plot_per_class_accuracy",
+    "plot_xi_schedule",
+    "published_for",
+    "read_metrics_log",
+    "shot_group_notes",
+    "stage_of",
+    "write_dataset_report",
+    "xi_curves",
 ]

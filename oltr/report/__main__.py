@@ -1,4 +1,5 @@
 """``python -m oltr.report ...``: see oltr/report/cli.py."""
+
 import sys
 
 from .cli import main

@@ -3,13 +3,14 @@
 Runs are grouped by (loss, recipe, stage) (recipe None: the meta-embedding); a cell is None (no results file: a gap) or
 {mean, std, n} in display units (accuracies in %), mean None meaning "n/a".
 """
+
 import json
 import math
 import re
 import statistics
 
-from .collect import print_warning
 from ..evaluation.uncertainty import t_interval
+from .collect import print_warning
 from .layout import COLUMNS, loss_label, loss_sort_key, published_for, recipe_sort_key, row_label, table_recipe
 
 
@@ -37,8 +38,12 @@ def aggregate(runs, results_key, percent):
     if not values:
         return {"mean": None, "std": None, "n": 0}
     std = statistics.stdev(values) if len(values) > 1 else None  # sample std, ddof=1
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values),
-            **interval_of(kept, values, results_key, scale)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": std,
+        "n": len(values),
+        **interval_of(kept, values, results_key, scale),
+    }
 
 
 def interval_of(runs, values, results_key, scale):
@@ -69,8 +74,10 @@ def recipe_groups(results, dataset):
     """[(label, loss, recipe, stage, runs)] of group_runs, each labelled as its table row is."""
     groups = group_runs(results, dataset)
     several_stages = len({stage for _, recipe, stage in groups if recipe is None}) > 1
-    return [(row_label(loss, stage, several_stages, recipe), loss, recipe, stage, runs)
-            for (loss, recipe, stage), runs in groups.items()]
+    return [
+        (row_label(loss, stage, several_stages, recipe), loss, recipe, stage, runs)
+        for (loss, recipe, stage), runs in groups.items()
+    ]
 
 
 def labelled_groups(results, dataset):
@@ -98,17 +105,33 @@ def build_table(results, dataset, warn=print_warning):
     rows, losses_shown = [], set()
 
     def paper_row(loss):
-        cells = {key: {"mean": value, "std": None, "n": 1}
-                 for (key, *_), value in zip(COLUMNS, paper_rows[loss])}
-        return {"kind": "paper", "label": f"{loss_label(loss)} (paper)", "loss": loss, "recipe": None, "stage": None,
-                "cells": cells, "num_closed": 0, "num_open": 0}
+        cells = {key: {"mean": value, "std": None, "n": 1} for (key, *_), value in zip(COLUMNS, paper_rows[loss])}
+        return {
+            "kind": "paper",
+            "label": f"{loss_label(loss)} (paper)",
+            "loss": loss,
+            "recipe": None,
+            "stage": None,
+            "cells": cells,
+            "num_closed": 0,
+            "num_open": 0,
+        }
 
     for label, loss, recipe, stage, runs in recipe_groups(results, dataset):
         _warn_mixed_params(runs["closed"] + runs["open"], f"{dataset} {label}", warn)
-        cells = {key: aggregate(runs[setting], results_key, percent)
-                 for key, _, setting, results_key, percent in COLUMNS}
-        ours = {"kind": "ours", "label": label, "loss": loss, "recipe": recipe, "stage": stage, "cells": cells,
-                "num_closed": len(runs["closed"]), "num_open": len(runs["open"])}
+        cells = {
+            key: aggregate(runs[setting], results_key, percent) for key, _, setting, results_key, percent in COLUMNS
+        }
+        ours = {
+            "kind": "ours",
+            "label": label,
+            "loss": loss,
+            "recipe": recipe,
+            "stage": stage,
+            "cells": cells,
+            "num_closed": len(runs["closed"]),
+            "num_open": len(runs["open"]),
+        }
         rows.append(ours)
         if loss in paper_rows and stage in (None, "2") and recipe is None:
             if loss not in losses_shown:
@@ -129,14 +152,24 @@ def _difference_row(ours, paper):
             cells[key] = None if mine is None else {"mean": None, "std": None, "n": 0}
         else:
             cells[key] = {"mean": mine["mean"] - theirs["mean"], "std": None, "n": mine["n"]}
-    return {"kind": "diff", "label": f"{ours['label']} (ours - paper)", "loss": ours["loss"], "recipe": None,
-            "stage": ours["stage"], "cells": cells, "num_closed": ours["num_closed"],
-            "num_open": ours["num_open"]}
+    return {
+        "kind": "diff",
+        "label": f"{ours['label']} (ours - paper)",
+        "loss": ours["loss"],
+        "recipe": None,
+        "stage": ours["stage"],
+        "cells": cells,
+        "num_closed": ours["num_closed"],
+        "num_open": ours["num_open"],
+    }
 
 
 def _insert_position(rows, loss):
     """After every row of losses that come earlier in the table order (the meta-embedding's rows)."""
     for index, row in enumerate(rows):
-        if (recipe_sort_key(row.get("recipe")), loss_sort_key(row["loss"])) > (recipe_sort_key(None), loss_sort_key(loss)):
+        if (recipe_sort_key(row.get("recipe")), loss_sort_key(row["loss"])) > (
+            recipe_sort_key(None),
+            loss_sort_key(loss),
+        ):
             return index
     return len(rows)

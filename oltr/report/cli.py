@@ -1,8 +1,11 @@
-"""The report's command line: ``python -m oltr.report RESULTS_DIR... [--out results] [--format md,csv,tex] [--no-plots]``.
+"""The report's command line.
+
+    python -m oltr.report RESULTS_DIR... [--out results] [--format md,csv,tex] [--no-plots]
 
 Also ``oltr report ...`` (oltr/cli.py hands its arguments to ``main``). Writes, per dataset,
 ``<out>/<dataset>/table.{md,csv,tex}`` and the plots, and prints each Markdown table.
 """
+
 import argparse
 import json
 import re
@@ -12,8 +15,7 @@ from pathlib import Path
 from ..common.run_files import RESULTS_CLOSED, RESULTS_OPEN
 from .aggregate import build_table
 from .collect import collect_results, datasets_of, print_warning
-from .formats import format_csv, format_latex, format_markdown
-from .formats import format_sentences
+from .formats import format_csv, format_latex, format_markdown, format_sentences
 from .html import write_html_report
 from .paired import DEFAULT_RESAMPLES, DEFAULT_SEED, closing_sentences, paired_rows, paired_sentences
 from .plots import matplotlib_available, plot_per_class_accuracy, plot_xi_schedule
@@ -37,16 +39,28 @@ def _parser():
     )
     parser.add_argument("dirs", nargs="+", metavar="RESULTS_DIR", help="directories searched recursively")
     parser.add_argument("--out", default="results", help="output directory (default: results)")
-    parser.add_argument("--format", type=_formats, default=list(FORMATS),
-                        help="comma list of table files to write: md,csv,tex (default: all)")
+    parser.add_argument(
+        "--format",
+        type=_formats,
+        default=list(FORMATS),
+        help="comma list of table files to write: md,csv,tex (default: all)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
-    parser.add_argument("--ci-resamples", type=int, default=DEFAULT_RESAMPLES,
-                        help=f"paired-bootstrap resamples of the differences to the baseline rows (default: {DEFAULT_RESAMPLES})")
-    parser.add_argument("--ci-seed", type=int, default=DEFAULT_SEED,
-                        help=f"seed of the paired bootstrap (default: {DEFAULT_SEED})")
+    parser.add_argument(
+        "--ci-resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help=f"paired-bootstrap resamples of the differences to the baseline rows (default: {DEFAULT_RESAMPLES})",
+    )
+    parser.add_argument(
+        "--ci-seed", type=int, default=DEFAULT_SEED, help=f"seed of the paired bootstrap (default: {DEFAULT_SEED})"
+    )
     parser.add_argument("--no-html", action="store_true", help="do not write <out>/report.html")
-    parser.add_argument("--sweep", metavar="SWEEP_JSON",
-                        help="a sweep's sweep.json: name the planned runs whose tests have no results (yet)")
+    parser.add_argument(
+        "--sweep",
+        metavar="SWEEP_JSON",
+        help="a sweep's sweep.json: name the planned runs whose tests have no results (yet)",
+    )
     return parser
 
 
@@ -54,8 +68,16 @@ def _safe_name(dataset):
     return re.sub(r"[^\w.-]", "_", dataset)
 
 
-def write_dataset_report(results, dataset, out_dir, formats=FORMATS, plots=True, warn=print_warning,
-                         resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED):
+def write_dataset_report(
+    results,
+    dataset,
+    out_dir,
+    formats=FORMATS,
+    plots=True,
+    warn=print_warning,
+    resamples=DEFAULT_RESAMPLES,
+    seed=DEFAULT_SEED,
+):
     """Write table.{md,csv,tex} (and plots) for one dataset; returns {dataset, rows, sentences, markdown, images}."""
     rows = build_table(results, dataset, warn=warn)
     paired, notes = paired_rows(results, dataset, resamples, seed)
@@ -64,16 +86,21 @@ def write_dataset_report(results, dataset, out_dir, formats=FORMATS, plots=True,
     target = Path(out_dir) / _safe_name(dataset)
     target.mkdir(parents=True, exist_ok=True)
     markdown = format_markdown(rows, dataset, results) + ("\n" + format_sentences(sentences) if sentences else "")
-    writers = {"md": lambda: markdown, "csv": lambda: format_csv(rows),
-               "tex": lambda: format_latex(rows, dataset, sentences)}
+    writers = {
+        "md": lambda: markdown,
+        "csv": lambda: format_csv(rows),
+        "tex": lambda: format_latex(rows, dataset, sentences),
+    }
     for extension in formats:
         (target / f"table.{extension}").write_text(writers[extension](), encoding="utf-8")
     images = {}
     if plots:
-        drawers = {"per_class_accuracy.png": lambda path: plot_per_class_accuracy(results, dataset, path),
-                   "xi_schedule.png": lambda path: plot_xi_schedule(results, dataset, path, warn=warn),
-                   "f_measure_curve.png": lambda path: plot_f_measure_curves(results, dataset, path),
-                   "reliability.png": lambda path: plot_reliability(results, dataset, path)}
+        drawers = {
+            "per_class_accuracy.png": lambda path: plot_per_class_accuracy(results, dataset, path),
+            "xi_schedule.png": lambda path: plot_xi_schedule(results, dataset, path, warn=warn),
+            "f_measure_curve.png": lambda path: plot_f_measure_curves(results, dataset, path),
+            "reliability.png": lambda path: plot_reliability(results, dataset, path),
+        }
         images = {name: target / name for name, draw in drawers.items() if draw(target / name)}
     return {"dataset": dataset, "rows": rows, "sentences": sentences, "markdown": markdown, "images": images}
 
@@ -82,13 +109,19 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     missing = [directory for directory in args.dirs if not Path(directory).is_dir()]
     if missing:
-        print(f"error: RESULTS_DIR {missing[0]} is not a directory; name the log directories of your runs "
-              "(e.g. logs/Digits_LT)", file=sys.stderr)
+        print(
+            f"error: RESULTS_DIR {missing[0]} is not a directory; name the log directories of your runs "
+            "(e.g. logs/Digits_LT)",
+            file=sys.stderr,
+        )
         return 2
     results = collect_results(args.dirs)
     if not results:
-        print(f"error: no usable {RESULTS_CLOSED} or {RESULTS_OPEN} under {', '.join(args.dirs)}; test a run "
-              "first (python main.py --config ... --test)", file=sys.stderr)
+        print(
+            f"error: no usable {RESULTS_CLOSED} or {RESULTS_OPEN} under {', '.join(args.dirs)}; test a run "
+            "first (python main.py --config ... --test)",
+            file=sys.stderr,
+        )
         return 2
     plots = not args.no_plots and matplotlib_available()
     if not args.no_plots and not plots:
@@ -99,8 +132,11 @@ def main(argv=None):
     reports = []
     try:
         for dataset in datasets_of(results):
-            reports.append(write_dataset_report(results, dataset, args.out, args.format, plots,
-                                                resamples=args.ci_resamples, seed=args.ci_seed))
+            reports.append(
+                write_dataset_report(
+                    results, dataset, args.out, args.format, plots, resamples=args.ci_resamples, seed=args.ci_seed
+                )
+            )
             print(reports[-1]["markdown"])
         if not args.no_html:
             print(f"wrote {write_html_report(reports, Path(args.out) / 'report.html')}")
@@ -120,8 +156,13 @@ def missing_runs(sweep_file):
         tests = [(s["label"], s["log_dir"], s["done_marker"], s["state"]) for s in steps if s["phase"] == "test"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         return [f"warning: cannot read the runs planned in {sweep_file} ({error}); the missing runs are not named"]
-    missing = [f"missing: {label} ({log_dir}): {state}" for label, log_dir, marker, state in tests
-               if not Path(marker).is_file()]
+    missing = [
+        f"missing: {label} ({log_dir}): {state}"
+        for label, log_dir, marker, state in tests
+        if not Path(marker).is_file()
+    ]
     if missing:
-        missing.insert(0, f"{len(missing)} of the {len(tests)} planned runs have no results; the tables leave them out:")
+        missing.insert(
+            0, f"{len(missing)} of the {len(tests)} planned runs have no results; the tables leave them out:"
+        )
     return missing

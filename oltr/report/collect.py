@@ -5,6 +5,7 @@ result dict; ``metrics.jsonl`` beside it (one JSON record per finished epoch, wr
 the trainer) gives what the run logged while training, such as the cyclical losses' xi.
 A file that cannot be read is skipped with one warning line; a missing metrics log is a gap.
 """
+
 import json
 import math
 import sys
@@ -46,14 +47,26 @@ def _load_result(path, warn):
 
 
 # Values a results file holds as fractions in [0, 1] (or null: an empty group); anything else cannot be what it claims.
-FRACTION_KEYS = ("overall_top1", "many_shot_top1", "medium_shot_top1", "few_shot_top1", "top5", "macro_f1", "ece",
-                 "f_measure", "open_auroc", "fpr_at_95_tpr", "open_rejection_acc")
+FRACTION_KEYS = (
+    "overall_top1",
+    "many_shot_top1",
+    "medium_shot_top1",
+    "few_shot_top1",
+    "top5",
+    "macro_f1",
+    "ece",
+    "f_measure",
+    "open_auroc",
+    "fpr_at_95_tpr",
+    "open_rejection_acc",
+)
 FRACTION_LISTS = ("per_class_top1",)
 
 
 def _is_fraction(value):
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and 0.0 <= value <= 1.0)
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0.0 <= value <= 1.0
+    )
 
 
 def implausible_value(result):
@@ -130,8 +143,7 @@ def read_metrics_log(log_dir, warn=print_warning):
         else:
             bad += 1
     if bad:
-        warn(f"{path}: left out {bad} line{'s' if bad > 1 else ''} that {'are' if bad > 1 else 'is'} "
-             "not a JSON object")
+        warn(f"{path}: left out {bad} line{'s' if bad > 1 else ''} that {'are' if bad > 1 else 'is'} not a JSON object")
     return records
 
 

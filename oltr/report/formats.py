@@ -3,6 +3,7 @@
 Accuracies show 1 decimal (in %), the F-measure 3; the CSV keeps 2 more. A cell prints
 "-" when no results file gave it (a gap) and "n/a" when its shot group was empty.
 """
+
 import csv
 import io
 
@@ -27,8 +28,9 @@ def format_cell(cell, percent, kind, plus_minus="±", ci=False, mark="*"):
         return "n/a"
     digits = _decimals(percent)
     if kind == "paired":
-        return (f"{_signed(cell['mean'], digits)} [{_signed(cell['low'], digits)}, {_signed(cell['high'], digits)}]"
-                + (mark if cell["significant"] else ""))
+        return f"{_signed(cell['mean'], digits)} [{_signed(cell['low'], digits)}, {_signed(cell['high'], digits)}]" + (
+            mark if cell["significant"] else ""
+        )
     if kind == "diff":
         return _signed(cell["mean"], digits)
     text = f"{cell['mean']:.{digits}f}"
@@ -60,10 +62,12 @@ def shot_group_notes(results, dataset):
     return notes
 
 
-CI_NOTE = ("[low, high] = 95% interval: over several seeds the t-interval of the mean, for one seed the run's "
-           "stratified bootstrap over test images; paired rows: difference in points to the softmax row of the same "
-           "stage-2 recipe (OLTR for the meta-embedding; a decoupled recipe's softmax row to OLTR), paired "
-           "bootstrap pooled over seeds, * = the interval excludes zero.")
+CI_NOTE = (
+    "[low, high] = 95% interval: over several seeds the t-interval of the mean, for one seed the run's "
+    "stratified bootstrap over test images; paired rows: difference in points to the softmax row of the same "
+    "stage-2 recipe (OLTR for the meta-embedding; a decoupled recipe's softmax row to OLTR), paired "
+    "bootstrap pooled over seeds, * = the interval excludes zero."
+)
 
 
 def format_sentences(sentences):
@@ -77,8 +81,12 @@ def format_markdown(rows, dataset, results=()):
     for row in rows:
         cells = [format_cell(row["cells"][key], percent, row["kind"], ci=True) for key, _, _, _, percent in COLUMNS]
         lines.append("| " + " | ".join([row["label"]] + cells + [_runs_text(row)]) + " |")
-    lines += ["", "Top-1 accuracy in %, open F-measure as OLTR defines it; mean ± sample std over seeds; "
-              "'-' = no results file, 'n/a' = empty shot group.", CI_NOTE]
+    lines += [
+        "",
+        "Top-1 accuracy in %, open F-measure as OLTR defines it; mean ± sample std over seeds; "
+        "'-' = no results file, 'n/a' = empty shot group.",
+        CI_NOTE,
+    ]
     for note in shot_group_notes(results, dataset):
         lines.append(f"Shot groups by training count: {note}.")
     published = published_for(dataset)
@@ -109,8 +117,18 @@ def format_csv(rows):
     return buffer.getvalue()
 
 
-_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _latex_escape(text):
@@ -127,8 +145,10 @@ def format_latex(rows, dataset, sentences=()):
         r"\hline",
     ]
     for row in rows:
-        cells = [format_cell(row["cells"][key], percent, row["kind"], plus_minus=r"$\pm$", ci=True, mark="$^*$")
-                 for key, _, _, _, percent in COLUMNS]
+        cells = [
+            format_cell(row["cells"][key], percent, row["kind"], plus_minus=r"$\pm$", ci=True, mark="$^*$")
+            for key, _, _, _, percent in COLUMNS
+        ]
         lines.append(" & ".join([_latex_escape(row["label"])] + cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     lines += ["", _latex_escape(CI_NOTE.replace("*", "(*)"))] if any(row["kind"] == "paired" for row in rows) else []

@@ -3,6 +3,7 @@
 Written with the standard library only (html.escape, base64): the PNGs the report drew are inlined
 as ``data:image/png;base64`` URIs, so the file opens anywhere, offline, moved or mailed.
 """
+
 import base64
 import html
 from pathlib import Path
@@ -23,7 +24,9 @@ figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
 """
 
 _CAPTIONS = {
-    "per_class_accuracy.png": "Per-class closed-set accuracy against training count (log x); error bars: std over seeds.",
+    "per_class_accuracy.png": (
+        "Per-class closed-set accuracy against training count (log x); error bars: std over seeds."
+    ),
     "f_measure_curve.png": "OLTR's F-measure against the rejection threshold; the dashed line is the configured one.",
     "reliability.png": "Reliability diagram (15 bins, closed set) beside each loss's ECE.",
     "xi_schedule.png": "The cyclical losses' xi as each run logged it.",
@@ -42,8 +45,9 @@ def _table(rows):
             attribute = ' class="significant"' if marked else ""
             cells.append(f"<td{attribute}>{html.escape(text)}</td>")
         runs = f"{row['num_closed']}/{row['num_open']}" if row["kind"] == "ours" else ""
-        lines.append(f"<tr class=\"{row['kind']}\"><td>{html.escape(row['label'])}</td>{''.join(cells)}"
-                     f"<td>{runs}</td></tr>")
+        lines.append(
+            f'<tr class="{row["kind"]}"><td>{html.escape(row["label"])}</td>{"".join(cells)}<td>{runs}</td></tr>'
+        )
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
@@ -51,14 +55,21 @@ def _table(rows):
 def _image(path):
     encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     caption = _CAPTIONS.get(Path(path).name, Path(path).name)
-    return (f"<figure><img alt=\"{html.escape(Path(path).stem)}\" src=\"data:image/png;base64,{encoded}\">"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def render_html(reports):
     """The page for ``reports``: [{dataset, rows, sentences, images}] as write_dataset_report returns them."""
-    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-             "<title>OLTR report</title>", f"<style>{_STYLE}</style></head><body>", "<h1>OLTR report</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>OLTR report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>OLTR report</h1>",
+    ]
     for report in reports:
         parts.append(f"<section><h2>{html.escape(report['dataset'])}</h2>")
         parts.append(_table(report["rows"]))

@@ -5,8 +5,10 @@ decoupled recipes, named by loss and recipe ("CE + cRT", "Balanced Softmax + tau
 columns are closed-set many/medium/few/average top-1 and open-set many/medium/few top-1
 and F-measure. The paper's published rows are here too, for ImageNet-LT and Places-LT.
 """
-from ..recipes import RECIPES
+
 import re
+
+from ..recipes import RECIPES
 
 # Row order and names of Tables 3-4; other losses follow as "OLTR + <NAME>".
 LOSS_ORDER = ("softmax", "focal", "asl", "cfl", "casl")
@@ -33,7 +35,8 @@ def _paper_table(number, name, *rows):
 # Published numbers of the cyclical focal loss paper (Smith 2022). Accuracies in %, F-measure in [0, 1].
 PUBLISHED = {
     "ImageNet_LT": _paper_table(
-        3, "ImageNet-LT",
+        3,
+        "ImageNet-LT",
         (43.2, 35.1, 18.5, 32.3, 41.9, 33.9, 17.4, 0.474),
         (46.7, 36.5, 16.0, 33.1, 45.2, 34.8, 15.1, 0.446),
         (45.8, 37.6, 18.5, 33.9, 44.2, 36.3, 17.5, 0.450),
@@ -41,7 +44,8 @@ PUBLISHED = {
         (42.5, 37.4, 22.8, 34.2, 39.8, 35.1, 21.2, 0.441),
     ),
     "Places_LT": _paper_table(
-        4, "Places-LT",
+        4,
+        "Places-LT",
         (44.7, 37.0, 25.3, 35.9, 44.6, 36.8, 25.2, 0.464),
         (43.4, 39.7, 27.1, 36.7, 43.3, 39.4, 26.8, 0.493),
         (44.4, 39.9, 28.4, 37.6, 44.2, 39.5, 27.9, 0.499),
@@ -52,14 +56,25 @@ PUBLISHED = {
 
 
 # How a loss is named beside a decoupled recipe (and in "OLTR + <NAME>" for the losses not in Tables 3-4).
-LOSS_NAMES = {"softmax": "CE", "focal": "FL", "asl": "ASL", "cfl": "CFL", "casl": "CASL",
-              "balanced_softmax": "Balanced Softmax", "logit_adjusted": "Logit Adjusted", "ldam": "LDAM",
-              "seesaw": "Seesaw", "cb_softmax": "CB Softmax", "cb_sigmoid": "CB Sigmoid", "cb_focal": "CB Focal",
-              "efl": "EFL"}
+LOSS_NAMES = {
+    "softmax": "CE",
+    "focal": "FL",
+    "asl": "ASL",
+    "cfl": "CFL",
+    "casl": "CASL",
+    "balanced_softmax": "Balanced Softmax",
+    "logit_adjusted": "Logit Adjusted",
+    "ldam": "LDAM",
+    "seesaw": "Seesaw",
+    "cb_softmax": "CB Softmax",
+    "cb_sigmoid": "CB Sigmoid",
+    "cb_focal": "CB Focal",
+    "efl": "EFL",
+}
 
 
 def loss_name(loss):
-    """"CE" for softmax, "Balanced Softmax" for balanced_softmax, "FOO" for an unlisted foo."""
+    """ "CE" for softmax, "Balanced Softmax" for balanced_softmax, "FOO" for an unlisted foo."""
     return LOSS_NAMES.get(loss, loss.upper())
 
 

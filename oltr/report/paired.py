@@ -11,10 +11,11 @@ and the differences are pooled over the seeds both rows have (oltr.evaluation.un
 A row whose runs lack the files, or whose test images differ from the baseline's, gets no paired row;
 ``paired_rows`` says why in its notes.
 """
+
 import numpy as np
 
-from ..evaluation.metrics import SHOT_GROUPS
 from ..common.run_files import predictions_path
+from ..evaluation.metrics import SHOT_GROUPS
 from ..evaluation.uncertainty import pooled_paired_difference
 from .aggregate import recipe_groups
 from .collect import log_dir_of
@@ -67,8 +68,9 @@ def paired_rows(results, dataset, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED
     pooled. notes: one sentence per row that could not be compared.
     """
     labelled = recipe_groups(results, dataset)
-    baselines = {(recipe, stage): (label, runs) for label, loss, recipe, stage, runs in labelled
-                 if loss == BASELINE_LOSS}
+    baselines = {
+        (recipe, stage): (label, runs) for label, loss, recipe, stage, runs in labelled if loss == BASELINE_LOSS
+    }
     rows, notes = [], []
     for label, loss, recipe, stage, runs in labelled:
         if loss == BASELINE_LOSS and recipe is None:
@@ -76,8 +78,10 @@ def paired_rows(results, dataset, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED
         # a loss against softmax of its recipe; a decoupled recipe's softmax against OLTR
         baseline_key = (recipe, stage) if loss != BASELINE_LOSS else (None, stage)
         if baseline_key not in baselines:
-            notes.append(f"{label}: no paired comparison, there is no {BASELINE_LOSS} run of the same "
-                         f"{'recipe and ' if loss != BASELINE_LOSS else ''}stage.")
+            notes.append(
+                f"{label}: no paired comparison, there is no {BASELINE_LOSS} run of the same "
+                f"{'recipe and ' if loss != BASELINE_LOSS else ''}stage."
+            )
             continue
         base_label, base_runs = baselines[baseline_key]
         cells, problems, seeds = {key: None for key, *_ in COLUMNS}, [], 0
@@ -91,22 +95,43 @@ def paired_rows(results, dataset, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED
             for column, key in _PAIRED_COLUMNS.items():
                 if column.startswith(setting) and summary.get(key) is not None:
                     cell = summary[key]
-                    cells[column] = {"mean": 100 * cell["mean"], "low": 100 * cell["low"],
-                                     "high": 100 * cell["high"], "significant": cell["significant"],
-                                     "n": len(pairs)}
+                    cells[column] = {
+                        "mean": 100 * cell["mean"],
+                        "low": 100 * cell["low"],
+                        "high": 100 * cell["high"],
+                        "significant": cell["significant"],
+                        "n": len(pairs),
+                    }
         if all(cell is None for cell in cells.values()):
             why = "; ".join(problems) or "no closed or open runs"
             notes.append(f"{label} vs {base_label}: no paired row ({why}).")
             continue
-        rows.append({"kind": "paired", "label": f"{label} - {base_label} (paired)", "loss": loss, "stage": stage,
-                     "versus": base_label, "of": label, "cells": cells, "num_closed": seeds, "num_open": seeds,
-                     "problems": problems})
+        rows.append(
+            {
+                "kind": "paired",
+                "label": f"{label} - {base_label} (paired)",
+                "loss": loss,
+                "stage": stage,
+                "versus": base_label,
+                "of": label,
+                "cells": cells,
+                "num_closed": seeds,
+                "num_open": seeds,
+                "problems": problems,
+            }
+        )
     return rows, notes
 
 
-_COLUMN_WORDS = {"closed_many": "closed many-shot", "closed_medium": "closed medium-shot",
-                 "closed_few": "closed few-shot", "closed_average": "closed overall",
-                 "open_many": "open many-shot", "open_medium": "open medium-shot", "open_few": "open few-shot"}
+_COLUMN_WORDS = {
+    "closed_many": "closed many-shot",
+    "closed_medium": "closed medium-shot",
+    "closed_few": "closed few-shot",
+    "closed_average": "closed overall",
+    "open_many": "open many-shot",
+    "open_medium": "open medium-shot",
+    "open_few": "open few-shot",
+}
 
 
 def _difference_text(column, cell):
@@ -122,12 +147,16 @@ def paired_sentences(rows):
         seeds = f"{row['num_closed']} seed{'s' if row['num_closed'] != 1 else ''}"
         head = f"{row['of']} vs {row['versus']} ({seeds}, paired bootstrap over the same test images)"
         if real:
-            sentences.append(f"{head}: " + "; ".join(_difference_text(c, cell) for c, cell in real)
-                             + f"; the other {len(compared) - len(real)} differences cannot be told from zero.")
+            sentences.append(
+                f"{head}: "
+                + "; ".join(_difference_text(c, cell) for c, cell in real)
+                + f"; the other {len(compared) - len(real)} differences cannot be told from zero."
+            )
         else:
             column, cell = max(compared, key=lambda item: abs(item[1]["mean"]))
-            sentences.append(f"{head}: no difference can be told from zero (largest: "
-                             f"{_difference_text(column, cell)}).")
+            sentences.append(
+                f"{head}: no difference can be told from zero (largest: {_difference_text(column, cell)})."
+            )
     return sentences
 
 
@@ -138,7 +167,11 @@ def closing_sentences(rows):
         return []
     real = [f"{row['of']} {_COLUMN_WORDS[column]}" for row, column, cell in cells if cell["significant"]]
     if not real:
-        return [f"None of the {len(cells)} paired differences to the baselines excludes zero: on this test set "
-                "the rows cannot be told apart."]
-    return [f"{len(real)} of the {len(cells)} paired differences to the baselines exclude zero "
-            f"({', '.join(real)}); the rest cannot be told from noise on this test set."]
+        return [
+            f"None of the {len(cells)} paired differences to the baselines excludes zero: on this test set "
+            "the rows cannot be told apart."
+        ]
+    return [
+        f"{len(real)} of the {len(cells)} paired differences to the baselines exclude zero "
+        f"({', '.join(real)}); the rest cannot be told from noise on this test set."
+    ]

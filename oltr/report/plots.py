@@ -8,6 +8,7 @@
 
 matplotlib is imported inside the functions, through its Figure API (no pyplot, no global backend).
 """
+
 from .aggregate import finite_number, labelled_groups
 from .collect import log_dir_of, logged_xi, print_warning, read_metrics_log
 
@@ -62,12 +63,22 @@ def plot_per_class_accuracy(results, dataset, path):
         centres = np.sqrt(edges[:-1] * edges[1:])[filled]
         colour = points.get_facecolor()[0][:3]
         if per_seed.shape[0] > 1:  # error bars: std across seeds of each bin's mean
-            seed_means = np.stack([np.bincount(which, weights=np.nan_to_num(seed), minlength=len(edges) - 1)[filled]
-                                   / np.maximum(np.bincount(which, weights=~np.isnan(seed),
-                                                            minlength=len(edges) - 1)[filled], 1)
-                                   for seed in per_seed])
-            axes.errorbar(centres, 100 * means, yerr=100 * seed_means.std(axis=0, ddof=1), marker="o", color=colour,
-                          capsize=3, label=f"{label} (± std over {per_seed.shape[0]} seeds)")
+            seed_means = np.stack(
+                [
+                    np.bincount(which, weights=np.nan_to_num(seed), minlength=len(edges) - 1)[filled]
+                    / np.maximum(np.bincount(which, weights=~np.isnan(seed), minlength=len(edges) - 1)[filled], 1)
+                    for seed in per_seed
+                ]
+            )
+            axes.errorbar(
+                centres,
+                100 * means,
+                yerr=100 * seed_means.std(axis=0, ddof=1),
+                marker="o",
+                color=colour,
+                capsize=3,
+                label=f"{label} (± std over {per_seed.shape[0]} seeds)",
+            )
         else:
             axes.plot(centres, 100 * means, marker="o", color=colour, label=label)
         plotted += 1
@@ -87,8 +98,12 @@ def plot_per_class_accuracy(results, dataset, path):
 def _xi_label(row, run, epochs):
     params = run.get("loss_params") if isinstance(run.get("loss_params"), dict) else {}
     factor = finite_number(params.get("cyclical_factor"))
-    return (row + (f", f = {factor:g}" if factor is not None else "") + f", {len(epochs)} epochs"
-            + (", reference schedule" if params.get("schedule") == "reference" else ""))
+    return (
+        row
+        + (f", f = {factor:g}" if factor is not None else "")
+        + f", {len(epochs)} epochs"
+        + (", reference schedule" if params.get("schedule") == "reference" else "")
+    )
 
 
 def xi_curves(results, dataset, warn=print_warning):

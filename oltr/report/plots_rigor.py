@@ -7,6 +7,7 @@
 
 Results files without those keys (older runs) draw nothing; a plot with nothing to draw is not written.
 """
+
 import numpy as np
 
 from .aggregate import finite_number, labelled_groups
@@ -43,13 +44,14 @@ def plot_f_measure_curves(results, dataset, path):
     axes = figure.add_subplot()
     marked = set()
     for label, (thresholds, f_measure, configured) in series:
-        line, = axes.plot(thresholds, f_measure, label=label)
+        (line,) = axes.plot(thresholds, f_measure, label=label)
         for threshold in configured:
             at = f_measure[np.argmin(np.abs(thresholds - threshold))]
             axes.plot([threshold], [at], marker="o", color=line.get_color())
             if threshold not in marked:
-                axes.axvline(threshold, color="grey", linestyle="--", linewidth=1,
-                             label=f"configured threshold {threshold:g}")
+                axes.axvline(
+                    threshold, color="grey", linestyle="--", linewidth=1, label=f"configured threshold {threshold:g}"
+                )
                 marked.add(threshold)
     axes.set_xlabel("rejection threshold on the max softmax probability")
     axes.set_ylabel("OLTR F-measure")
@@ -100,10 +102,16 @@ def plot_reliability(results, dataset, path):
         axes = figure.add_subplot(1, len(panels), index + 1)
         centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
         filled = counts > 0
-        axes.bar(centres[filled], accuracy[filled], width=width, edgecolor="black", linewidth=0.5,
-                 label="accuracy")
-        axes.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=width,
-                 color="salmon", alpha=0.5, label="gap to confidence")
+        axes.bar(centres[filled], accuracy[filled], width=width, edgecolor="black", linewidth=0.5, label="accuracy")
+        axes.bar(
+            centres[filled],
+            (confidence - accuracy)[filled],
+            bottom=accuracy[filled],
+            width=width,
+            color="salmon",
+            alpha=0.5,
+            label="gap to confidence",
+        )
         axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 1)

@@ -8,6 +8,7 @@ SHA-256 of its weights; results of another checkpoint already in the log_dir are
 ``--test --test_open`` (the sweep's one test step) does both in one process and scores the test
 split once: the closed-set metrics and the open-set ones read the same test logits.
 """
+
 import hashlib
 import json
 import time
@@ -16,19 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import loaders
-from ..models import network as networks
 from ..common.atomic import write_json_atomic
-from ..config.schema import config_hash, recipe_of
-from ..evaluation.posthoc import adjust_logits
 from ..common.errors import CheckpointError
-from ..evaluation.metrics import closed_set_metrics, format_results_table, open_set_metrics
 from ..common.run_files import FINAL_CHECKPOINT, results_path
-from .evaluate_extras import rigor_extras, save_predictions
+from ..config.schema import config_hash, recipe_of
+from ..data import loaders
 from ..engine.checkpoint import load_checkpoint
 from ..engine.checkpoint_config import config_differences
 from ..engine.inference import collect_logits
 from ..engine.run_dir import note
+from ..evaluation.metrics import closed_set_metrics, open_set_metrics
+from ..evaluation.posthoc import adjust_logits
+from ..evaluation.summary import format_results_table
+from ..models import network as networks
+from .evaluate_extras import rigor_extras, save_predictions
 
 
 def load_trained_network(config, ctx, checkpoint=None):
@@ -43,8 +45,9 @@ def load_trained_network(config, ctx, checkpoint=None):
     except (KeyError, RuntimeError) as e:
         # load_state_dict's first line only names the module; the next one names the first mismatch.
         first = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:240]
-        raise CheckpointError(f"{path} does not match the networks in this config ({first}); test with the "
-                              "config that trained it") from None
+        raise CheckpointError(
+            f"{path} does not match the networks in this config ({first}); test with the config that trained it"
+        ) from None
     centroids = checkpoint.get("centroids")
     network.to(ctx.device)
     return network, (None if centroids is None else centroids.to(ctx.device)), checkpoint, path
@@ -61,7 +64,8 @@ def check_test_config(config, checkpoint, checkpoint_path, allow_config_change):
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
         raise CheckpointError(
             f"{checkpoint_path} was trained with {key}={theirs!r} but this config has {ours!r}{more}; test with "
-            "the config that trained it, or pass --allow-config-change to test it anyway")
+            "the config that trained it, or pass --allow-config-change to test it anyway"
+        )
     return differences
 
 
@@ -84,8 +88,9 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
     def split_logits(split):
         dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, split), train=False)
         loader = loaders.build_eval_loader(training_opt, dataset, ctx, passes="one")
-        logits, labels, _ = collect_logits(network, loader, centroids, ctx, amp=training_opt["amp"],
-                                           channels_last=training_opt["channels_last"])
+        logits, labels, _ = collect_logits(
+            network, loader, centroids, ctx, amp=training_opt["amp"], channels_last=training_opt["channels_last"]
+        )
         return logits, labels
 
     test_logits, test_labels = split_logits("test")
@@ -104,18 +109,22 @@ def _score(config, checkpoint, checkpoint_path, differences, logits, labels, ope
     """Metrics of one setting from its logits, written to the results JSON (rank 0)."""
     training_opt = config["training_opt"]
     thresholds = training_opt["shot_thresholds"]
-    shot_args = dict(many_threshold=thresholds["many"], few_threshold=thresholds["few"],
-                     inclusive=thresholds["inclusive"])
+    shot_args = dict(
+        many_threshold=thresholds["many"], few_threshold=thresholds["few"], inclusive=thresholds["inclusive"]
+    )
     class_counts = checkpoint["class_counts"]
     logits = adjust_logits(logits, class_counts, config["evaluation"]["logit_adjustment_tau"])
     if open_set:
-        metrics = open_set_metrics(logits, labels, class_counts, threshold=training_opt["open_threshold"],
-                                   **shot_args)
+        metrics = open_set_metrics(logits, labels, class_counts, threshold=training_opt["open_threshold"], **shot_args)
     else:
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
     extras, predictions = rigor_extras(config, logits, labels, class_counts, open_set, shot_args)
-    results = {**_run_metadata(config, checkpoint, checkpoint_path, open_set, differences),
-               **_recipe_metadata(config, checkpoint), **metrics, **extras}
+    results = {
+        **_run_metadata(config, checkpoint, checkpoint_path, open_set, differences),
+        **_recipe_metadata(config, checkpoint),
+        **metrics,
+        **extras,
+    }
     out = results_path(training_opt["log_dir"], open_set)
     _keep_results_of_another_checkpoint(out, results["weights_sha256"])
     save_predictions(training_opt["log_dir"], open_set, predictions)
@@ -189,8 +198,11 @@ def _keep_results_of_another_checkpoint(out, sha256):
 
 def _recipe_metadata(config, checkpoint):
     """Which stage-2 recipe the run is, what it fitted (tau_norm's tau), and the test-time logit adjustment."""
-    return {"recipe": recipe_of(config), "recipe_fit": checkpoint.get("recipe_fit"),
-            "logit_adjustment_tau": config["evaluation"]["logit_adjustment_tau"]}
+    return {
+        "recipe": recipe_of(config),
+        "recipe_fit": checkpoint.get("recipe_fit"),
+        "logit_adjustment_tau": config["evaluation"]["logit_adjustment_tau"],
+    }
 
 
 def _json_default(value):

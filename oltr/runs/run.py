@@ -6,18 +6,19 @@
 
 The trainer (``trainer.py``) runs the epochs of a Run; ``run_state.py`` saves and restores it.
 """
+
 from dataclasses import dataclass, field
 
 import torch
 
-from ..data import loaders
-from ..engine import optim
-from ..models import network as networks
-from ..recipes import resolve
 from ..common.errors import ConfigError
 from ..common.seeding import seed_everything
+from ..data import loaders
+from ..engine import optim
 from ..engine.inference import compute_centroids
 from ..engine.run_log import RunLogger, progress_bar
+from ..models import network as networks
+from ..recipes import resolve
 
 
 @dataclass
@@ -64,7 +65,7 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
 
     ``require_every_class=False`` only for runs that do not train on their split (the benchmarks'
     synthetic batches, the config tests' two-image splits): real training refuses a class without images.
-    
+
     ``recipe``: the run's stage-2 recipe (``oltr.recipes``), resolved from the config when not given.
     """
     training_opt = config["training_opt"]
@@ -81,8 +82,10 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
     val_set = loaders.build_dataset(training_opt, val_samples, train=False)
     steps_per_epoch = len(train_set) // training_opt["batch_size"]
     if steps_per_epoch == 0:
-        raise ConfigError(f"training_opt.batch_size ({training_opt['batch_size']}) is larger than the training "
-                          f"split ({len(train_set)} images); lower it")
+        raise ConfigError(
+            f"training_opt.batch_size ({training_opt['batch_size']}) is larger than the training "
+            f"split ({len(train_set)} images); lower it"
+        )
 
     network = networks.build_network(config)
     # stage 1's weights as the config asks; a decoupled recipe's frozen stage-1 feature model
@@ -101,9 +104,15 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
     if config["memory"]["init_centroids"]:
         plain_train = loaders.build_dataset(training_opt, train_samples, train=False, like=train_set)
         loader = loaders.build_eval_loader(training_opt, plain_train, ctx, passes="one")
-        centroids = compute_centroids(network.feat_model, loader, training_opt["num_classes"], ctx,
-                                      amp=training_opt["amp"], channels_last=training_opt["channels_last"],
-                                      progress=progress_bar("centroids", ctx))
+        centroids = compute_centroids(
+            network.feat_model,
+            loader,
+            training_opt["num_classes"],
+            ctx,
+            amp=training_opt["amp"],
+            channels_last=training_opt["channels_last"],
+            progress=progress_bar("centroids", ctx),
+        )
         criterions["FeatureLoss"].module.centroids.data.copy_(centroids)
         logger.info("centroids initialised from one pass over the training set")
 
@@ -112,11 +121,19 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
     train_model = _wrap_for_training(network, config, ctx)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=training_opt["amp"] == "fp16")
     return Run(
-        config=config, ctx=ctx, network=network, train_model=train_model, criterions=criterions,
-        optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+        config=config,
+        ctx=ctx,
+        network=network,
+        train_model=train_model,
+        criterions=criterions,
+        optimizers=optimizers,
+        schedulers=schedulers,
+        scaler=scaler,
         train_loader=loaders.build_train_loader(training_opt, train_set, config["seed"], ctx),
         val_loader=loaders.build_eval_loader(training_opt, val_set, ctx),
-        class_counts=class_counts, steps_per_epoch=steps_per_epoch, logger=logger,
+        class_counts=class_counts,
+        steps_per_epoch=steps_per_epoch,
+        logger=logger,
     )
 
 
@@ -140,15 +157,16 @@ def _wrap_for_training(network, config, ctx):
     if ctx.distributed:
         if training_opt["sync_bn"]:
             if ctx.device.type == "cpu":
-                raise ConfigError("training_opt.sync_bn is true but this run is on CPU, where torch's "
-                                  "SyncBatchNorm does not work; set it to false or train on GPUs")
+                raise ConfigError(
+                    "training_opt.sync_bn is true but this run is on CPU, where torch's "
+                    "SyncBatchNorm does not work; set it to false or train on GPUs"
+                )
             # Replaces the BatchNorm layers of ``network`` itself, sharing their parameters and buffers.
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         # Gradients as views of the all-reduce buckets: less memory, and no stride-mismatch
         # warnings for 1x1 convolutions whose gradients come back with unusual strides.
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
-                                                          gradient_as_bucket_view=True)
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, gradient_as_bucket_view=True)
     if training_opt["compile"]:
         model = torch.compile(model)
     return model

@@ -1,20 +1,21 @@
 """What a run saves and restores: last_checkpoint.pth for --resume, final_model_checkpoint.pth for --test.
 
-    save_last(run)     every epoch: weights, loss state, optimizers, schedulers, scaler,
-                       sampler, best epoch so far, history and the random generators
-    restore_last(run)  --resume: all of that back into a freshly built Run
-    save_final(run)    the best validation epoch's weights and centroids, with the config,
-                       class counts and metrics
+save_last(run)     every epoch: weights, loss state, optimizers, schedulers, scaler,
+                   sampler, best epoch so far, history and the random generators
+restore_last(run)  --resume: all of that back into a freshly built Run
+save_final(run)    the best validation epoch's weights and centroids, with the config,
+                   class counts and metrics
 """
+
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config.schema import config_hash
 from ..common.errors import CheckpointError
 from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
+from ..config.schema import config_hash
 from ..engine.checkpoint import load_checkpoint, save_atomic
 
 
@@ -33,8 +34,12 @@ def _rng_state():
     version, python_internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": [int(x) for x in numpy_keys], "pos": int(numpy_pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached_gauss)},
+        "numpy": {
+            "keys": [int(x) for x in numpy_keys],
+            "pos": int(numpy_pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gauss),
+        },
         "python": {"version": version, "internal": list(python_internal), "gauss_next": gauss_next},
     }
 
@@ -45,8 +50,15 @@ def _set_rng_state(state):
         return  # written by an older version; the per-epoch seeds still make the resumed epochs exact
     torch.set_rng_state(state["torch"])
     numpy_state = state["numpy"]
-    np.random.set_state(("MT19937", np.asarray(numpy_state["keys"], dtype=np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            np.asarray(numpy_state["keys"], dtype=np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     python_state = state["python"]
     random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
 
@@ -76,8 +88,10 @@ def restore_last(run):
         return False
     state = load_checkpoint(path, what="resume checkpoint")
     if state.get("config_hash") != config_hash(run.config):
-        raise CheckpointError(f"{path} was written by a run with a different config; resume with the same "
-                              "config and --opts, or delete it to start over")
+        raise CheckpointError(
+            f"{path} was written by a run with a different config; resume with the same "
+            "config and --opts, or delete it to start over"
+        )
     run.network.feat_model.load_state_dict(state["networks"]["feat_model"])
     run.network.classifier.load_state_dict(state["networks"]["classifier"])
     for key, criterion in run.criterions.items():
@@ -103,7 +117,6 @@ def save_final(run):
         "config": run.config,
         "config_hash": config_hash(run.config),
         "class_counts": run.class_counts,
-        "metrics": {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"],
-                    "history": run.history},
+        "metrics": {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"], "history": run.history},
     }
     save_atomic(checkpoint, Path(training_opt["log_dir"]) / FINAL_CHECKPOINT)

@@ -6,6 +6,7 @@
 This file holds the epoch loop; a Run is set up in ``run.py`` and saved and restored by
 ``run_state.py`` (their names are re-exported here, where callers have always found them).
 """
+
 import contextlib
 import json
 import math
@@ -15,18 +16,18 @@ from pathlib import Path
 import torch
 
 from ..common.atomic import write_text_atomic
-from ..config.schema import dump_yaml
 from ..common.errors import OltrError
 from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
+from ..common.seeding import epoch_seed, seed_everything
+from ..config.schema import dump_yaml
 from ..engine import stop
-from ..recipes import resolve
 from ..engine.distributed import all_reduce_mean_, barrier, broadcast_buffers_
 from ..engine.inference import autocast, collect_logits, to_device
-from ..common.seeding import epoch_seed, seed_everything
-from .run import build_run
 from ..engine.run_log import progress_bar, progress_enabled
-from .run_state import network_state, restore_last, save_final, save_last
 from ..engine.tensorboard_log import TensorBoardLog, check_tensorboard
+from ..recipes import resolve
+from .run import build_run
+from .run_state import network_state, restore_last, save_final, save_last
 
 
 class NonFiniteLossError(OltrError):
@@ -49,6 +50,7 @@ def set_progress(criterions, t):
 
 
 # ----------------------------------------------------------------------------- one epoch
+
 
 def start_epoch(loader, epoch, seed):
     """Reseed the training loader: the sampler's order, the workers' seeds and the batches' augmentations."""
@@ -76,15 +78,25 @@ def train_one_epoch(run):
         if step == run.steps_per_epoch:
             break
         if training_opt["progress_granularity"] == "step":
-            set_progress(run.criterions, training_progress(run.epoch, training_opt["num_epochs"], step,
-                                                           run.steps_per_epoch, "step"))
-        parts = train_step(run, to_device(images, ctx.device, training_opt["channels_last"]),
-                           labels.to(ctx.device, non_blocking=True), step, check=check_each_step)
+            set_progress(
+                run.criterions,
+                training_progress(run.epoch, training_opt["num_epochs"], step, run.steps_per_epoch, "step"),
+            )
+        parts = train_step(
+            run,
+            to_device(images, ctx.device, training_opt["channels_last"]),
+            labels.to(ctx.device, non_blocking=True),
+            step,
+            check=check_each_step,
+        )
         stacked = torch.stack([parts["loss"], parts["performance"], parts["feature"]]).double()
         totals += stacked
         if not check_each_step:
-            first_nonfinite = torch.where((first_nonfinite < 0) & ~torch.isfinite(stacked[0]),
-                                          torch.full_like(first_nonfinite, step), first_nonfinite)
+            first_nonfinite = torch.where(
+                (first_nonfinite < 0) & ~torch.isfinite(stacked[0]),
+                torch.full_like(first_nonfinite, step),
+                first_nonfinite,
+            )
         # A stop signal ends the epoch between steps; under DDP the ranks agree at logged steps only
         # (an all-reduce), so that every rank stops at the same step.
         if not ctx.distributed:
@@ -94,11 +106,11 @@ def train_one_epoch(run):
             if ctx.distributed:
                 stop.check(ctx, f"epoch {run.epoch + 1}, step {step + 1}")
             if ctx.is_main and not progress_enabled():
-                run.logger.info(f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss "
-                                f"{float(parts['loss']):.4f}")
+                run.logger.info(
+                    f"epoch {run.epoch + 1} step {step + 1}/{run.steps_per_epoch} loss {float(parts['loss']):.4f}"
+                )
     _raise_if_a_step_diverged(run, first_nonfinite)
-    return {key: value / run.steps_per_epoch for key, value in zip(("loss", "performance", "feature"),
-                                                                    totals.tolist())}
+    return {key: value / run.steps_per_epoch for key, value in zip(("loss", "performance", "feature"), totals.tolist())}
 
 
 def checks_each_step(device):
@@ -118,13 +130,17 @@ def _raise_if_a_step_diverged(run, first_nonfinite):
         raise NonFiniteLossError(
             f"loss became non-finite at epoch {run.epoch + 1}, step {step + 1}; training stopped and "
             f"{_kept_checkpoint(run)}; start over with lower learning rates or with amp off (a --resume "
-            "would replay the same steps)")
+            "would replay the same steps)"
+        )
 
 
 def _kept_checkpoint(run):
     log_dir = Path(run.config["training_opt"]["log_dir"])
-    return (f"{log_dir / LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
-            if run.epoch > 0 else "no epoch finished, so there is no checkpoint")
+    return (
+        f"{log_dir / LAST_CHECKPOINT} (epoch {run.epoch}) is the last good checkpoint"
+        if run.epoch > 0
+        else "no epoch finished, so there is no checkpoint"
+    )
 
 
 def train_step(run, images, labels, step, check=True):
@@ -175,13 +191,20 @@ def validate(run):
     # Without SyncBatchNorm each rank's running statistics followed its own batches; evaluate
     # (and later save) rank 0's, on every rank, so that all ranks agree on the best epoch.
     broadcast_buffers_(run.network, run.ctx)
-    logits, labels, _ = collect_logits(run.network, run.val_loader, run.centroids(), run.ctx,
-                                       amp=training_opt["amp"], channels_last=training_opt["channels_last"],
-                                       progress=progress_bar("validate", run.ctx))
+    logits, labels, _ = collect_logits(
+        run.network,
+        run.val_loader,
+        run.centroids(),
+        run.ctx,
+        amp=training_opt["amp"],
+        channels_last=training_opt["channels_last"],
+        progress=progress_bar("validate", run.ctx),
+    )
     return (logits.argmax(dim=1) == labels).double().mean().item()
 
 
 # ----------------------------------------------------------------------------- the loop
+
 
 def fit(config, ctx, resume=False, echo=True, claim=None, recipe=None):
     """Train one stage; returns the metrics dict stored in the final checkpoint.
@@ -230,8 +253,9 @@ def _fit(run, config, ctx, resume):
     if ctx.is_main:
         save_final(run)
     barrier(ctx)  # no rank leaves (for stage 2, or the test) before the final checkpoint is on disk
-    run.logger.info(f"best epoch {run.best['epoch'] + 1}: val top-1 {run.best['top1']:.4f}; "
-                    f"saved {log_dir / FINAL_CHECKPOINT}")
+    run.logger.info(
+        f"best epoch {run.best['epoch'] + 1}: val top-1 {run.best['top1']:.4f}; saved {log_dir / FINAL_CHECKPOINT}"
+    )
     return {"best_epoch": run.best["epoch"] + 1, "best_val_top1": run.best["top1"]}
 
 
@@ -247,11 +271,19 @@ def _run_epoch(run, tensorboard=None):
     top1 = validate(run)
     if top1 > run.best["top1"]:
         centroids = run.centroids()
-        run.best = {"epoch": run.epoch, "top1": top1, "networks": network_state(run),
-                    "centroids": None if centroids is None else centroids.cpu().clone()}
-    record = {"epoch": run.epoch + 1, **losses, "val_top1": top1,
-              "images_per_s": run.steps_per_epoch * training_opt["batch_size"] / seconds,
-              "lr": {name: opt.param_groups[0]["lr"] for name, opt in run.optimizers.items()}}
+        run.best = {
+            "epoch": run.epoch,
+            "top1": top1,
+            "networks": network_state(run),
+            "centroids": None if centroids is None else centroids.cpu().clone(),
+        }
+    record = {
+        "epoch": run.epoch + 1,
+        **losses,
+        "val_top1": top1,
+        "images_per_s": run.steps_per_epoch * training_opt["batch_size"] / seconds,
+        "lr": {name: opt.param_groups[0]["lr"] for name, opt in run.optimizers.items()},
+    }
     xi = _current_xi(run)
     if xi is not None:
         record["xi"] = xi
@@ -259,9 +291,10 @@ def _run_epoch(run, tensorboard=None):
     run.logger.metrics(record)
     if tensorboard is not None:
         tensorboard.epoch(record)
-    run.logger.info(f"epoch {run.epoch + 1}/{training_opt['num_epochs']}: loss {losses['loss']:.4f} "
-                    f"val top-1 {top1:.4f}" + (f" xi {xi:.3f}" if xi is not None else "")
-                    + f" ({record['images_per_s']:.0f} img/s)")
+    run.logger.info(
+        f"epoch {run.epoch + 1}/{training_opt['num_epochs']}: loss {losses['loss']:.4f} "
+        f"val top-1 {top1:.4f}" + (f" xi {xi:.3f}" if xi is not None else "") + f" ({record['images_per_s']:.0f} img/s)"
+    )
     if not math.isfinite(losses["loss"]):
         raise NonFiniteLossError(f"mean loss of epoch {run.epoch + 1} is not finite")
     if run.ctx.is_main:

@@ -7,11 +7,15 @@
                that imported torch once; GPUs shared out by CUDA_VISIBLE_DEVICES, torchrun for several
     slurm.py   the SLURM executor on submitit: one job per step, dependencies handed to SLURM, requeue
                on time limits and preemption
-    cli.py     the command line (./run_all.sh, python -m oltr.sweep) and ``oltr sweep status LOGS``
+    checks.py  what is checked before anything runs: losses, recipes, data, runs and jobs already there
+    status.py  ``oltr sweep status LOGS``: the table of steps, states and job ids
+    options.py the options (./run_all.sh --help)
+    cli.py     the command line (./run_all.sh, python -m oltr.sweep): checks, plan, executor, summary
 
 The sweep only calls commands (``python main.py ...``, ``python -m oltr.report ...``): nothing of a
 step runs in the sweep's own process.
 """
+
 from .cli import main
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
 """``python -m oltr.sweep`` (what ./run_all.sh runs)."""
+
 import sys
 
 from .cli import main

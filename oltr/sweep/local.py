@@ -13,6 +13,7 @@ Ctrl-C stops the sweep: running steps get one SIGINT (a training step then stops
 keeping its last finished epoch), are waited for, and go back to ``pending``; ``--skip-done``
 continues from there.
 """
+
 import importlib
 import multiprocessing
 import os
@@ -25,8 +26,17 @@ from multiprocessing.connection import wait
 from .plan import PROGRAMS, dependents
 
 # Imported once by the fork server; every step's process starts with them in memory.
-PRELOAD = ["numpy", "torch", "torchvision", "sklearn", "oltr.cli", "oltr.runs.trainer", "oltr.runs.evaluate",
-           "oltr.report.cli", "losses"]
+PRELOAD = [
+    "numpy",
+    "torch",
+    "torchvision",
+    "sklearn",
+    "oltr.cli",
+    "oltr.runs.trainer",
+    "oltr.runs.evaluate",
+    "oltr.report.cli",
+    "losses",
+]
 INTERRUPTED = 130
 STOP_GRACE_S = 60  # how long interrupted steps get to stop cleanly before they are killed
 
@@ -132,13 +142,22 @@ class LocalExecutor:
         env = self._environment(gpus)
         if self.gpus_per_step > 1 and step.program == "main":  # DDP over this step's GPUs
             log = open(step.out_file, "wb")
-            command = [self.python, "-m", "torch.distributed.run", "--standalone",
-                       f"--nproc_per_node={self.gpus_per_step}", *PROGRAMS[step.program][0], *step.argv]
+            command = [
+                self.python,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={self.gpus_per_step}",
+                *PROGRAMS[step.program][0],
+                *step.argv,
+            ]
             handle = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
             return _Running(step, handle, gpus, log)
-        process = self._fork_server().Process(target=step_process, name=step.id,
-                                              args=(PROGRAMS[step.program][1], step.argv, str(step.out_file), env,
-                                                    self.threads))
+        process = self._fork_server().Process(
+            target=step_process,
+            name=step.id,
+            args=(PROGRAMS[step.program][1], step.argv, str(step.out_file), env, self.threads),
+        )
         process.start()
         return _Running(step, process, gpus, None)
 
@@ -220,8 +239,10 @@ class LocalExecutor:
         elif code == 0:
             fields["note"] = f"exited 0 without writing {step.done_marker}"
         state.set(step.id, "failed", **fields)
-        self.echo(f"[{step.label()}] FAILED after {seconds:.0f}s ({fields.get('signal') or f'exit code {code}'}); "
-                  f"output: {step.out_file}")
+        self.echo(
+            f"[{step.label()}] FAILED after {seconds:.0f}s ({fields.get('signal') or f'exit code {code}'}); "
+            f"output: {step.out_file}"
+        )
         for dependent in dependents(steps, step.id):
             self._skip(next(s for s in steps if s.id == dependent), state, f"{step.id} failed")
 

@@ -13,14 +13,15 @@ overlay ``config/losses/<loss>.py``, else the base file with the registry loss a
 ``--replay-published`` adds ``config/replay_published/<loss>.py`` where one exists (cfl, casl).
 A decoupled recipe ``R`` writes ``stage2_<loss>_<R>`` beside the meta-embedding's ``stage2_<loss>``.
 """
+
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.schema import load_config
-from ..recipes import get_recipe, resolve
 from ..common.errors import OltrError
 from ..common.run_files import FINAL_CHECKPOINT, RESULTS_OPEN
+from ..config.schema import load_config
+from ..recipes import get_recipe, resolve
 
 LOSSES = ("softmax", "focal", "asl", "cfl", "casl")  # the rows of Tables 3-4, the default --losses
 DEFAULT_RECIPE = "meta_embedding"  # OLTR's stage 2, the default --recipes
@@ -102,15 +103,21 @@ def datasets_with_configs():
 def check_dataset(dataset):
     missing = [str(path) for path in base_configs(dataset) if not path.is_file()]
     if missing:
-        raise OltrError(f"unknown dataset {dataset!r}: no {' or '.join(missing)}; datasets with configs: "
-                        f"{', '.join(datasets_with_configs())}")
+        raise OltrError(
+            f"unknown dataset {dataset!r}: no {' or '.join(missing)}; datasets with configs: "
+            f"{', '.join(datasets_with_configs())}"
+        )
 
 
 def check_recipe_configs(dataset, recipes):
-    missing = [str(recipe_config(dataset, recipe)) for recipe in recipes if not recipe_config(dataset, recipe).is_file()]
+    missing = [
+        str(recipe_config(dataset, recipe)) for recipe in recipes if not recipe_config(dataset, recipe).is_file()
+    ]
     if missing:
-        raise OltrError(f"{dataset} has no {', '.join(missing)}; write it over stage_1.py and "
-                        "config/recipes/<that recipe's file> as the other datasets do, or drop it from --recipes")
+        raise OltrError(
+            f"{dataset} has no {', '.join(missing)}; write it over stage_1.py and "
+            "config/recipes/<that recipe's file> as the other datasets do, or drop it from --recipes"
+        )
 
 
 def stage_command(dataset, loss, stage, replay=False, recipe=DEFAULT_RECIPE):
@@ -159,31 +166,71 @@ def run_steps(dataset, loss, seed, num_seeds, logs_root="logs", replay=False, re
     stage1_args, stage1_loss_opts = stage_command(dataset, loss, 1, replay)
     stage1_opts = [f"seed={seed}", f"training_opt.log_dir={stage1_dir}", *stage1_loss_opts]
     _check_resolves(stage1_args, stage1_opts)
-    stage1 = Step(f"{key}/stage1", "stage1", "main", [*stage1_args, "--resume", "--opts", *stage1_opts],
-                  stage1_dir, stage1_dir / FINAL_CHECKPOINT, **about)
+    stage1 = Step(
+        f"{key}/stage1",
+        "stage1",
+        "main",
+        [*stage1_args, "--resume", "--opts", *stage1_opts],
+        stage1_dir,
+        stage1_dir / FINAL_CHECKPOINT,
+        **about,
+    )
     steps = [stage1]
     for recipe in recipes:
         stage2_dir = run_root / stage2_dir_name(loss, recipe)
         stage2_args, stage2_loss_opts = stage_command(dataset, loss, 2, replay, recipe)
-        stage2_opts = [f"seed={seed}", f"training_opt.log_dir={stage2_dir}",
-                       f"training_opt.stage1_log_dir={stage1_dir}", *stage2_loss_opts]
+        stage2_opts = [
+            f"seed={seed}",
+            f"training_opt.log_dir={stage2_dir}",
+            f"training_opt.stage1_log_dir={stage1_dir}",
+            *stage2_loss_opts,
+        ]
         _check_resolves(stage2_args, stage2_opts)
-        stage2 = Step(f"{key}/{recipe}/stage2", "stage2", "main", [*stage2_args, "--resume", "--opts", *stage2_opts],
-                      stage2_dir, stage2_dir / FINAL_CHECKPOINT, [stage1.id], recipe=recipe, **about)
+        stage2 = Step(
+            f"{key}/{recipe}/stage2",
+            "stage2",
+            "main",
+            [*stage2_args, "--resume", "--opts", *stage2_opts],
+            stage2_dir,
+            stage2_dir / FINAL_CHECKPOINT,
+            [stage1.id],
+            recipe=recipe,
+            **about,
+        )
         # Both tests in one command: the test split is scored once; the open results are written last.
-        test = Step(f"{key}/{recipe}/test", "test", "main", [*stage2_args, "--test", "--test_open", "--opts",
-                                                               *stage2_opts],
-                    stage2_dir, stage2_dir / RESULTS_OPEN, [stage2.id], recipe=recipe, **about)
+        test = Step(
+            f"{key}/{recipe}/test",
+            "test",
+            "main",
+            [*stage2_args, "--test", "--test_open", "--opts", *stage2_opts],
+            stage2_dir,
+            stage2_dir / RESULTS_OPEN,
+            [stage2.id],
+            recipe=recipe,
+            **about,
+        )
         steps += [stage2, test]
     return steps
 
 
 def report_step(steps, logs_root, datasets, out):
     """The report over ``datasets``' runs, after every test has ended (its output in ``<logs>/report.out``)."""
-    argv = [*(str(Path(logs_root) / dataset) for dataset in datasets), "--out", str(out),
-            "--sweep", str(Path(logs_root) / "sweep.json")]
-    return Step("report", "report", "report", argv, Path(logs_root),
-                needs=[step.id for step in steps if step.phase == "test"], after_any=True)
+    argv = [
+        *(str(Path(logs_root) / dataset) for dataset in datasets),
+        "--out",
+        str(out),
+        "--sweep",
+        str(Path(logs_root) / "sweep.json"),
+    ]
+    return Step(
+        "report",
+        "report",
+        "report",
+        argv,
+        Path(logs_root),
+        needs=[step.id for step in steps if step.phase == "test"],
+        after_any=True,
+    )
 
 
 def build_plan(datasets, losses, seeds, logs_root, out, replay=False, recipes=(DEFAULT_RECIPE,)):

@@ -15,6 +15,7 @@ Time limits and preemption: SLURM sends SIGUSR2 ``--signal-delay`` seconds befor
 The sweep follows the jobs (``squeue``) and keeps ``sweep.json`` current until every job has ended;
 ``--detach`` returns after submitting, and ``oltr sweep status <logs>`` follows them later.
 """
+
 import contextlib
 import io
 import os
@@ -30,8 +31,17 @@ from ..common.errors import OltrError
 from .plan import dependents
 
 SUBMITIT_FOLDER = ".slurm"  # under --logs: submitit's pickles and the jobs' own logs
-WAITING = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED",
-           "PREEMPTED", "RESIZING")
+WAITING = (
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESV_DEL_HOLD",
+    "SUSPENDED",
+    "PREEMPTED",
+    "RESIZING",
+)
 RUNNING = ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING")
 
 
@@ -52,8 +62,13 @@ class StepJob:
 
         env, job = dict(os.environ), submitit.JobEnvironment()
         if job.num_tasks > 1:  # DDP across the job's tasks, one per GPU, over env://
-            env.update(RANK=str(job.global_rank), WORLD_SIZE=str(job.num_tasks), LOCAL_RANK=str(job.local_rank),
-                       MASTER_ADDR=job.hostnames[0], MASTER_PORT=str(20000 + int(job.raw_job_id) % 20000))
+            env.update(
+                RANK=str(job.global_rank),
+                WORLD_SIZE=str(job.num_tasks),
+                LOCAL_RANK=str(job.local_rank),
+                MASTER_ADDR=job.hostnames[0],
+                MASTER_PORT=str(20000 + int(job.raw_job_id) % 20000),
+            )
         return env, job.global_rank
 
     def __call__(self):
@@ -61,8 +76,10 @@ class StepJob:
         out = Path(self.out_file) if rank == 0 else Path(f"{self.out_file}.rank{rank}")
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "ab") as log:  # appended: a requeued job keeps the output of its earlier attempts
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {os.environ.get('SLURM_JOB_ID')} on "
-                      f"{os.uname().nodename}: {' '.join(self.command)}\n".encode())
+            log.write(
+                f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {os.environ.get('SLURM_JOB_ID')} on "
+                f"{os.uname().nodename}: {' '.join(self.command)}\n".encode()
+            )
             log.flush()
             self._child = subprocess.Popen(self.command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
             # Polled, not waited for: checkpoint() reaps the child from the signal handler.
@@ -84,20 +101,25 @@ class StepJob:
                 child.wait(timeout=self.grace_s)
             except subprocess.TimeoutExpired:
                 child.kill()
-        return submitit.helpers.DelayedSubmission(StepJob(self.label, self.command, self.cwd, self.out_file,
-                                                          self.grace_s))
+        return submitit.helpers.DelayedSubmission(
+            StepJob(self.label, self.command, self.cwd, self.out_file, self.grace_s)
+        )
 
 
 def check_slurm():
     """The SLURM client commands are here; a one-line OltrError naming the fix otherwise."""
     missing = [name for name in ("sbatch", "squeue", "scancel", "srun") if shutil.which(name) is None]
     if missing:
-        raise OltrError(f"--executor slurm: {', '.join(missing)} not found on PATH; run the sweep on a SLURM login "
-                        "node (or install the SLURM client), or use --executor local")
+        raise OltrError(
+            f"--executor slurm: {', '.join(missing)} not found on PATH; run the sweep on a SLURM login "
+            "node (or install the SLURM client), or use --executor local"
+        )
     try:
         import submitit  # noqa: F401
     except ImportError:
-        raise OltrError("--executor slurm needs submitit: pip install -e '.[slurm]' (or pip install submitit)") from None
+        raise OltrError(
+            "--executor slurm needs submitit: pip install -e '.[slurm]' (or pip install submitit)"
+        ) from None
 
 
 def _sbatch_error(error):
@@ -106,7 +128,7 @@ def _sbatch_error(error):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     found = [line for line in lines if "sbatch: error:" in line]
     line = (found or lines or [type(error).__name__])[-1]
-    return line[line.index("sbatch: error:"):] if "sbatch: error:" in line else line
+    return line[line.index("sbatch: error:") :] if "sbatch: error:" in line else line
 
 
 class SlurmExecutor:
@@ -114,19 +136,44 @@ class SlurmExecutor:
 
     name = "slurm"
 
-    def __init__(self, logs, python, partition=None, account=None, qos=None, time_min=1440, gpus_per_step=0,
-                 cpus_per_step=None, mem_gb=None, nodes_per_step=1, tasks_per_node=None, sbatch_args=None,
-                 signal_delay_s=120, max_timeouts=10, poll_s=10.0, detach=False, echo=print):
+    def __init__(
+        self,
+        logs,
+        python,
+        partition=None,
+        account=None,
+        qos=None,
+        time_min=1440,
+        gpus_per_step=0,
+        cpus_per_step=None,
+        mem_gb=None,
+        nodes_per_step=1,
+        tasks_per_node=None,
+        sbatch_args=None,
+        signal_delay_s=120,
+        max_timeouts=10,
+        poll_s=10.0,
+        detach=False,
+        echo=print,
+    ):
         check_slurm()
         self.folder = Path(logs) / SUBMITIT_FOLDER
         self.python, self.echo, self.poll_s, self.detach = python, echo, poll_s, detach
         self.gpus_per_step, self.nodes_per_step = gpus_per_step, nodes_per_step
         self.tasks_per_node = tasks_per_node or max(gpus_per_step, 1)
-        self.common = {key: value for key, value in dict(
-            partition=partition, account=account, qos=qos, time=time_min, signal_delay_s=signal_delay_s,
-            mem=None if mem_gb is None else f"{mem_gb}GB",
-            cpus_per_task=None if cpus_per_step is None else max(1, cpus_per_step // self.tasks_per_node),
-        ).items() if value is not None}
+        self.common = {
+            key: value
+            for key, value in dict(
+                partition=partition,
+                account=account,
+                qos=qos,
+                time=time_min,
+                signal_delay_s=signal_delay_s,
+                mem=None if mem_gb is None else f"{mem_gb}GB",
+                cpus_per_task=None if cpus_per_step is None else max(1, cpus_per_step // self.tasks_per_node),
+            ).items()
+            if value is not None
+        }
         self.extra = {"kill-on-invalid-dep": "yes", **(sbatch_args or {})}
         self.max_timeouts = max_timeouts
 
@@ -137,8 +184,14 @@ class SlurmExecutor:
             nodes, tasks, gpus = self.nodes_per_step, self.tasks_per_node, self.gpus_per_step
         elif step.phase == "report":
             gpus = 0
-        parameters = dict(self.common, job_name=f"oltr-{step.phase}", nodes=nodes, ntasks_per_node=tasks,
-                          additional_parameters=dict(self.extra), stderr_to_stdout=True)
+        parameters = dict(
+            self.common,
+            job_name=f"oltr-{step.phase}",
+            nodes=nodes,
+            ntasks_per_node=tasks,
+            additional_parameters=dict(self.extra),
+            stderr_to_stdout=True,
+        )
         if gpus:
             parameters["gpus_per_node"] = gpus
         if dependency:
@@ -159,18 +212,28 @@ class SlurmExecutor:
             try:
                 executor.update_parameters(**self._parameters(step, dependency))
                 with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's refusal; it is in the error
-                    job = executor.submit(StepJob(step.label(), step.command(self.python), Path.cwd(),
-                                                  step.out_file.resolve()))
+                    job = executor.submit(
+                        StepJob(step.label(), step.command(self.python), Path.cwd(), step.out_file.resolve())
+                    )
             except Exception as error:  # sbatch's refusal comes as submitit's error, its text inside
                 self.cancel(list(jobs.values()))
                 for step_id in jobs:
                     state.set(step_id, "pending", job_id=None, note="cancelled: sbatch refused a later step")
-                raise OltrError(f"sbatch refused the job of {step.label()}: {_sbatch_error(error)}; check "
-                                "--partition, --account, --qos, --time and --sbatch-arg (nothing of this sweep was "
-                                "left queued)") from None
+                raise OltrError(
+                    f"sbatch refused the job of {step.label()}: {_sbatch_error(error)}; check "
+                    "--partition, --account, --qos, --time and --sbatch-arg (nothing of this sweep was "
+                    "left queued)"
+                ) from None
             jobs[step.id] = job.job_id
-            state.set(step.id, "pending", job_id=job.job_id, exit_code=None, signal=None, ended=None,
-                      note="submitted" + (f", {dependency}" if dependency else ""))
+            state.set(
+                step.id,
+                "pending",
+                job_id=job.job_id,
+                exit_code=None,
+                signal=None,
+                ended=None,
+                note="submitted" + (f", {dependency}" if dependency else ""),
+            )
             self.echo(f"[{step.label()}] job {job.job_id}" + (f" ({dependency})" if dependency else ""))
         return jobs
 
@@ -192,8 +255,10 @@ class SlurmExecutor:
                     break
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
-            self.echo(f"stopped following; the jobs go on in SLURM. Follow them with: oltr sweep status "
-                      f"{state.path.parent}; stop them with: scancel {' '.join(jobs.values())}")
+            self.echo(
+                f"stopped following; the jobs go on in SLURM. Follow them with: oltr sweep status "
+                f"{state.path.parent}; stop them with: scancel {' '.join(jobs.values())}"
+            )
             return 130
         for step in steps:  # what SLURM cancelled after a failure is skipped, whatever squeue said
             if state.state(step.id) == "failed":
@@ -205,12 +270,14 @@ class SlurmExecutor:
 
 # ----------------------------------------------------------------------------- following jobs
 
+
 def squeue_states(job_ids):
     """{job id: (SLURM state, reason)} of the jobs squeue still knows (ended ones for MinJobAge)."""
     if not job_ids:
         return {}
-    result = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"], capture_output=True, text=True
+    )
     states = {}
     for line in result.stdout.splitlines():
         parts = line.strip().split("|")
@@ -249,7 +316,10 @@ def verdict(record, slurm_state, folder):
     ended = f"SLURM {slurm_state[0]}" if slurm_state else "the job left SLURM"
     if outcome is None and not finished:
         return "failed", {"exit_code": code, "note": f"{ended} without a result (cancelled, or killed?)"}
-    return "failed", {"exit_code": code, "note": ended + ("" if finished else f"; {Path(done_marker).name} not written")}
+    return "failed", {
+        "exit_code": code,
+        "note": ended + ("" if finished else f"; {Path(done_marker).name} not written"),
+    }
 
 
 def refresh(state, folder):

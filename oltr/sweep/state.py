@@ -10,6 +10,7 @@ States: ``pending`` (not started; on SLURM: submitted and waiting), ``running``,
 ``failed`` (its exit code or signal, and its output file, say why), ``skipped`` (a step it needs
 failed). Only the sweep's own process writes the file (atomically), so a reader never sees half of it.
 """
+
 import json
 import time
 from pathlib import Path
@@ -32,17 +33,37 @@ class SweepState:
     def __init__(self, path, steps, executor, argv=(), python="python", out=None):
         self.path = Path(path)
         self.steps = {step.id: step for step in steps}
-        self.header = {"version": 1, "executor": executor, "argv": list(argv), "logs": str(self.path.parent),
-                       "out": None if out is None else str(out), "created": _now()}
+        self.header = {
+            "version": 1,
+            "executor": executor,
+            "argv": list(argv),
+            "logs": str(self.path.parent),
+            "out": None if out is None else str(out),
+            "created": _now(),
+        }
         self.records = {step.id: self._record(step, python) for step in steps}
 
     @staticmethod
     def _record(step, python):
-        return {"id": step.id, "phase": step.phase, "label": step.label(), "command": step.text(python),
-                "log_dir": str(step.log_dir), "out_file": str(step.out_file),
-                "done_marker": None if step.done_marker is None else str(step.done_marker),
-                "needs": list(step.needs), "after_any": step.after_any, "state": "pending", "job_id": None,
-                "exit_code": None, "signal": None, "started": None, "ended": None, "seconds": None, "note": None}
+        return {
+            "id": step.id,
+            "phase": step.phase,
+            "label": step.label(),
+            "command": step.text(python),
+            "log_dir": str(step.log_dir),
+            "out_file": str(step.out_file),
+            "done_marker": None if step.done_marker is None else str(step.done_marker),
+            "needs": list(step.needs),
+            "after_any": step.after_any,
+            "state": "pending",
+            "job_id": None,
+            "exit_code": None,
+            "signal": None,
+            "started": None,
+            "ended": None,
+            "seconds": None,
+            "note": None,
+        }
 
     def __getitem__(self, step_id):
         return self.records[step_id]
@@ -62,8 +83,7 @@ class SweepState:
 
     def save(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path, {**self.header, "updated": _now(), "steps": list(self.records.values())},
-                          indent=1)
+        write_json_atomic(self.path, {**self.header, "updated": _now(), "steps": list(self.records.values())}, indent=1)
 
     def counts(self):
         counted = {state: 0 for state in STATES}
@@ -79,12 +99,16 @@ def load_state(logs):
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise OltrError(f"no {SWEEP_FILE} in {logs}; name the --logs folder of a sweep (./run_all.sh writes "
-                        f"<logs>/{SWEEP_FILE})") from None
+        raise OltrError(
+            f"no {SWEEP_FILE} in {logs}; name the --logs folder of a sweep (./run_all.sh writes <logs>/{SWEEP_FILE})"
+        ) from None
     except (OSError, ValueError) as error:
-        raise OltrError(f"cannot read {path}: {error}; it is written by ./run_all.sh, rerun the sweep with "
-                        "--skip-done to write it again") from None
+        raise OltrError(
+            f"cannot read {path}: {error}; it is written by ./run_all.sh, rerun the sweep with "
+            "--skip-done to write it again"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
-        raise OltrError(f"{path} is not a sweep file (no list of steps); rerun the sweep with --skip-done to "
-                        "write it again")
+        raise OltrError(
+            f"{path} is not a sweep file (no list of steps); rerun the sweep with --skip-done to write it again"
+        )
     return path, data
