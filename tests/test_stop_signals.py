@@ -1,7 +1,8 @@
 """A scheduler's stop signal (SIGTERM, SIGUSR1, SIGUSR2: SLURM's time limit or a preemption) during training.
 
-main.py stops at the next step with exit code 75 and one line, keeps its last finished epoch, and a
-``--resume`` ends with the weights of the same run left alone (the truth: that run, in its own process).
+main.py stops at the next step with exit code 128 + the signal (143 for SIGTERM) and one line, keeps its
+last finished epoch, and a ``--resume`` ends with the weights of the same run left alone (the truth: that
+run, in its own process).
 """
 
 import os
@@ -16,7 +17,6 @@ from conftest import REPO, tiny_opts
 
 from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE
 from oltr.engine.checkpoint import load_checkpoint
-from oltr.engine.stop import EXIT_CODE
 from oltr.runs.evaluate import weights_sha256
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ def test_a_stop_signal_keeps_the_last_epoch_and_resume_ends_with_the_uninterrupt
         time.sleep(0.02)
     process.send_signal(signum)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == EXIT_CODE, err
+    assert process.returncode == 128 + signum, err
     assert err.strip().splitlines() == [err.strip()] and "Traceback" not in err
     assert err.startswith(f"stopped by {signal.Signals(signum).name} at ") and "--resume" in err
     assert (run / LAST_CHECKPOINT).is_file() and not (run / FINAL_CHECKPOINT).exists()

@@ -18,15 +18,23 @@ import torch
 from ..common.errors import OltrError
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2") if hasattr(signal, name))
-EXIT_CODE = 75  # EX_TEMPFAIL: "try again later", what a requeued job does
+
+
+def exit_code(signum):
+    """128 + the signal's number (143 for SIGTERM): what a shell reports for a process the signal ended."""
+    return 128 + int(signum)
+
 
 _received = None  # the first stop signal of this process, or None
 
 
 class Preempted(OltrError):
-    """Training stopped on a scheduler's signal; --resume continues from the last finished epoch."""
+    """Training stopped on a scheduler's signal; --resume continues from the last finished epoch.
+    ``exit_code``: 128 + the signal's number."""
 
-    exit_code = EXIT_CODE
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = exit_code(signum)
 
 
 def _record(signum, frame):
@@ -68,5 +76,6 @@ def check(ctx, where):
     if signum:
         raise Preempted(
             f"stopped by {signal.Signals(signum).name} at {where}; --resume continues from the "
-            "last finished epoch's checkpoint (the sweep requeues it so)"
+            "last finished epoch's checkpoint (the sweep requeues it so)",
+            signum,
         )
