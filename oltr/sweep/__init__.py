@@ -5,6 +5,7 @@
     state.py   <logs>/sweep.json: the plan and each step's state, kept current
     local.py   the local executor: --jobs N steps at a time, each a fresh process forked from a server
                that imported torch once; GPUs shared out by CUDA_VISIBLE_DEVICES, torchrun for several
+    job.py     StepJob, what one SLURM job runs (light: every job imports it)
     slurm.py   the SLURM executor on submitit: one job per step, dependencies handed to SLURM, requeue
                on time limits and preemption
     checks.py  what is checked before anything runs: losses, recipes, data, runs and jobs already there
@@ -16,6 +17,13 @@ The sweep only calls commands (``python main.py ...``, ``python -m oltr.report .
 step runs in the sweep's own process.
 """
 
-from .cli import main
+
+def main(argv=None):
+    """``./run_all.sh``'s entry point (``oltr.sweep.cli.main``), imported on first call: the package itself
+    stays light, since every SLURM job imports it to unpickle its ``job.StepJob``."""
+    from .cli import main as cli_main
+
+    return cli_main(argv)
+
 
 __all__ = ["main"]
