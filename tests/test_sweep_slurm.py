@@ -86,21 +86,24 @@ def test_a_sweep_on_slurm_trains_what_the_commands_by_hand_train_in_dependency_o
     assert "slurm sweep" in table and "6 done" in table
 
 
+@pytest.mark.parametrize("sent", ["USR2", "TERM"])
 def test_a_job_signalled_at_its_time_limit_is_requeued_and_ends_with_the_uninterrupted_weights(
-    tiny_checkout, one_thread, capsys
+    tiny_checkout, sent, one_thread, capsys
 ):
+    """USR2: what SLURM sends --signal-delay seconds before the time limit (submitit's handler requeues);
+    TERM: what a preemption or a time limit without --signal sends (the step's job requeues itself)."""
     Path("config/Tiny/stage_1.py").write_text(
         Path("config/Tiny/stage_1.py").read_text().replace("'num_epochs': 2", "'num_epochs': 30")
     )
     run = Path("slurm/Tiny/stage1_softmax")
     signalled = []
 
-    def signal_mid_training():  # what SLURM does --signal-delay seconds before a time limit: USR2 to the job
+    def signal_mid_training():  # to the job's processes, as SLURM signals them
         deadline = time.monotonic() + 300
         while not (run / LAST_CHECKPOINT).is_file() and time.monotonic() < deadline:
             time.sleep(0.05)
         job = steps_of("slurm")["Tiny/seed0/softmax/stage1"]["job_id"]
-        subprocess.run(["scancel", "--signal=USR2", job], check=True)
+        subprocess.run(["scancel", f"--signal={sent}", job], check=True)
         signalled.append(job)
 
     thread = threading.Thread(target=signal_mid_training, daemon=True)
@@ -109,7 +112,7 @@ def test_a_job_signalled_at_its_time_limit_is_requeued_and_ends_with_the_uninter
     thread.join(timeout=5)
     assert code == 0, capsys.readouterr().err
     output = (run / "stage1.out").read_text()
-    assert signalled and "stopped by SIGUSR2 at " in output
+    assert signalled and f"stopped by SIG{sent} at " in output
     assert output.count(f"job {signalled[0]} on ") == 2  # the same job, requeued
     assert "resumed from" in output
     capsys.readouterr()

@@ -4,8 +4,12 @@ importing it pays for nothing but the standard library (the step's own ``main.py
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+# What main.py exits with when a stop signal ended its training at a safe point (128 + the signal).
+STOPPED_BY = tuple(128 + getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2"))
 
 
 class StepFailed(RuntimeError):
@@ -49,6 +53,11 @@ class StepJob:
             while self._child.poll() is None:
                 time.sleep(0.5)
         code = self._child.returncode
+        if code in STOPPED_BY and rank == 0 and os.environ.get("SLURM_JOB_ID"):
+            # SIGTERM (a preemption, or the time limit without --signal) reached the step but not submitit's
+            # own handler: the step kept its last finished epoch, so requeue the job as submitit would.
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], capture_output=True)
+            sys.exit(-1)  # not an error: no result is written, and SLURM runs the job again
         if code != 0:
             raise StepFailed(f"{self.label} exited with exit code {code}; output: {out}")
         return code

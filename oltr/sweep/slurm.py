@@ -10,7 +10,8 @@ from SLURM's job environment (DDP over env://).
 Time limits and preemption: SLURM sends SIGUSR2 ``--signal-delay`` seconds before the kill. The step
 (``main.py``) stops at its next training step, keeping its last finished epoch; submitit then calls
 ``StepJob.checkpoint``, which waits for it, and requeues the job, which continues with ``--resume``
-(every training command of the plan carries it).
+(every training command of the plan carries it). A SIGTERM that reaches only the step (a preemption) ends it the same
+way, and ``job.StepJob`` requeues the job itself.
 
 The sweep follows the jobs (``squeue``) and keeps ``sweep.json`` current until every job has ended;
 ``--detach`` returns after submitting, and ``oltr sweep status <logs>`` follows them later.
