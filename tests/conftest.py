@@ -146,12 +146,15 @@ def slurm_cluster(tmp_path_factory):
 
     If it cannot start, the test fails under CI=true (where .ci/run installs it) and is skipped otherwise.
     """
+    import importlib.util
     import os
 
     import slurm_cluster as cluster
 
     folder = tmp_path_factory.mktemp("slurm")
     try:
+        if importlib.util.find_spec("submitit") is None:  # the executor's own extra, not the README's install line
+            raise cluster.ClusterUnavailable("submitit is not installed (pip install -e '.[slurm]')")
         env = cluster.start(folder)
     except cluster.ClusterUnavailable as error:
         if os.environ.get("CI") == "true":
@@ -165,3 +168,15 @@ def slurm_cluster(tmp_path_factory):
         os.environ.pop("SLURM_CONF", None)
     else:
         os.environ["SLURM_CONF"] = previous
+
+
+def torchrun_by_hand(argv, log_dir, into, env=None):
+    """Run main.py with ``argv`` as ``torchrun --standalone --nproc_per_node=2`` would by hand, writing into
+    ``into`` instead of ``log_dir``: the truth a DDP step of the sweep is held against."""
+    import subprocess
+    import sys
+
+    argv = [f"training_opt.log_dir={into}" if arg == f"training_opt.log_dir={log_dir}" else arg for arg in argv]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py", *argv]
+    process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr

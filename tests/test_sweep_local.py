@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, torchrun_by_hand
 
 from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
 from oltr.engine.checkpoint import load_checkpoint
@@ -216,18 +216,7 @@ def test_a_step_over_several_devices_runs_under_torchrun(tiny_checkout, capsys):
     state = cli.SweepState(Path("ddp/sweep.json"), steps, "local")
     assert local.LocalExecutor(jobs=1, gpus_per_step=2, echo=lambda line: None).run(steps, state) == 0
     output = Path("ddp/Tiny/stage1_softmax/stage1.out").read_text()
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "main.py",
-        *steps[0].argv,
-    ]
-    command[command.index("training_opt.log_dir=ddp/Tiny/stage1_softmax")] = "training_opt.log_dir=hand"
-    process = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
-    assert process.returncode == 0, process.stderr
+    torchrun_by_hand(steps[0].argv, "ddp/Tiny/stage1_softmax", "hand", env=ONE_THREAD)
     assert sha("ddp/Tiny/stage1_softmax") == sha("hand"), output
 
 

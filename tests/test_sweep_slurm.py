@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import torchrun_by_hand
 
 from oltr.common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT
 from oltr.engine.checkpoint import load_checkpoint
@@ -180,18 +181,7 @@ def test_a_training_job_over_several_tasks_is_ddp_with_the_weights_of_torchrun(t
     )
     assert executor.run(steps, sweep_state) == 0, Path("slurm/Tiny/stage1_softmax/stage1.out").read_text()
     assert Path("slurm/Tiny/stage1_softmax/stage1.out.rank1").is_file()  # the second task's own output
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "main.py",
-        *steps[0].argv,
-    ]
-    command[command.index("training_opt.log_dir=slurm/Tiny/stage1_softmax")] = "training_opt.log_dir=hand"
-    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert process.returncode == 0, process.stderr
+    torchrun_by_hand(steps[0].argv, "slurm/Tiny/stage1_softmax", "hand")
     assert sha("slurm/Tiny/stage1_softmax") == sha("hand")
 
 

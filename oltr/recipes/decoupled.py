@@ -67,7 +67,7 @@ class DecoupledRecipe(Recipe):
             )
         classifier = config["networks"]["classifier"]["type"]
         # a recipe without a classifier of its own (crt) trains any classifier but the other recipes' own
-        others = {"meta_embedding", *(recipe.classifier for recipe in RECIPES._entries.values() if recipe.classifier)}
+        others = {"meta_embedding", *filter(None, (RECIPES.get(name).classifier for name in RECIPES.names()))}
         if (self.classifier and classifier != self.classifier) or (not self.classifier and classifier in others):
             need = repr(self.classifier) if self.classifier else "a trainable classifier such as 'dot_product'"
             raise ConfigError(

@@ -68,8 +68,8 @@ def check_recipes(names):
     if not unknown:
         return None
     described = [
-        repr(name) + (f" (did you mean {closest_name(name, known)!r}?)" if closest_name(name, known) else "")
-        for name in unknown
+        repr(name) + (f" (did you mean {close!r}?)" if close else "")
+        for name, close in ((name, closest_name(name, known)) for name in unknown)
     ]
     return f"unknown recipe(s) {', '.join(described)} for --recipes; choose from {', '.join(known)}"
 

@@ -100,6 +100,9 @@ class _Running:
             return self.handle.poll()
         return None if self.handle.is_alive() else self.handle.exitcode
 
+    def wait(self):
+        return self.handle.wait() if isinstance(self.handle, subprocess.Popen) else self.handle.join()
+
     def signal(self, signum):
         try:
             os.kill(self.handle.pid, signum)
@@ -259,6 +262,6 @@ class LocalExecutor:
         for r in running:
             if r.exit_code() is None:
                 r.signal(signal.SIGKILL)
-                r.handle.join() if hasattr(r.handle, "join") else r.handle.wait()
+                r.wait()
             r.close()
             state.set(r.step.id, "pending", note="interrupted (Ctrl-C); --skip-done continues it")

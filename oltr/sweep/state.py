@@ -32,7 +32,6 @@ class SweepState:
 
     def __init__(self, path, steps, executor, argv=(), python="python", out=None):
         self.path = Path(path)
-        self.steps = {step.id: step for step in steps}
         self.header = {
             "version": 1,
             "executor": executor,
@@ -42,6 +41,18 @@ class SweepState:
             "created": _now(),
         }
         self.records = {step.id: self._record(step, python) for step in steps}
+
+    @classmethod
+    def from_file(cls, path, data):
+        """The state a sweep wrote (``load_state``'s path and dict), to bring up to date and write back."""
+        state = cls.__new__(cls)
+        state.path = Path(path)
+        state.header = {key: value for key, value in data.items() if key != "steps"}
+        state.records = {record["id"]: record for record in data["steps"]}
+        return state
+
+    def as_dict(self):
+        return {**self.header, "steps": list(self.records.values())}
 
     @staticmethod
     def _record(step, python):
@@ -83,7 +94,8 @@ class SweepState:
 
     def save(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path, {**self.header, "updated": _now(), "steps": list(self.records.values())}, indent=1)
+        self.header["updated"] = _now()
+        write_json_atomic(self.path, self.as_dict(), indent=1)
 
     def counts(self):
         counted = {state: 0 for state in STATES}

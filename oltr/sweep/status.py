@@ -33,12 +33,9 @@ def _refreshed(path, data):
     except OltrError as error:
         print(f"note: states as last written ({error})", file=sys.stderr)
         return data
-    state = SweepState.__new__(SweepState)
-    state.path, state.steps = path, {}
-    state.header = {key: value for key, value in data.items() if key not in ("steps", "updated")}
-    state.records = {record["id"]: record for record in data["steps"]}
+    state = SweepState.from_file(path, data)
     refresh(state, path.parent / SUBMITIT_FOLDER)
-    return {**state.header, "steps": list(state.records.values())}
+    return state.as_dict()
 
 
 def format_status(data):
