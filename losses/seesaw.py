@@ -7,14 +7,19 @@ logit raised by log S_ij before softmax cross-entropy::
     S_ij = M_ij C_ij
     M_ij = (N_j / N_i)^p      if N_j < N_i, else 1      mitigation: a rare class j is pushed
                                                         down less by samples of a frequent i
-    C_ij = (sigma_j / sigma_i)^q  if sigma_j > sigma_i, else 1
+    C_ij = (sigma_j / max(sigma_i, eps))^q  if that ratio > 1, else 1
                                                         compensation: a class that wrongly
                                                         scores above i is penalised more
     L = CE(z + log S_i, y = i)
 
 with sigma = softmax(z) detached and N the training counts. log S_ii = 0, so the target logit
-is unchanged. Since sigma_j / sigma_i = exp(z_j - z_i), log C_ij = q max(z_j - z_i, 0): no
-softmax is needed. S is a constant for autograd, so the gradient is softmax(z + log S) - onehot(y).
+is unchanged. S is a constant for autograd, so the gradient is softmax(z + log S) - onehot(y).
+
+``eps`` (default 1e-2) floors the target's probability in C, as the authors' implementation
+(mmdetection's ``SeesawLoss``, ``eps=1e-2``) does; the paper's Eq. 5 has no floor. Early in
+training, when sigma_i is tiny, the floor bounds the compensation: with logits [-4, 0, 0, 0],
+label 0, equal counts, p 0.8 and q 2 the loss is 12.0996 with the floor and 13.0986 without
+(``eps=0``, where log C_ij = q max(z_j - z_i, 0) exactly).
 
 N: ``counts="online"`` (default, the paper's) accumulates the labels of every training batch,
 including the current one, before the loss is computed, in the float64 buffer
@@ -24,6 +29,8 @@ mmdetection's implementation. ``counts="static"`` uses ``class_counts`` (context
 
 Loss protocol hooks (losses/registry.py): the state buffer ``seen_counts``.
 """
+
+import math
 
 import torch
 import torch.distributed as dist
@@ -46,20 +53,26 @@ COUNT_MODES = ("online", "static")
 
 @register_loss("seesaw")
 class SeesawLoss(nn.Module):
-    """Seesaw loss (Wang et al. 2021): ``p`` = 0.8 (mitigation), ``q`` = 2.0 (compensation), both >= 0.
+    """Seesaw loss (Wang et al. 2021): ``p`` = 0.8 (mitigation), ``q`` = 2.0 (compensation), both >= 0;
+    ``eps`` = 1e-2, the floor of the target's probability in the compensation (mmdetection's; 0: none).
 
     ``counts``: ``"online"`` (default; needs ``num_classes``) or ``"static"`` (needs
     ``class_counts``). Online counts grow only in training steps (training mode, logits in an
     autograd graph), like EFL's statistics.
     """
 
-    def __init__(self, num_classes=None, class_counts=None, p=0.8, q=2.0, counts="online", reduction="mean"):
+    def __init__(
+        self, num_classes=None, class_counts=None, p=0.8, q=2.0, eps=1e-2, counts="online", reduction="mean"
+    ):
         super().__init__()
         if counts not in COUNT_MODES:
             raise ValueError(f"counts must be one of {COUNT_MODES}, got {counts!r}")
         self.counts = counts
         self.p = check_non_negative("p", p)
         self.q = check_non_negative("q", q)
+        self.eps = check_non_negative("eps", eps)
+        if self.eps >= 1:
+            raise ValueError(f"eps must be below 1 (a floor of a probability), got {eps!r}")
         self.reduction = check_reduction(reduction)
         if counts == "static":
             static = check_class_counts(class_counts, num_classes)
@@ -87,9 +100,11 @@ class SeesawLoss(nn.Module):
         with torch.no_grad():
             log_counts = self.class_counts_now().log().to(device=z.device, dtype=z.dtype)
             index = targets.unsqueeze(1)
-            # log M_ij = p min(log N_j - log N_i, 0);  log C_ij = q max(z_j - z_i, 0)
+            # log M_ij = p min(log N_j - log N_i, 0);  log C_ij = q max(log sigma_j - log max(sigma_i, eps), 0)
             log_seesaw = (log_counts - log_counts[index]).clamp_(max=0.0).mul_(self.p)
-            log_seesaw.add_((z - z.gather(1, index)).clamp_(min=0.0), alpha=self.q)
+            log_sigma = torch.log_softmax(z, dim=1)
+            log_floor = log_sigma.gather(1, index).clamp(min=math.log(self.eps) if self.eps > 0 else -math.inf)
+            log_seesaw.add_((log_sigma - log_floor).clamp_(min=0.0), alpha=self.q)
         return F.cross_entropy(z + log_seesaw, targets, reduction=self.reduction)
 
     def _count(self, targets):
@@ -100,6 +115,6 @@ class SeesawLoss(nn.Module):
 
     def extra_repr(self):
         return (
-            f"num_classes={self.num_classes}, p={self.p}, q={self.q}, counts={self.counts!r}, "
+            f"num_classes={self.num_classes}, p={self.p}, q={self.q}, eps={self.eps}, counts={self.counts!r}, "
             f"reduction={self.reduction!r}"
         )

@@ -51,8 +51,9 @@ def drw_weights_reference(counts, beta):
     return torch.tensor([w * C / sum(raw) for w in raw], dtype=torch.float64)
 
 
-def seesaw_reference(z, y, counts, p, q):
-    """The paper's S_ij by brute force: explicit conditions, sigma from softmax of the detached logits."""
+def seesaw_reference(z, y, counts, p, q, eps=1e-2):
+    """The paper's S_ij by brute force: explicit conditions, sigma from softmax of the detached logits,
+    the target's probability floored at ``eps`` in the compensation (mmdetection's SeesawLoss)."""
     sigma = torch.softmax(z.detach(), dim=1)
     n = [max(1.0, float(c)) for c in counts]
     rows = []
@@ -64,8 +65,9 @@ def seesaw_reference(z, y, counts, p, q):
             if j != k:
                 if n[j] < n[k]:
                     s *= (n[j] / n[k]) ** p
-                if sigma[i, j] > sigma[i, k]:
-                    s *= float(sigma[i, j] / sigma[i, k]) ** q
+                ratio = float(sigma[i, j]) / max(float(sigma[i, k]), eps)
+                if ratio > 1:
+                    s *= ratio**q
             shifted.append(z[i, j] + math.log(s))
         row = torch.stack(shifted)
         rows.append(torch.logsumexp(row, dim=0) - row[k])
@@ -132,6 +134,24 @@ def test_seesaw_static(p, q, reduction):
     logits, y = make_batch(seed=4)
     loss = build_loss("seesaw", class_counts=COUNTS, num_classes=C, p=p, q=q, counts="static", reduction=reduction)
     assert_matches(lambda z: loss(z, y), lambda z: reduce(seesaw_reference(z, y, COUNTS, p, q), reduction), logits)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-2, 0.3])
+def test_seesaw_eps_floors_the_target_probability(eps):
+    # logits far apart, so the target's probability is below every floor tried
+    logits, y = make_batch(seed=5)
+    logits = (logits * 6).detach().requires_grad_()
+    loss = build_loss("seesaw", class_counts=COUNTS, num_classes=C, eps=eps, counts="static")
+    assert_matches(lambda z: loss(z, y), lambda z: seesaw_reference(z, y, COUNTS, 0.8, 2.0, eps).mean(), logits)
+
+
+def test_seesaw_matches_mmdetections_value_on_the_issue_example():
+    # mmdetection's SeesawLoss (eps 1e-2) on these inputs gives 12.0996; without the floor, 13.0986
+    logits, label = torch.tensor([[-4.0, 0.0, 0.0, 0.0]]), torch.tensor([0])
+    with_floor = build_loss("seesaw", class_counts=[10] * 4, num_classes=4, counts="static")
+    without = build_loss("seesaw", class_counts=[10] * 4, num_classes=4, counts="static", eps=0.0)
+    assert with_floor(logits, label).item() == pytest.approx(12.0996, abs=1e-4)
+    assert without(logits, label).item() == pytest.approx(13.0986, abs=1e-4)
 
 
 def test_seesaw_online_counts_include_the_current_batch():

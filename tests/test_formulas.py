@@ -58,6 +58,21 @@ def test_sigmoid_formula_matches_torchvision(gamma):
     assert torch.allclose(sigmoid_focal_formula(logits, targets, gamma), expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "shape, as_number", [((), True), ((), False), ((1,), False), ((9,), False), ((1, 9), False), ((16, 9), False)]
+)
+def test_sigmoid_neg_weight_of_any_broadcastable_shape(shape, as_number):
+    # the docstring allows any neg_weight broadcastable to (B, C), a 0-dim tensor or a number included
+    logits, targets = make_batch(batch=16, classes=9, seed=12)
+    weight = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) + 0.25
+    given = float(weight) if as_number else weight
+    one_hot = torch.nn.functional.one_hot(targets, 9).to(logits.dtype)
+    per_entry = sigmoid_focal_loss(logits, one_hot, alpha=-1, gamma=2.0, reduction="none")
+    expected = (torch.where(one_hot.bool(), 1.0, weight.expand(16, 9)) * per_entry).sum(dim=1)
+    for function in (sigmoid_focal_formula, sigmoid_focal_per_sample):
+        assert torch.allclose(function(logits, targets, 2.0, None, given), expected, rtol=1e-10, atol=1e-12)
+
+
 def sigmoid_cases(classes, batch, generator):
     per_class_gamma = torch.rand(classes, generator=generator, dtype=torch.float64) * 3 + 0.5
     yield 0.0, None, None
