@@ -5,6 +5,7 @@ One stage-1 run (one epoch) is shared by the module; each recipe runs over it th
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from oltr.cli import main
-from oltr.common.errors import DataError
+from oltr.common.errors import ConfigError, DataError
 from oltr.config.schema import load_config
 from oltr.engine.checkpoint import load_checkpoint
 from oltr.evaluation.posthoc import adjust_logits
@@ -166,6 +167,34 @@ def test_ncm_is_the_hand_computed_nearest_mean_on_a_toy_set():
     assert torch.allclose(classifier(queries)[0], 16.0 * torch.tensor(cosines), atol=1e-5)
     with pytest.raises(DataError, match="class 2 has none"):
         class_means_of_normalised(features[:4], labels[:4], 3)
+
+
+def test_ncm_centered_l2_is_classifier_balancings_default_by_hand():
+    generator = np.random.default_rng(0)
+    features = generator.normal(size=(12, 3)) + 2.0
+    labels = np.array([0, 1, 2, 3] * 3)
+    mu = features.sum(axis=0) / len(features)
+    unit = [(f - mu) / math.sqrt(sum((f - mu) ** 2)) for f in features]
+    means = np.array([sum(u for u, y in zip(unit, labels) if y == c) / 3 for c in range(4)])
+    queries = generator.normal(size=(5, 3))
+    expected = []
+    for q in queries:
+        q_hat = (q - mu) / math.sqrt(sum((q - mu) ** 2))
+        expected.append([-sum((q_hat[d] - m[d]) ** 2 for d in range(3)) for m in means])
+    center = torch.tensor(features).mean(dim=0)
+    fitted = class_means_of_normalised(torch.tensor(features), torch.tensor(labels), 4, center=center)
+    assert np.allclose(fitted.numpy(), means, atol=1e-6)
+    classifier = build_classifier("ncm", in_dim=3, num_classes=4, mode="centered_l2")
+    classifier.means.copy_(fitted)
+    classifier.feature_mean.copy_(center.float())
+    logits = classifier(torch.tensor(queries, dtype=torch.float32))[0]
+    assert np.allclose(logits.numpy(), np.array(expected), atol=1e-5)
+    # an NCM checkpoint from before the centred mode (no feature_mean) still loads, in cosine mode
+    old = build_classifier("ncm", in_dim=3, num_classes=4).state_dict()
+    del old["feature_mean"]
+    build_classifier("ncm", in_dim=3, num_classes=4).load_state_dict(old)
+    with pytest.raises(ConfigError, match="mode"):
+        build_classifier("ncm", in_dim=3, num_classes=4, mode="cos")
 
 
 def test_ncm_run_is_tested_like_any_run_and_logit_adjustment_is_recorded(tiny_digits_root, stage1, tmp_path):

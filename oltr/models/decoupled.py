@@ -5,6 +5,7 @@ Long-Tailed Recognition", ICLR 2020, Sec. 4), over a frozen stage-1 feature mode
     TauNormClassifier   logits_j = W_j / ||W_j||^tau . x + b_j   tau-normalised stage-1 classifier
     NCMClassifier       logits_j = scale * cos(x, m_j)           nearest class mean, m_j the mean of the
                                                                  class's L2-normalised training features
+                        (or -||x^ - m_j||^2, centred)            (or classifier-balancing's centred L2 mode)
 
 Each has forward(x, centroids=None) -> (logits, None), like the classifiers of classifiers.py.
 The stage-1 weights (``fc``) of LWS and tau-norm are frozen buffers of the recipe, stored as
@@ -16,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..common.errors import ConfigError
 
 
 class LWSClassifier(nn.Module):
@@ -62,21 +65,48 @@ class TauNormClassifier(nn.Module):
         return F.linear(x, weight, bias), None
 
 
-class NCMClassifier(nn.Module):
-    """Nearest class mean with cosine similarity (Kang et al. 2020, Sec. 4, "NCM").
+NCM_MODES = ("cosine", "centered_l2")
 
-    ``means`` (C x D, a buffer) is set by the recipe from one pass over the training split:
-    m_j = mean of the L2-normalised features of class j. logits = ``scale`` * cos(x, m_j):
-    argmax is the nearest mean whatever the scale; ``scale`` (default 16, the cosine-norm
-    classifier's) only sharpens the softmax the open-set threshold reads.
+
+class NCMClassifier(nn.Module):
+    """Nearest class mean (Kang et al. 2020, Sec. 4, "NCM"), in one of two modes.
+
+    ``mode="cosine"`` (ours, the default): ``means`` m_j = the mean of class j's L2-normalised
+    training features; logits = ``scale`` * cos(x, m_j). The argmax is the nearest mean whatever the
+    scale; ``scale`` (default 16, the cosine-norm classifier's) puts the logits on a scale whose
+    softmax OLTR's fixed open-set threshold can read.
+
+    ``mode="centered_l2"``: classifier-balancing's default (``feat_type='cl2n'``, ``dist_type='l2'``).
+    ``feature_mean`` mu = the mean training feature; m_j = the mean of class j's normalise(f - mu);
+    logits = -||normalise(x - mu) - m_j||^2, with no scale (``scale`` is unused). Its logits lie in
+    [-4, 0], so its softmax is nearly flat and a fixed max-probability threshold rejects by accident;
+    judge it with a validation-chosen threshold or a threshold-free measure.
+
+    Both buffers are set by the recipe from one pass over the training split.
     """
 
-    def __init__(self, in_dim: int, num_classes: int, scale: float = 16.0):
+    def __init__(self, in_dim: int, num_classes: int, scale: float = 16.0, mode: str = "cosine"):
         super().__init__()
-        self.in_dim, self.num_classes = in_dim, num_classes
+        if mode not in NCM_MODES:
+            raise ConfigError(
+                f"ncm mode must be one of {', '.join(NCM_MODES)}, got {mode!r}; set networks.classifier.params.mode to one of them"
+            )
+        self.in_dim, self.num_classes, self.mode = in_dim, num_classes, mode
         self.scale = float(scale)
         self.register_buffer("means", torch.zeros(num_classes, in_dim))
+        self.register_buffer("feature_mean", torch.zeros(in_dim))
 
     def forward(self, x: torch.Tensor, centroids: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
-        cosine = F.linear(F.normalize(x, dim=1), F.normalize(self.means.to(x.dtype), dim=1))
-        return self.scale * cosine, None
+        means = self.means.to(x.dtype)
+        if self.mode == "cosine":
+            return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(means, dim=1)), None
+        query = F.normalize(x - self.feature_mean.to(x.dtype), dim=1)
+        return -torch.cdist(query.unsqueeze(0), means.unsqueeze(0)).squeeze(0).square(), None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the centred mode hold no feature_mean; the cosine mode never reads it
+        state_dict.setdefault(prefix + "feature_mean", torch.zeros(self.in_dim))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self):
+        return f"in_dim={self.in_dim}, num_classes={self.num_classes}, mode={self.mode!r}, scale={self.scale}"

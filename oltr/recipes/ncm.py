@@ -1,8 +1,12 @@
 """Nearest class mean (Kang et al. 2020, Sec. 4): ``ncm``.
 
-m_j = the mean of the L2-normalised training features of class j (one pass, test-time transforms);
-logits = scale x cos(x, m_j) (``oltr.models.decoupled.NCMClassifier``). The scale leaves the argmax
-alone and only sharpens the softmax the open-set threshold reads.
+One pass over the training split (test-time transforms), then ``NCMClassifier`` in its config mode:
+
+* ``cosine`` (ours, the default): m_j = the mean of class j's L2-normalised features;
+  logits = scale x cos(x, m_j). The scale leaves the argmax alone and only sharpens the softmax the
+  open-set threshold reads.
+* ``centered_l2`` (classifier-balancing's default, ``cl2n`` + ``l2``): mu = the mean training feature,
+  m_j = the mean of class j's normalise(f - mu); logits = -||normalise(x - mu) - m_j||^2.
 """
 
 import torch
@@ -12,8 +16,11 @@ from .base import register_recipe
 from .decoupled import FittedRecipe, collect_features
 
 
-def class_means_of_normalised(features, labels, num_classes):
-    """m_j = mean of the L2-normalised features of class j (C x D); a DataError for an empty class."""
+def class_means_of_normalised(features, labels, num_classes, center=None):
+    """m_j = mean of the L2-normalised features of class j (C x D); a DataError for an empty class.
+
+    ``center`` (D,), if given, is subtracted from every feature before it is normalised.
+    """
     counts = torch.bincount(labels, minlength=num_classes)
     empty = (counts == 0).nonzero().flatten().tolist()
     if empty:
@@ -21,7 +28,8 @@ def class_means_of_normalised(features, labels, num_classes):
             f"the ncm recipe needs a training image of every class, but class {empty[0]} has none "
             f"(class counts {counts.tolist()}); fix the training split or training_opt.num_classes"
         )
-    normalised = torch.nn.functional.normalize(features.double(), dim=1)
+    features = features.double() if center is None else features.double() - center.double()
+    normalised = torch.nn.functional.normalize(features, dim=1)
     sums = torch.zeros(num_classes, features.shape[1], dtype=torch.float64).index_add_(0, labels, normalised)
     return (sums / counts.unsqueeze(1).double()).float()
 
@@ -35,6 +43,11 @@ class NearestClassMean(FittedRecipe):
 
     def fit_classifier(self, classifier, feat_model, training_opt, train_samples, ctx, logger, val):
         features, labels = collect_features(feat_model, training_opt, train_samples, ctx, "class means")
-        classifier.means.copy_(class_means_of_normalised(features, labels, training_opt["num_classes"]))
-        logger.info(f"ncm: class means of L2-normalised features from {len(labels)} training images")
+        center = None
+        if classifier.mode == "centered_l2":
+            center = features.double().mean(dim=0)
+            classifier.feature_mean.copy_(center.float())
+        classifier.means.copy_(class_means_of_normalised(features, labels, training_opt["num_classes"], center))
+        what = "centred, L2-normalised" if center is not None else "L2-normalised"
+        logger.info(f"ncm ({classifier.mode}): class means of {what} features from {len(labels)} training images")
         return {}
