@@ -61,9 +61,7 @@ class SeesawLoss(nn.Module):
     autograd graph), like EFL's statistics.
     """
 
-    def __init__(
-        self, num_classes=None, class_counts=None, p=0.8, q=2.0, eps=1e-2, counts="online", reduction="mean"
-    ):
+    def __init__(self, num_classes=None, class_counts=None, p=0.8, q=2.0, eps=1e-2, counts="online", reduction="mean"):
         super().__init__()
         if counts not in COUNT_MODES:
             raise ValueError(f"counts must be one of {COUNT_MODES}, got {counts!r}")

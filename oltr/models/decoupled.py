@@ -89,7 +89,8 @@ class NCMClassifier(nn.Module):
         super().__init__()
         if mode not in NCM_MODES:
             raise ConfigError(
-                f"ncm mode must be one of {', '.join(NCM_MODES)}, got {mode!r}; set networks.classifier.params.mode to one of them"
+                f"ncm mode must be one of {', '.join(NCM_MODES)}, got {mode!r}; "
+                "set networks.classifier.params.mode to one of them"
             )
         self.in_dim, self.num_classes, self.mode = in_dim, num_classes, mode
         self.scale = float(scale)
