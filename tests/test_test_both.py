@@ -35,12 +35,13 @@ def test_both_tests_in_one_command_score_the_test_split_once_with_the_same_resul
     args = ["--config", STAGE1, "--opts", *tiny_opts(tiny_digits_root, tmp_path / "run")]
     assert main(args) == 0
     num_test, num_open = lines(tiny_digits_root / "Tiny_test.txt"), lines(tiny_digits_root / "Tiny_open.txt")
+    num_val = lines(tiny_digits_root / "Tiny_val.txt")  # the open-set scorers' validation threshold
     passes.clear()  # training's own validation passes are not the tests'
     assert main(["--test", *args]) == 0 and main(["--test_open", *args]) == 0
-    assert passes == [num_test, num_test, num_open]  # one by one: the test split twice
+    assert passes == [num_test, num_test, num_open, num_val]  # one by one: the test split twice
     alone = {name: json.loads((tmp_path / "run" / name).read_text()) for name in (RESULTS_CLOSED, RESULTS_OPEN)}
     passes.clear()
     assert main(["--test", "--test_open", *args]) == 0
-    assert passes == [num_test, num_open]  # together: once
+    assert passes == [num_test, num_open, num_val]  # together: once
     together = {name: json.loads((tmp_path / "run" / name).read_text()) for name in (RESULTS_CLOSED, RESULTS_OPEN)}
     assert together == alone and together[RESULTS_OPEN]["f_measure"] is not None

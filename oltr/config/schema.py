@@ -226,6 +226,11 @@ SCHEMA = Section(
                 "logit_adjustment_tau": _num(0.0, minimum=0.0),
                 "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
                 "ci_seed": _int(0, minimum=0),
+                # open-set scorers of --test_open, by name (oltr/evaluation/scorers; docs/open-set.md)
+                "open_scores": _list(["msp", "max_logit", "energy", "gen"]),
+                "open_score_params": FreeDict({}),  # {scorer: {param: value}}, e.g. {"knn": {"k": 50}}
+                # the validation threshold accepts this share of the validation split's known images
+                "val_accept_rate": _num(0.95, minimum=0.0, maximum=1.0),
             }
         ),
     }
@@ -323,6 +328,7 @@ def validate(raw, where="config"):
         )
     _check_stage(config, where)
     _check_tau_grid(config, where)
+    _check_open_scores(config, where)
     return config
 
 
@@ -330,6 +336,26 @@ def recipe_of(config):
     """The run's recipe: training_opt.recipe, else meta_embedding for stage 2 and None for stage 1."""
     training = config["training_opt"]
     return training["recipe"] or ("meta_embedding" if training["stage"] == 2 else None)
+
+
+def _check_open_scores(config, where):
+    """evaluation.open_scores: distinct names (the registry, above this package, checks each name)."""
+    evaluation = config["evaluation"]
+    names = evaluation["open_scores"]
+    if not names or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise ConfigError(
+            f"{where}: evaluation.open_scores must be a non-empty list of distinct scorer names "
+            f"(e.g. ['msp', 'energy', 'knn']), got {names!r}"
+        )
+    params = evaluation["open_score_params"]
+    stray = [name for name in params if name not in names or not isinstance(params[name], dict)]
+    if stray:
+        raise ConfigError(
+            f"{where}: evaluation.open_score_params.{stray[0]} must be a mapping of parameters of a scorer "
+            f"listed in evaluation.open_scores ({', '.join(names)})"
+        )
+    if evaluation["val_accept_rate"] <= 0:
+        raise ConfigError(f"{where}: evaluation.val_accept_rate must be in (0, 1], got {evaluation['val_accept_rate']}")
 
 
 def _check_tau_grid(config, where):

@@ -24,21 +24,27 @@ def to_device(images, device, channels_last=False):
 
 
 @torch.no_grad()
-def collect_logits(network, loader, centroids, ctx, amp="off", channels_last=False, progress=None):
-    """(logits float32, labels, dataset indices) over ``loader``, gathered from every rank in dataset order."""
+def collect_logits(network, loader, centroids, ctx, amp="off", channels_last=False, progress=None, with_features=False):
+    """(logits float32, labels, dataset indices) over ``loader``, gathered from every rank in dataset order;
+    ``with_features``: the feature model's output (float32) too, as a fourth item."""
     network.eval()
-    all_logits, all_labels, all_indices = [], [], []
+    all_logits, all_labels, all_indices, all_features = [], [], [], []
     for images, labels, indices in progress(loader) if progress else loader:
         with autocast(ctx.device, amp):
-            logits, _ = network(to_device(images, ctx.device, channels_last), centroids)
+            logits, features = network(to_device(images, ctx.device, channels_last), centroids)
         all_logits.append(logits.float())
         all_labels.append(labels.to(ctx.device))
         all_indices.append(indices.to(ctx.device))
+        if with_features:
+            all_features.append(features.float())
     # A rank whose share is empty (fewer images than ranks) still joins the gathers.
     logits = gather_rows(_cat_or_empty(all_logits, torch.float32, ctx.device), ctx)
     labels = gather_rows(_cat_or_empty(all_labels, torch.int64, ctx.device), ctx)
     indices = gather_rows(_cat_or_empty(all_indices, torch.int64, ctx.device), ctx)
     order = torch.argsort(indices)
+    if with_features:
+        features = gather_rows(_cat_or_empty(all_features, torch.float32, ctx.device), ctx)
+        return logits[order].cpu(), labels[order].cpu(), indices[order].cpu(), features[order].cpu()
     return logits[order].cpu(), labels[order].cpu(), indices[order].cpu()
 
 

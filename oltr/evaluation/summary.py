@@ -56,4 +56,27 @@ def format_results_table(results):
     if "inclusive" in groups:
         convention = "OLTR code, inclusive" if groups["inclusive"] else "OLTR paper text, exclusive"
         lines.append(f"  shot groups by training count ({convention})")
+    lines += _scorer_lines(results)
     return "\n".join(lines)
+
+
+def _scorer_lines(results):
+    """One line per open-set scorer: threshold-free numbers, then F at the validation threshold."""
+    scorers = results.get("open_scorers")
+    if not isinstance(scorers, dict) or not scorers:
+        return []
+    rate = results.get("val_accept_rate")
+    width = max(len(name) for name in scorers)
+    lines = [
+        f"  {'scorer':<{width}}  {'AUROC':>7} {'FPR95':>7} {'AUPR-in':>7} {'AUPR-out':>8} {'OSCR':>7}"
+        f"  {'F@val':>6} {'acc@val':>7}   (known = positive; val threshold accepts "
+        f"{_percent(rate) if isinstance(rate, (int, float)) else '?'} of the validation split)"
+    ]
+    for name, entry in scorers.items():
+        at_val = entry.get("at_val") or {}
+        lines.append(
+            f"  {name:<{width}}  {_percent(entry.get('auroc')):>7} {_percent(entry.get('fpr95')):>7} "
+            f"{_percent(entry.get('aupr_in')):>7} {_percent(entry.get('aupr_out')):>8} {_percent(entry.get('oscr')):>7}"
+            f"  {_score(at_val.get('f_measure')):>6} {_percent(at_val.get('overall_top1')):>7}"
+        )
+    return lines

@@ -6,4 +6,5 @@ trainer.py          fit(): the epoch loop, validation, best-epoch bookkeeping; a
 run_state.py        what a run saves each epoch and restores on --resume
 evaluate.py         --test / --test_open: closed- and open-set metrics into the results JSON
 evaluate_extras.py  the intervals and per-image predictions a test adds to its results
+open_scoring.py     --test_open's scorers: built from the config, fitted (cached), scored per split
 """

@@ -30,6 +30,7 @@ from ..evaluation.metrics import closed_set_metrics, open_set_metrics
 from ..evaluation.posthoc import adjust_logits
 from ..evaluation.summary import format_results_table
 from ..models import network as networks
+from . import open_scoring
 from .evaluate_extras import rigor_extras, save_predictions
 
 
@@ -83,30 +84,46 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
     differences = check_test_config(config, checkpoint, path, allow_config_change)
     for key, ours, theirs in differences:
         note(f"--allow-config-change: {key} is {ours!r} here but {theirs!r} in {path}")
+    scorers = open_scoring.build_scorers(config) if "open" in settings else []  # a bad name fails before any pass
     network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx, checkpoint)
+    with_features = open_scoring.needs_features(scorers)
 
     def split_logits(split):
         dataset = loaders.build_dataset(training_opt, loaders.load_samples(training_opt, split), train=False)
         loader = loaders.build_eval_loader(training_opt, dataset, ctx, passes="one")
-        logits, labels, _ = collect_logits(
-            network, loader, centroids, ctx, amp=training_opt["amp"], channels_last=training_opt["channels_last"]
+        logits, labels, _, *features = collect_logits(
+            network,
+            loader,
+            centroids,
+            ctx,
+            amp=training_opt["amp"],
+            channels_last=training_opt["channels_last"],
+            with_features=with_features,
         )
-        return logits, labels
+        return logits, labels, (features[0].numpy() if features else None)
 
-    test_logits, test_labels = split_logits("test")
+    test_logits, test_labels, test_features = split_logits("test")
     results = None
     for setting in settings:
-        logits, labels = test_logits, test_labels
-        if setting == "open":  # its own pass, after the test split's
-            open_logits, open_labels = split_logits("open")
+        logits, labels, scoring = test_logits, test_labels, None
+        if setting == "open":  # its own passes, after the test split's: the open split, the validation split
+            open_logits, open_labels, open_features = split_logits("open")
             logits, labels = torch.cat([logits, open_logits]), torch.cat([labels, open_labels])
+            features = None if test_features is None else np.concatenate([test_features, open_features])
+            open_scoring.fit_scorers(scorers, config, network, ctx, weights_sha256(checkpoint))
+            scoring = (scorers, features, split_logits("val"))
         if ctx.is_main:
-            results = _score(config, checkpoint, checkpoint_path, differences, logits, labels, setting == "open", echo)
+            results = _score(
+                config, checkpoint, checkpoint_path, differences, logits, labels, setting == "open", echo, scoring
+            )
     return results
 
 
-def _score(config, checkpoint, checkpoint_path, differences, logits, labels, open_set, echo):
-    """Metrics of one setting from its logits, written to the results JSON (rank 0)."""
+def _score(config, checkpoint, checkpoint_path, differences, logits, labels, open_set, echo, scoring=None):
+    """Metrics of one setting from its logits, written to the results JSON (rank 0).
+
+    ``scoring`` (open set): (scorers, features of the same rows or None, (val logits, labels, features)).
+    """
     training_opt = config["training_opt"]
     thresholds = training_opt["shot_thresholds"]
     shot_args = dict(
@@ -119,6 +136,14 @@ def _score(config, checkpoint, checkpoint_path, differences, logits, labels, ope
     else:
         metrics = closed_set_metrics(logits, labels, class_counts, **shot_args)
     extras, predictions = rigor_extras(config, logits, labels, class_counts, open_set, shot_args)
+    if scoring is not None:
+        scorers, features, (val_logits, val_labels, val_features) = scoring
+        val_logits = adjust_logits(val_logits, class_counts, config["evaluation"]["logit_adjustment_tau"])
+        scorer_results, scores = open_scoring.open_scorer_results(
+            scorers, config, class_counts, shot_args, (logits, labels, features), (val_logits, val_labels, val_features)
+        )
+        extras.update(scorer_results)
+        predictions.update({f"score_{name}": values.astype(np.float32) for name, values in scores.items()})
     results = {
         **_run_metadata(config, checkpoint, checkpoint_path, open_set, differences),
         **_recipe_metadata(config, checkpoint),
