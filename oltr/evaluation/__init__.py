@@ -7,6 +7,7 @@ open_scores.py    every number of one open-set scorer: AUROC, FPR95 (both sides)
                   shot group, and the F-measure at the validation threshold
 scorers/          the open-set scorers (msp, max_logit, energy, gen, mahalanobis, knn), by name
 uncertainty.py    bootstrap and t intervals, paired differences
+paired_open.py    paired bootstrap differences of the open-set F-measure and AUROC
 posthoc.py        post-hoc logit adjustment (logits - tau log prior)
 summary.py        the short results table --test prints
 """

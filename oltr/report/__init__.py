@@ -6,7 +6,7 @@ Finds every ``results_test_closed.json`` / ``results_test_open.json`` under the 
 directories, groups them by dataset, and writes one table per dataset in the layout of
 Tables 3 (ImageNet-LT) and 4 (Places-LT): rows OLTR, OLTR + FL, OLTR + ASL, OLTR + CFL, OLTR + CASL (then
 any other loss), columns closed-set many/medium/few/average top-1 and open-set
-many/medium/few top-1 and F-measure. Several seeds give mean +- sample std. For
+many/medium/few top-1, F-measure and AUROC. Several seeds give mean +- sample std. For
 ImageNet_LT and Places_LT the paper's published rows and our difference sit under ours.
 
 What lives where, in the order data flows:
@@ -18,8 +18,7 @@ What lives where, in the order data flows:
     formats.py    a table as Markdown, CSV or LaTeX
     plots.py      per_class_accuracy.png and xi_schedule.png (matplotlib, the ``plot`` extra)
     plots_rigor.py  f_measure_curve.png and reliability.png
-    html.py       report.html: every table and plot on one page
-    cli.py        the command line (python -m oltr.report, oltr report)
+    scorers.py    the open-set scorers' table (scorers.csv, under table.md) and auroc_by_shot.png
     html.py       <out>/report.html: tables, sentences and plots in one self-contained file
     cli.py        the command line (also ``oltr report ...``) and writing one dataset's files
 """

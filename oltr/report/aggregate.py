@@ -105,7 +105,8 @@ def build_table(results, dataset, warn=print_warning):
     rows, losses_shown = [], set()
 
     def paper_row(loss):
-        cells = {key: {"mean": value, "std": None, "n": 1} for (key, *_), value in zip(COLUMNS, paper_rows[loss])}
+        cells = {key: None for key, *_ in COLUMNS}  # a column the paper does not report stays a gap
+        cells.update({key: {"mean": value, "std": None, "n": 1} for (key, *_), value in zip(COLUMNS, paper_rows[loss])})
         return {
             "kind": "paper",
             "label": f"{loss_label(loss)} (paper)",
@@ -148,7 +149,9 @@ def _difference_row(ours, paper):
     cells = {}
     for key, *_ in COLUMNS:
         mine, theirs = ours["cells"][key], paper["cells"][key]
-        if mine is None or mine["mean"] is None:
+        if theirs is None:
+            cells[key] = None
+        elif mine is None or mine["mean"] is None:
             cells[key] = None if mine is None else {"mean": None, "std": None, "n": 0}
         else:
             cells[key] = {"mean": mine["mean"] - theirs["mean"], "std": None, "n": mine["n"]}

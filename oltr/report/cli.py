@@ -3,7 +3,8 @@
     python -m oltr.report RESULTS_DIR... [--out results] [--format md,csv,tex] [--no-plots]
 
 Also ``oltr report ...`` (oltr/cli.py hands its arguments to ``main``). Writes, per dataset,
-``<out>/<dataset>/table.{md,csv,tex}`` and the plots, and prints each Markdown table.
+``<out>/<dataset>/table.{md,csv,tex}``, the open-set scorers' table (in table.md and ``scorers.csv``) and
+the plots, and prints each Markdown table.
 """
 
 import argparse
@@ -20,6 +21,7 @@ from .html import write_html_report
 from .paired import DEFAULT_RESAMPLES, DEFAULT_SEED, closing_sentences, paired_rows, paired_sentences
 from .plots import matplotlib_available, plot_per_class_accuracy, plot_xi_schedule
 from .plots_rigor import plot_f_measure_curves, plot_reliability
+from .scorers import format_scorer_csv, format_scorer_markdown, plot_auroc_by_shot, scorer_rows
 
 FORMATS = ("md", "csv", "tex")
 
@@ -86,6 +88,11 @@ def write_dataset_report(
     target = Path(out_dir) / _safe_name(dataset)
     target.mkdir(parents=True, exist_ok=True)
     markdown = format_markdown(rows, dataset, results) + ("\n" + format_sentences(sentences) if sentences else "")
+    scorers = scorer_rows(results, dataset)
+    if scorers:
+        markdown += "\n" + format_scorer_markdown(scorers, dataset)
+        if "csv" in formats:
+            (target / "scorers.csv").write_text(format_scorer_csv(scorers), encoding="utf-8")
     writers = {
         "md": lambda: markdown,
         "csv": lambda: format_csv(rows),
@@ -100,9 +107,17 @@ def write_dataset_report(
             "xi_schedule.png": lambda path: plot_xi_schedule(results, dataset, path, warn=warn),
             "f_measure_curve.png": lambda path: plot_f_measure_curves(results, dataset, path),
             "reliability.png": lambda path: plot_reliability(results, dataset, path),
+            "auroc_by_shot.png": lambda path: plot_auroc_by_shot(scorers, dataset, path),
         }
         images = {name: target / name for name, draw in drawers.items() if draw(target / name)}
-    return {"dataset": dataset, "rows": rows, "sentences": sentences, "markdown": markdown, "images": images}
+    return {
+        "dataset": dataset,
+        "rows": rows,
+        "sentences": sentences,
+        "markdown": markdown,
+        "images": images,
+        "scorers": scorers,
+    }
 
 
 def main(argv=None):

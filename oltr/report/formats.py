@@ -64,7 +64,7 @@ def shot_group_notes(results, dataset):
 
 CI_NOTE = (
     "[low, high] = 95% interval: over several seeds the t-interval of the mean, for one seed the run's "
-    "stratified bootstrap over test images; paired rows: difference in points to the softmax row of the same "
+    "stratified bootstrap over test images; paired rows: difference in points (the F-measure in its own units) to the softmax row of the same "
     "stage-2 recipe (OLTR for the meta-embedding; a decoupled recipe's softmax row to OLTR), paired "
     "bootstrap pooled over seeds, * = the interval excludes zero."
 )
@@ -83,7 +83,8 @@ def format_markdown(rows, dataset, results=()):
         lines.append("| " + " | ".join([row["label"]] + cells + [_runs_text(row)]) + " |")
     lines += [
         "",
-        "Top-1 accuracy in %, open F-measure as OLTR defines it; mean ± sample std over seeds; "
+        "Top-1 accuracy in %, open F-measure as OLTR defines it, open AUROC in % (max softmax probability, known "
+        "images positive; the paper has none); mean ± sample std over seeds; "
         "'-' = no results file, 'n/a' = empty shot group.",
         CI_NOTE,
     ]

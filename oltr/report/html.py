@@ -11,6 +11,7 @@ from pathlib import Path
 from ..common.atomic import write_text_atomic
 from .formats import CI_NOTE, format_cell
 from .layout import COLUMNS
+from .scorers import SCORER_COLUMNS, _text
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -30,7 +31,29 @@ _CAPTIONS = {
     "f_measure_curve.png": "OLTR's F-measure against the rejection threshold; the dashed line is the configured one.",
     "reliability.png": "Reliability diagram (15 bins, closed set) beside each loss's ECE.",
     "xi_schedule.png": "The cyclical losses' xi as each run logged it.",
+    "auroc_by_shot.png": "AUROC of each shot group's known test images against the open set, per scorer.",
 }
+
+
+def _scorer_table(rows):
+    """The open-set scorers' table (report/scorers.py rows) as HTML, or "" without any."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _, _ in SCORER_COLUMNS)
+    lines = [
+        f"<h3>Open-set scorers</h3><table><thead><tr><th>Method</th><th>Scorer</th>{head}<th>Runs</th></tr>"
+        "</thead><tbody>"
+    ]
+    for row in rows:
+        cells = "".join(
+            f"<td>{html.escape(_text(row['cells'][key], percent))}</td>" for key, _, percent, _ in SCORER_COLUMNS
+        )
+        lines.append(
+            f"<tr><td>{html.escape(row['label'])}</td><td>{html.escape(row['scorer_label'])}</td>{cells}"
+            f"<td>{row['runs']}</td></tr>"
+        )
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
 
 
 def _table(rows):
@@ -76,6 +99,7 @@ def render_html(reports):
         parts.append(f"<p>{html.escape(CI_NOTE)}</p>")
         if report["sentences"]:
             parts.append("<ul>" + "".join(f"<li>{html.escape(text)}</li>" for text in report["sentences"]) + "</ul>")
+        parts.append(_scorer_table(report.get("scorers")))
         parts += [_image(path) for path in report["images"].values()]
         parts.append("</section>")
     parts.append("</body></html>")

@@ -1,4 +1,5 @@
-"""Every row against its baseline row: paired bootstrap differences per shot group.
+"""Every row against its baseline row: paired bootstrap differences per shot group, and of the open-set
+F-measure and AUROC (oltr.evaluation.paired_open).
 
 The baseline of a loss is the softmax row of the same stage-2 recipe (OLTR, softmax through the
 meta-embedding, for the meta-embedding rows; "CE + cRT" for the cRT rows...), so a paired row
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..common.run_files import predictions_path
 from ..evaluation.metrics import SHOT_GROUPS
+from ..evaluation.paired_open import pooled_paired_open_difference
 from ..evaluation.uncertainty import pooled_paired_difference
 from .aggregate import recipe_groups
 from .collect import log_dir_of
@@ -38,6 +40,51 @@ def load_predictions(result):
         return None
     known = labels >= 0
     return labels[known], predictions[known] == labels[known], class_group
+
+
+def load_open_predictions(result):
+    """(labels, predictions, confidence) of every image of an open-set test, open ones included, or None."""
+    path = predictions_path(log_dir_of(result), True)
+    try:
+        with np.load(path) as saved:
+            return tuple(
+                saved[key].astype(dtype)
+                for key, dtype in (("labels", np.int64), ("predictions", np.int64), ("confidence", np.float64))
+            )
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _open_pairs(runs, baseline_runs):
+    """[(labels, predictions_a, predictions_b, confidence_a, confidence_b)] by seed, same images only."""
+    baseline_by_seed = {run.get("seed"): run for run in baseline_runs}
+    pairs = []
+    for run in runs:
+        other = baseline_by_seed.get(run.get("seed"))
+        mine, theirs = load_open_predictions(run), other and load_open_predictions(other)
+        if mine is None or theirs is None or not np.array_equal(mine[0], theirs[0]):
+            continue  # _pairs has said why
+        pairs.append((mine[0], mine[1], theirs[1], mine[2], theirs[2]))
+    return pairs
+
+
+def _open_cells(runs, baseline_runs, resamples, seed):
+    """{open_f_measure, open_auroc: paired cell} (F in its units, AUROC in points), or {}."""
+    pairs = _open_pairs(runs, baseline_runs)
+    summary = pooled_paired_open_difference(pairs, resamples, seed) if pairs else None
+    if summary is None:
+        return {}
+    cells = {}
+    for column, key, scale in (("open_f_measure", "f_measure", 1.0), ("open_auroc", "open_auroc", 100.0)):
+        cell = summary[key]
+        cells[column] = {
+            "mean": scale * cell["mean"],
+            "low": scale * cell["low"],
+            "high": scale * cell["high"],
+            "significant": cell["significant"],
+            "n": len(pairs),
+        }
+    return cells
 
 
 def _pairs(runs, baseline_runs):
@@ -102,6 +149,8 @@ def paired_rows(results, dataset, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED
                         "significant": cell["significant"],
                         "n": len(pairs),
                     }
+            if setting == "open":
+                cells.update(_open_cells(runs["open"], base_runs["open"], resamples, seed))
         if all(cell is None for cell in cells.values()):
             why = "; ".join(problems) or "no closed or open runs"
             notes.append(f"{label} vs {base_label}: no paired row ({why}).")
@@ -131,10 +180,14 @@ _COLUMN_WORDS = {
     "open_many": "open many-shot",
     "open_medium": "open medium-shot",
     "open_few": "open few-shot",
+    "open_f_measure": "open F-measure",
+    "open_auroc": "open AUROC",
 }
 
 
 def _difference_text(column, cell):
+    if column == "open_f_measure":  # F in its own units, not points
+        return f"{_COLUMN_WORDS[column]} {cell['mean']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]"
     return f"{_COLUMN_WORDS[column]} {cell['mean']:+.1f} points [{cell['low']:+.1f}, {cell['high']:+.1f}]"
 
 
