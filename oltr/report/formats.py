@@ -64,9 +64,9 @@ def shot_group_notes(results, dataset):
 
 CI_NOTE = (
     "[low, high] = 95% interval: over several seeds the t-interval of the mean, for one seed the run's "
-    "stratified bootstrap over test images; paired rows: difference in points (the F-measure in its own units) to the softmax row of the same "
-    "stage-2 recipe (OLTR for the meta-embedding; a decoupled recipe's softmax row to OLTR), paired "
-    "bootstrap pooled over seeds, * = the interval excludes zero."
+    "stratified bootstrap over test images; paired rows: difference in points (the F-measure in its own "
+    "units) to the softmax row of the same stage-2 recipe (OLTR for the meta-embedding; a decoupled "
+    "recipe's softmax row to OLTR), paired bootstrap pooled over seeds, * = the interval excludes zero."
 )
 
 
