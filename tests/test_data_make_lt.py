@@ -118,3 +118,74 @@ def test_bad_arguments(image_root, tmp_path, kwargs, fragment):
 def test_missing_image_folder(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         make_lt(tmp_path / "nope", tmp_path / "out", "Toy")
+
+
+@pytest.fixture
+def distinct_image_root(tmp_path):
+    """A tree like image_root, each file with its own bytes, so content equality means a copy."""
+    root = tmp_path / "distinct"
+    for name in ("ant", "bee", "cat"):
+        (root / name).mkdir(parents=True)
+        for i in range(30):
+            (root / name / f"{i}.png").write_bytes(f"{name}-{i}".encode())
+    return root
+
+
+def test_open_from_another_folder_leaves_out_copies_of_training_images(distinct_image_root, tmp_path):
+    other = tmp_path / "textures"
+    for name in ("dotted", "striped"):
+        (other / name).mkdir(parents=True)
+        for i in range(6):
+            (other / name / f"{i}.png").write_bytes(f"{name}-{i}".encode())
+    # a copy of a training image (same bytes, other name), and a same-size image with other bytes
+    train_first = make_lt(distinct_image_root, tmp_path / "probe", "Toy", val_per_class=5, test_per_class=5)
+    trained = read_all(tmp_path / "probe", distinct_image_root, 3)["train"][0][0]
+    copy = other / "striped" / "copy.png"
+    copy.write_bytes(open(trained, "rb").read())
+    (other / "striped" / "near.png").write_bytes(b"x" * len(open(trained, "rb").read()))
+    assert train_first["sizes"]["open"] == 0
+    out = tmp_path / "splits"
+    summary = make_lt(
+        distinct_image_root, out, "Toy", val_per_class=5, test_per_class=5, open_per_class=20, open_from=other
+    )
+    splits = read_all(out, distinct_image_root, 3)
+    opened = sorted(path.split("textures/")[1] for path, _ in splits["open"])
+    assert summary["open_duplicates_of_train"] == ["../textures/striped/copy.png"]
+    assert opened == sorted(
+        [f"dotted/{i}.png" for i in range(6)] + [f"striped/{i}.png" for i in range(6)] + ["striped/near.png"]
+    )
+    assert all(label == -1 for _, label in splits["open"]) and summary["open_classes"] == ["dotted", "striped"]
+    # the split's paths are relative to the image root, so the config's data_root finds both trees
+    assert all(open(path, "rb").read() for path, _ in splits["open"])
+    with pytest.raises(DataError, match="not both"):
+        make_lt(distinct_image_root, out, "Toy", val_per_class=5, test_per_class=5, open_classes=1, open_from=other)
+    with pytest.raises(DataError, match="the image folder itself"):
+        make_lt(distinct_image_root, out, "Toy", val_per_class=5, test_per_class=5, open_from=distinct_image_root)
+
+
+def test_make_lt_cli_takes_open_from_and_names_what_it_left_out(distinct_image_root, tmp_path, capsys):
+    from oltr.data.__main__ import main
+
+    other = tmp_path / "svhn"
+    (other / "0").mkdir(parents=True)
+    (other / "0" / "b.png").write_bytes(b"svhn-b")
+    args = [
+        "make-lt",
+        str(distinct_image_root),
+        str(tmp_path / "out"),
+        "--dataset",
+        "Toy",
+        "--val_per_class",
+        "5",
+        "--test_per_class",
+        "5",
+        "--open_from",
+        str(other),
+    ]
+    assert main(args) == 0
+    trained = (tmp_path / "out" / "Toy_train.txt").read_text().splitlines()[0].rsplit(" ", 1)[0]
+    (other / "0" / "a.png").write_bytes((distinct_image_root / trained).read_bytes())  # a training image's bytes
+    assert main([*args, "--force"]) == 0
+    printed = capsys.readouterr().out
+    assert "left out of the open split, equal to a training image (1): ../svhn/0/a.png" in printed
+    assert (tmp_path / "out" / "Toy_open.txt").read_text().splitlines() == ["../svhn/0/b.png -1"]

@@ -77,6 +77,9 @@ def _add_make_lt(commands):
     parser.add_argument("--open_classes", type=_open_classes, default=0,
                         help="classes held out as the open set: a count (drawn with the seed) or comma-separated class names")
     parser.add_argument("--open_per_class", type=int, default=None, help="open-set images per held-out class (default: test_per_class)")
+    parser.add_argument("--open_from", metavar="DIR", default=None,
+                        help="take the open split from another ImageFolder tree (e.g. SVHN or Textures), instead of "
+                             "--open_classes; images equal to a training image are left out")
     parser.add_argument("--keep_profile_order", action="store_true",
                         help="give the largest count to the first class in name order instead of dealing the profile randomly")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
@@ -95,7 +98,7 @@ def _run_make_lt(args):
     summary = make_lt(args.image_root, args.out_dir, args.dataset, args.profile, args.max_count, args.min_count,
                       args.imbalance_factor, args.val_per_class, args.test_per_class, args.open_classes,
                       args.open_per_class, args.seed, shuffle_profile=not args.keep_profile_order,
-                      force=args.force)
+                      force=args.force, open_from=args.open_from)
     _print_summary(summary)
     return 0
 
@@ -161,6 +164,10 @@ def _print_summary(summary):
     counts = summary["train_counts"]
     print(f"{summary['dataset']}: {summary['num_classes']} known classes, train per class {max(counts)} to "
           f"{min(counts)} ({summary.get('profile')}), sizes {summary['sizes']}, open classes {summary['open_classes']}")
+    duplicates = summary.get("open_duplicates_of_train") or []
+    if duplicates:
+        print(f"  left out of the open split, equal to a training image ({len(duplicates)}): "
+              f"{', '.join(duplicates[:5])}{', ...' if len(duplicates) > 5 else ''}")
     for path in summary.get("files", []):
         print(f"  wrote {path}")
 

@@ -11,7 +11,14 @@ a count) are drawn first, then the profile positions are dealt to the known
 classes in a shuffled order (``shuffle_profile``; otherwise in label order, as
 CIFAR-LT does), then per class, in label order, a shuffled image list gives
 ``test_per_class`` test, ``val_per_class`` val and the class's train images.
+
+``open_from``: the open split comes from another ImageFolder tree instead of held-out classes, as
+PASCL (Wang et al., CVPR 2022) pairs CIFAR-LT with SVHN or Textures: ``open_per_class`` images of each of
+its classes, written relative to ``image_root`` (``../other/...``), so the config's data_root serves both.
+An image of that tree whose bytes equal a training image's is left out and named in the summary
+(``open_duplicates_of_train``): an open image the model trained on would not be unknown.
 """
+import hashlib
 import os
 from pathlib import Path
 
@@ -81,6 +88,7 @@ def make_lt(
     seed=0,
     shuffle_profile=True,
     force=True,
+    open_from=None,
 ):
     """Write ``<out_dir>/<dataset_name>_{train,val,test,open}.txt`` (+ ``_classes.txt``, ``_meta.json``).
 
@@ -90,7 +98,8 @@ def make_lt(
     ``imbalance_factor`` (max/min) is given. ``open_classes`` is a count (drawn
     with the seed) or a list of class names; each contributes
     ``open_per_class`` images (default ``test_per_class``, fewer if it has
-    fewer). Returns the summary also saved as ``_meta.json``. ``force=False`` refuses (DataError)
+    fewer). ``open_from``: a folder whose classes are the open set instead (``open_classes`` must be 0).
+    Returns the summary also saved as ``_meta.json``. ``force=False`` refuses (DataError)
     to replace split files of ``dataset_name`` already in ``out_dir``, after every other check.
     """
     for name, value in (("val_per_class", val_per_class), ("test_per_class", test_per_class)):
@@ -98,6 +107,13 @@ def make_lt(
     open_per_class = test_per_class if open_per_class is None else open_per_class
     _check_count("open_per_class", open_per_class, minimum=1)
     classes = scan_image_folder(image_root)
+    outside = None
+    if open_from is not None:
+        if open_classes:
+            raise DataError("give either --open_from (an open split from another folder) or --open_classes, not both.")
+        if Path(open_from).resolve() == Path(image_root).resolve():
+            raise DataError(f"--open_from {open_from} is the image folder itself; name another dataset's folder.")
+        outside = scan_image_folder(open_from)
     names = sorted(classes)
     rng = np.random.default_rng(seed)
     open_names = _choose_open_classes(names, open_classes, rng)
@@ -134,6 +150,9 @@ def make_lt(
     for name in open_names:
         order = rng.permutation(len(classes[name]))[:open_per_class]
         splits["open"] += [(classes[name][i], OPEN_LABEL) for i in sorted(order)]
+    duplicates = []
+    if outside is not None:
+        splits["open"], duplicates = _open_from_folder(outside, open_from, image_root, splits["train"], open_per_class, rng)
 
     summary = {
         "dataset": dataset_name,
@@ -150,9 +169,50 @@ def make_lt(
         "open_per_class": open_per_class,
         "seed": seed,
     }
+    if outside is not None:
+        summary.update({"open_from": str(open_from), "open_classes": sorted(outside),
+                        "open_duplicates_of_train": duplicates})
     if not force:
         refuse_existing(out_dir, dataset_name, force)
     return write_split_files(out_dir, dataset_name, splits, known, summary)
+
+
+def _digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_from_folder(outside, open_from, image_root, train, open_per_class, rng):
+    """(open split drawn from ``outside``, paths left out as byte-equal to a training image).
+
+    Only files of a size some training image has are hashed: the rest cannot be equal.
+    """
+    train_files = [os.path.join(image_root, path) for path, _ in train]
+    by_size = {}
+    for path in train_files:
+        by_size.setdefault(os.path.getsize(path), []).append(path)
+    train_digests = None
+    relative_root = os.path.relpath(open_from, image_root)
+    chosen, duplicates = [], []
+    for name in sorted(outside):
+        files = outside[name]
+        for index in sorted(rng.permutation(len(files))[:open_per_class]):
+            full = os.path.join(open_from, files[index])
+            if os.path.getsize(full) in by_size:
+                if train_digests is None:  # hashed once, only the sizes that can collide
+                    train_digests = {}
+                size = os.path.getsize(full)
+                known = train_digests.setdefault(size, {_digest(path) for path in by_size[size]})
+                if _digest(full) in known:
+                    duplicates.append(Path(relative_root, files[index]).as_posix())
+                    continue
+            chosen.append((Path(relative_root, files[index]).as_posix(), OPEN_LABEL))
+    if not chosen:
+        raise DataError(f"--open_from {open_from}: every image drawn is also a training image; name another folder.")
+    return chosen, duplicates
 
 
 def write_split_files(out_dir, dataset_name, splits, class_names, summary):
