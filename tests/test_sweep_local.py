@@ -51,6 +51,10 @@ def test_jobs_1_and_2_train_the_weights_of_the_commands_run_by_hand(tiny_checkou
         )
         out = capsys.readouterr().out
         assert "| OLTR + FL |" in out and "7 done (of 7 steps" in out  # the report's table, then the count
+        # the paired row ends with the open F-measure's and AUROC's paired intervals; the scorer table follows
+        paired = next(line for line in out.splitlines() if line.startswith("| OLTR + FL - OLTR (paired)"))
+        assert all("[" in cell for cell in paired.strip(" |").split("|")[-3:-1])
+        assert "### Tiny: open-set scorers" in out and "| OLTR + FL | energy (T=1) |" in out
     # by hand: every command of the plan, one after another, each its own process, on one thread too
     for command in commands(capsys, *args, "--logs", "byhand", "--out", "outhand")[:-1]:
         process = subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
