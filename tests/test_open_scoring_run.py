@@ -67,3 +67,10 @@ def test_an_unknown_scorer_is_one_line_before_any_pass(tiny_digits_root, tmp_pat
     assert not (run / RESULTS_OPEN).exists()
     code = main(["--test_open", *args, "evaluation.open_score_params={knn: {k: 3}}"])
     one_line_error(code, capsys.readouterr().err, "open_score_params.knn")
+
+
+def test_a_misspelt_scorer_stops_training_before_it_starts(tiny_digits_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--config", STAGE1, "--opts", *tiny_opts(tiny_digits_root, run), "evaluation.open_scores=[msp,nergy]"]
+    one_line_error(main(args), capsys.readouterr().err, "nergy", "did you mean 'energy'")
+    assert not run.exists()

@@ -26,6 +26,7 @@ from ..engine.inference import autocast, collect_logits, to_device
 from ..engine.run_log import progress_bar, progress_enabled
 from ..engine.tensorboard_log import TensorBoardLog, check_tensorboard
 from ..recipes import resolve
+from . import open_scoring
 from .run import build_run
 from .run_state import network_state, restore_last, save_final, save_last
 
@@ -213,6 +214,7 @@ def fit(config, ctx, resume=False, echo=True, claim=None, recipe=None):
     which reads the data and builds everything, and before the first write into the log_dir.
     """
     check_tensorboard(config)
+    open_scoring.build_scorers(config)  # a misspelt scorer fails now, not after training, at --test_open
     claimed = claim if claim is not None else contextlib.nullcontext()
     recipe = recipe or resolve(config)
     if not recipe.trains:  # tau_norm, ncm: fitted in one pass, nothing to resume
