@@ -18,6 +18,7 @@ from ..data import loaders
 from ..engine.run_dir import note
 from ..evaluation.open_scores import scorer_metrics
 from ..evaluation.scorers import SCORERS, build_scorer
+from ..evaluation.scorers.base import logits_array
 from ..recipes.decoupled import collect_features
 
 
@@ -27,11 +28,11 @@ def build_scorers(config):
     scorers = []
     for name in evaluation["open_scores"]:
         if name not in SCORERS:
-            SCORERS.get(name)  # its ConfigError names the close match
-        try:
-            scorers.append((name, build_scorer(name, **evaluation["open_score_params"].get(name, {}))))
-        except ConfigError as error:
-            raise ConfigError(f"evaluation.open_scores: {error}") from None
+            try:
+                SCORERS.get(name)  # raises, naming the closest scorer
+            except ConfigError as error:
+                raise ConfigError(f"evaluation.open_scores: {error}") from None
+        scorers.append((name, build_scorer(name, **evaluation["open_score_params"].get(name, {}))))
     return scorers
 
 
@@ -92,9 +93,10 @@ def open_scorer_results(scorers, config, class_counts, shot_args, test, val):
     logits, labels, features = test
     labels = np.asarray(labels, np.int64)
     known = labels >= 0
-    argmax = np.asarray(logits.argmax(dim=1) if hasattr(logits, "argmax") else np.argmax(logits, axis=1))
+    argmax = logits_array(logits).argmax(axis=1)
     test_scores = score_splits(scorers, logits, features)
-    val_scores = score_splits(scorers, *val[::2])
+    val_logits, _, val_features = val  # the validation split is all known: its labels are not needed
+    val_scores = score_splits(scorers, val_logits, val_features)
     accept_rate = config["evaluation"]["val_accept_rate"]
     results = {}
     for name, scorer in scorers:
