@@ -13,12 +13,14 @@ from ..common.errors import ConfigError
 from .classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
 from .decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
 from .resnet_feature import RESNET_ARCHS, ResNetFeature
+from .timm_feature import TimmFeature
 
 # Every ResNet arch is built by ResNetFeature(arch, **params).
 FEATURE_MODELS = Registry("feature model type", "feature model types", error=ConfigError)
 for _arch in RESNET_ARCHS:
     FEATURE_MODELS.register(_arch, ResNetFeature)
 del _arch
+FEATURE_MODELS.register("timm", TimmFeature)  # any timm model (params.model_name); timm is an extra
 
 CLASSIFIERS = Registry("classifier type", "classifier types", error=ConfigError)
 CLASSIFIERS.register("dot_product", DotProductClassifier)
@@ -37,8 +39,9 @@ def available_classifiers() -> list[str]:
     return CLASSIFIERS.names()
 
 
-def build_feature_model(type: str, **params) -> ResNetFeature:
-    """Feature model by name (resnet10, resnet18, resnet34, resnet50, resnet152); see ResNetFeature for params."""
+def build_feature_model(type: str, **params) -> nn.Module:
+    """Feature model by name (resnet10, resnet18, resnet34, resnet50, resnet152: ResNetFeature; timm:
+    TimmFeature); see those classes for params."""
     feature_class = FEATURE_MODELS.get(type)
     _check_params(f"feature model {type!r}", feature_class, params, skip=("arch",))
     return feature_class(type, **params)
