@@ -10,7 +10,7 @@ from torch import nn
 from losses.registry import Registry, did_you_mean
 
 from ..common.errors import ConfigError
-from .classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
+from .classifiers import CosineClassifier, CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
 from .decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
 from .resnet_feature import RESNET_ARCHS, ResNetFeature
 from .timm_feature import TimmFeature
@@ -26,6 +26,7 @@ CLASSIFIERS = Registry("classifier type", "classifier types", error=ConfigError)
 CLASSIFIERS.register("dot_product", DotProductClassifier)
 CLASSIFIERS.register("cosine_norm", CosineNormClassifier)
 CLASSIFIERS.register("meta_embedding", MetaEmbeddingClassifier)
+CLASSIFIERS.register("cosine", CosineClassifier)  # plain cosine, the finetune recipe's option
 CLASSIFIERS.register("lws", LWSClassifier)  # the decoupled recipes' (oltr/models/decoupled.py)
 CLASSIFIERS.register("tau_norm", TauNormClassifier)
 CLASSIFIERS.register("ncm", NCMClassifier)
@@ -48,7 +49,7 @@ def build_feature_model(type: str, **params) -> nn.Module:
 
 
 def build_classifier(type: str, **params) -> nn.Module:
-    """Classifier by name (dot_product, cosine_norm, meta_embedding, lws, tau_norm, ncm).
+    """Classifier by name (dot_product, cosine_norm, cosine, meta_embedding, lws, tau_norm, ncm).
 
     ``params``: its constructor's, e.g. in_dim=512, num_classes=1000.
     """
