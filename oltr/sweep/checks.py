@@ -82,10 +82,12 @@ def check_data_present(dataset):
 
     prepare_data(training_opt)  # Digits_LT is built, CIFAR*_LT exported (or a DataError saying what to download)
     split_dir, data_root = Path(training_opt["split_dir"]), Path(training_opt["data_root"])
+    # the split files' prefix is the config's dataset: a config folder may hold another backbone's runs of it
+    prefix = training_opt["dataset"]
     missing = [
-        split_dir / f"{dataset}_{split}.txt"
+        split_dir / f"{prefix}_{split}.txt"
         for split in ("train", "val", "test", "open")
-        if not (split_dir / f"{dataset}_{split}.txt").is_file()
+        if not (split_dir / f"{prefix}_{split}.txt").is_file()
     ]
     hint = DOWNLOAD_HINTS.get(dataset, "the dataset's split files and images")
     if missing:
@@ -94,11 +96,11 @@ def check_data_present(dataset):
             f"put the split files in {split_dir}/ and the images under {data_root}/ "
             "(see data/README.md)"
         )
-    first_line = (split_dir / f"{dataset}_train.txt").read_text().split("\n", 1)[0].strip()
+    first_line = (split_dir / f"{prefix}_train.txt").read_text().split("\n", 1)[0].strip()
     first_image = data_root / first_line.rsplit(None, 1)[0] if first_line else None
     if first_image is None or not first_image.is_file():
         raise OltrError(
-            f"{dataset}: image {first_image} (first line of {split_dir / (dataset + '_train.txt')}) is "
+            f"{dataset}: image {first_image} (first line of {split_dir / (prefix + '_train.txt')}) is "
             f"missing; download {hint} and put the images under {data_root}/ (see data/README.md)"
         )
 
