@@ -48,7 +48,7 @@ def test_resnext50_is_timms_32x4d_with_2048_features():
 
 @pytest.mark.parametrize(("dataset", "num_classes"), [("ImageNet_LT", 1000), ("Places_LT", 365)])
 def test_lift_clip_vit_b16_recipe(dataset, num_classes):
-    config, recipe = loaded(f"config/{dataset}/finetune_clip_vit_b16.py")
+    config, recipe = loaded(f"config/{dataset}/stage_2_finetune_clip_vit_b16.py")
     training, networks = config["training_opt"], config["networks"]
     assert recipe.name == "finetune" and training["finetune"]["mode"] == "lora"
     assert (training["num_epochs"], training["batch_size"], training["scheduler"]) == (10, 128, "cosine")
@@ -66,7 +66,7 @@ def test_lift_clip_vit_b16_recipe(dataset, num_classes):
 
 def test_clip_network_builds_with_lora_on_every_qkv():
     """Without weights (for_training=False): the ViT-B/16 structure, 768-d features, LoRA's closed-form size."""
-    config, recipe = loaded("config/Places_LT/finetune_clip_vit_b16.py")
+    config, recipe = loaded("config/Places_LT/stage_2_finetune_clip_vit_b16.py")
     torch.manual_seed(0)
     network, _ = recipe.prepare_network(build_network(config, for_training=False), config)
     feat_model = network.feat_model

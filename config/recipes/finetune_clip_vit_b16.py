@@ -1,6 +1,6 @@
 # LIFT's fine-tuning protocol (Shi et al., "Long-Tail Learning with Foundation Model: Heavy Fine-Tuning
 # Hurts", ICML 2024; shijxcs/LIFT configs/model/clip_vit_b16*.yaml and trainer.py) on timm's CLIP ViT-B/16,
-# shared by ImageNet_LT/ and Places_LT/finetune_clip_vit_b16.py: 10 epochs, batch 128, SGD lr 0.01
+# shared by ImageNet_LT/ and Places_LT/stage_2_finetune_clip_vit_b16.py: 10 epochs, batch 128, SGD lr 0.01
 # (backbone adapters and classifier alike), momentum 0.9, weight decay 5e-4, cosine decay to 0, plain
 # shuffling, logit-adjusted loss (tau 1), cosine classifier with scale 25, 224-px RandomResizedCrop + flip
 # for training and resize 256 / centre crop 224 for testing, CLIP's mean and std, bf16 autocast.
