@@ -55,7 +55,7 @@ def test_lift_clip_vit_b16_recipe(dataset, num_classes):
     for name in ("feat_model", "classifier"):
         optim = networks[name]["optim_params"]
         assert (optim["lr"], optim["momentum"], optim["weight_decay"]) == (0.01, 0.9, 5e-4)
-    assert networks["classifier"]["type"] == "cosine" and networks["classifier"]["params"]["scale"] == 25
+    assert networks["classifier"]["type"] == "scaled_cosine" and networks["classifier"]["params"]["scale"] == 25
     assert config["criterions"]["PerformanceLoss"]["loss"] == "logit_adjusted"
     assert networks["feat_model"]["params"]["model_name"] == "vit_base_patch16_clip_224.openai"
     assert networks["feat_model"]["params"]["pretrained"] is True and training["stage1_log_dir"] is None

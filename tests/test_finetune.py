@@ -135,7 +135,7 @@ def test_cosine_classifier_is_scale_times_the_cosine():
     from oltr.models import build_classifier
 
     torch.manual_seed(0)
-    head = build_classifier("cosine", in_dim=5, num_classes=3, scale=25)
+    head = build_classifier("scaled_cosine", in_dim=5, num_classes=3, scale=25)
     x = torch.randn(4, 5)
     xs, ws = x.double().numpy(), head.weight.detach().double().numpy()
     reference = np.array([[25 * a @ w / np.sqrt(a @ a) / np.sqrt(w @ w) for w in ws] for a in xs])

@@ -43,7 +43,7 @@ config = {
             "stage1_weights": False,
         },
         "classifier": {
-            "type": "cosine",
+            "type": "scaled_cosine",
             "params": {"scale": 25.0},
             "optim_params": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
             "stage1_weights": False,

@@ -3,7 +3,7 @@
 resnet_feature.py       the ResNet feature models (OLTR's ResNet-10, torchvision's ResNets)
 timm_feature.py         any timm model as the feature model (local or hub weights, optional LoRA)
 modulated_attention.py  OLTR's modulated attention
-classifiers.py          dot-product, cosine-norm, cosine and meta-embedding classifiers
+classifiers.py          dot-product, cosine-norm, scaled cosine and meta-embedding classifiers
 decoupled.py            the decoupled recipes' classifiers: LWS, tau-norm, NCM
 builder.py              the FEATURE_MODELS and CLASSIFIERS registries
 network.py              OLTRNetwork (feature model + classifier), build_network, ``fix``

@@ -26,7 +26,7 @@ CLASSIFIERS = Registry("classifier type", "classifier types", error=ConfigError)
 CLASSIFIERS.register("dot_product", DotProductClassifier)
 CLASSIFIERS.register("cosine_norm", CosineNormClassifier)
 CLASSIFIERS.register("meta_embedding", MetaEmbeddingClassifier)
-CLASSIFIERS.register("cosine", CosineClassifier)  # plain cosine, the finetune recipe's option
+CLASSIFIERS.register("scaled_cosine", CosineClassifier)  # plain cosine, the finetune recipe's option
 CLASSIFIERS.register("lws", LWSClassifier)  # the decoupled recipes' (oltr/models/decoupled.py)
 CLASSIFIERS.register("tau_norm", TauNormClassifier)
 CLASSIFIERS.register("ncm", NCMClassifier)
@@ -49,7 +49,7 @@ def build_feature_model(type: str, **params) -> nn.Module:
 
 
 def build_classifier(type: str, **params) -> nn.Module:
-    """Classifier by name (dot_product, cosine_norm, cosine, meta_embedding, lws, tau_norm, ncm).
+    """Classifier by name (dot_product, cosine_norm, scaled_cosine, meta_embedding, lws, tau_norm, ncm).
 
     ``params``: its constructor's, e.g. in_dim=512, num_classes=1000.
     """

@@ -2,7 +2,7 @@
 
 The feature model starts from its pretrained weights (``networks.feat_model.params.pretrained``, e.g.
 timm's CLIP ViT-B/16) or, where ``networks.feat_model.stage1_weights`` asks, from the stage-1 run; the
-classifier (``dot_product``, ``cosine``, ``cosine_norm``) starts fresh unless its own ``stage1_weights``
+classifier (``dot_product``, ``scaled_cosine``, ``cosine_norm``) starts fresh unless its own ``stage1_weights``
 says otherwise. ``training_opt.finetune.mode`` says which feature-model parameters train:
 
     full          all of them
@@ -81,7 +81,7 @@ class FineTune(Recipe):
         classifier = networks["classifier"]["type"]
         if classifier in ("meta_embedding", "lws", "tau_norm", "ncm"):
             raise ConfigError(
-                f"{where}: the finetune recipe trains a dot_product, cosine or cosine_norm classifier, got "
+                f"{where}: the finetune recipe trains a dot_product, scaled_cosine or cosine_norm classifier, got "
                 f"networks.classifier.type {classifier!r}"
             )
 
