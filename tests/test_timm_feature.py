@@ -112,6 +112,10 @@ def test_a_file_of_another_model_is_a_checkpoint_error(tmp_path):
         ("{model_name: resnet_50}", ["'resnet_50'", "did you mean 'resnet50'", "timm.list_models"]),
         ("{model_name: test_resnet, pretrained: /nowhere/w.pth}", ["/nowhere/w.pth", "does not exist", ".safetensors"]),
         ("{model_name: test_resnet, lora: {target_modules: [qkv]}}", ["'qkv'", "target_modules"]),
+        (
+            "{model_name: test_resnet, model_kwargs: {no_such_arg: 1}}",
+            ["'test_resnet' rejects model_kwargs", "no_such_arg"],
+        ),
     ],
 )
 def test_bad_model_name_or_file_is_one_line_from_the_cli(capsys, tmp_path, params, culprits):

@@ -14,6 +14,7 @@ linear layers with peft's LoRA after the weights are loaded (the finetune recipe
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -136,8 +137,8 @@ def _create(timm, model_name, pretrained, kwargs):
     if pretrained is True:
         try:
             return timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
-        except ConfigError:
-            raise
+        except TypeError as error:
+            raise ConfigError(f"timm model {model_name!r} rejects model_kwargs {kwargs}: {error}") from None
         except Exception as error:  # no network, no cached file, no weights for that tag: all one advice
             first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
             raise CheckpointError(
@@ -164,8 +165,6 @@ def load_weights_file(model: nn.Module, path: str, model_name: str) -> None:
     """A user's state-dict file into a classifier-free timm model: read by timm's reader (.pth or
     .safetensors, wrapped or ``module.``-prefixed), converted by the model's own checkpoint filter
     (as for its hub weights), the classifier's keys dropped, every other key required."""
-    import sys
-
     from timm.models import load_state_dict
 
     try:
