@@ -67,3 +67,23 @@ def test_a_timm_model_through_the_sweep(tiny_checkout, capsys):
     assert finetune["recipe"] == "finetune"
     log = Path("logs/TinyTimm/stage2_softmax_finetune/log.txt").read_text()
     assert "finetune lora:" in log and "feature-model parameters train" in log
+
+
+@pytest.mark.parametrize(
+    ("folder", "files", "source"),
+    [
+        ("ImageNet_LT_ResNeXt50", "data/ImageNet_LT/ImageNet_LT", "ImageNet 2012 (ILSVRC2012)"),
+        ("iNaturalist18", "data/iNaturalist18/iNaturalist18", "python -m oltr.data inat18"),
+    ],
+)
+def test_a_config_folder_names_its_datasets_files_when_they_are_missing(
+    tmp_path, monkeypatch, capsys, folder, files, source
+):
+    """The sweep runs a config folder; the split files it looks for are its config's dataset's."""
+    (tmp_path / "config").symlink_to(REPO / "config", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([folder]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith("error: ")
+    assert all(f"{files}_{split}.txt" in error for split in ("train", "val", "test", "open"))
+    assert source in error and not Path("logs").exists()

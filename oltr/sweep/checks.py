@@ -20,6 +20,8 @@ DOWNLOAD_HINTS = {
     "Places_LT": "OLTR's Places_LT_{train,val,test,open}.txt split files and Places_LT_open/ images (the Google "
     "Drive folder linked from the README of zhmiao/OpenLongTailRecognition-OLTR) and the "
     "Places365-Standard 256x256 train and val images (data_256/, val_256/)",
+    "iNaturalist18": "classifier-balancing's iNaturalist18_{train,val}.txt and the 2018 train_val2018/ images, "
+    "then write the test and open splits with python -m oltr.data inat18 --open_split ... (docs/datasets.md)",
 }
 
 
@@ -89,7 +91,7 @@ def check_data_present(dataset):
         for split in ("train", "val", "test", "open")
         if not (split_dir / f"{prefix}_{split}.txt").is_file()
     ]
-    hint = DOWNLOAD_HINTS.get(dataset, "the dataset's split files and images")
+    hint = DOWNLOAD_HINTS.get(prefix, "the dataset's split files and images")
     if missing:
         raise OltrError(
             f"{dataset}: missing split file(s) {', '.join(map(str, missing))}; download {hint}, "
