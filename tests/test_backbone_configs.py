@@ -50,7 +50,7 @@ def test_resnext50_is_timms_32x4d_with_2048_features():
 def test_lift_clip_vit_b16_recipe(dataset, num_classes):
     config, recipe = loaded(f"config/{dataset}/stage_2_finetune_clip_vit_b16.py")
     training, networks = config["training_opt"], config["networks"]
-    assert recipe.name == "finetune" and training["finetune"]["mode"] == "lora"
+    assert recipe.name == "finetune" and training["finetune"] == {"mode": "lora", "classifier_init": "class_mean"}
     assert (training["num_epochs"], training["batch_size"], training["scheduler"]) == (10, 128, "cosine")
     for name in ("feat_model", "classifier"):
         optim = networks[name]["optim_params"]

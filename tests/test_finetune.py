@@ -140,3 +140,41 @@ def test_cosine_classifier_is_scale_times_the_cosine():
     xs, ws = x.double().numpy(), head.weight.detach().double().numpy()
     reference = np.array([[25 * a @ w / np.sqrt(a @ a) / np.sqrt(w @ w) for w in ws] for a in xs])
     np.testing.assert_allclose(head(x)[0].detach().double().numpy(), reference, rtol=1e-5)
+
+
+def test_class_mean_init_sets_each_class_row_to_its_normalised_mean_feature(tiny_digits_root, tmp_path):
+    """The run's classifier rows == the L2-normalised mean feature of each class, recomputed here image by
+    image in float64 from the same feature model and the test-time transforms."""
+    from oltr.data import loaders
+    from oltr.engine.distributed import DistContext
+    from oltr.runs import trainer
+
+    config = config_for(
+        "test_resnet",
+        "bias_norm",
+        "training_opt.dataset=Tiny",
+        f"training_opt.data_root={tiny_digits_root}",
+        f"training_opt.split_dir={tiny_digits_root}",
+        f"training_opt.log_dir={tmp_path}",
+        "training_opt.batch_size=16",
+        "training_opt.amp=off",
+        "training_opt.data_pipeline=pil",  # the dataset itself gives normalised tensors
+        "networks.classifier.type=scaled_cosine",
+        "training_opt.finetune.classifier_init=class_mean",
+    )
+    torch.manual_seed(0)
+    run = trainer.build_run(config, DistContext(), echo=False)
+    training = config["training_opt"]
+    dataset = loaders.build_dataset(training, loaders.load_samples(training, "train"), train=False)
+    feat_model = run.network.feat_model.eval()
+    sums = torch.zeros(training["num_classes"], 96, dtype=torch.float64)
+    counts = torch.zeros(training["num_classes"], dtype=torch.float64)
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            image, label = dataset[index][:2]
+            sums[label] += feat_model(image.unsqueeze(0))[0][0].double()
+            counts[label] += 1
+    expected = torch.nn.functional.normalize(sums / counts.unsqueeze(1), dim=1)
+    torch.testing.assert_close(run.network.classifier.weight.double(), expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="classifier_init 'class_mean' sets the weights of a cosine"):
+        resolve(config_for("test_resnet", "full", "training_opt.finetune.classifier_init=class_mean"))

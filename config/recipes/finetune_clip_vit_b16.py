@@ -5,9 +5,10 @@
 # shuffling, logit-adjusted loss (tau 1), cosine classifier with scale 25, 224-px RandomResizedCrop + flip
 # for training and resize 256 / centre crop 224 for testing, CLIP's mean and std, bf16 autocast.
 # Parameter-efficient by LoRA on every block's qkv (training_opt.finetune.mode lora, rank = the dataset's
-# LIFT adapter width); LIFT itself uses AdaptFormer, which peft does not provide. What else differs
-# (no text-initialised classifier, no test-time ensembling, the 768-d pre-projection features) is in
-# docs/backbones.md. The weights: timm's hub weights (pretrained true, cached once) or a local file.
+# LIFT adapter width); LIFT itself uses AdaptFormer, which peft does not provide. The head starts from the
+# class means of the training features (LIFT's init_head class_mean) instead of CLIP's text features.
+# What else differs (no test-time ensembling, the 768-d pre-projection features) is in docs/backbones.md.
+# The weights: timm's hub weights (pretrained true, cached once) or a local file.
 # Not a complete config on its own: a dataset's file adds its data, classes and LoRA rank.
 _base_ = "stage_2_finetune.py"
 
@@ -16,7 +17,7 @@ config = {
         "batch_size": 128,
         "num_epochs": 10,
         "feature_dim": 768,
-        "finetune": {"mode": "lora"},
+        "finetune": {"mode": "lora", "classifier_init": "class_mean"},
         "scheduler": "cosine",
         "scheduler_params": {"eta_min": 0.0},
         "amp": "auto",

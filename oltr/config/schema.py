@@ -127,7 +127,12 @@ SCHEMA = Section(
                 # (oltr.recipes.resolve, which the CLI and the sweep call after validation)
                 "recipe": _str(None, nullable=True),
                 # the finetune recipe's (oltr/recipes/finetune.py): which feature-model parameters train
-                "finetune": Section({"mode": _str("full", choices=FINETUNE_MODES)}),
+                "finetune": Section(
+                    {
+                        "mode": _str("full", choices=FINETUNE_MODES),
+                        "classifier_init": _str("random", choices=("random", "class_mean")),
+                    }
+                ),
                 "tau_grid": Section(
                     {"min": _num(0.0, minimum=0.0), "max": _num(2.0, minimum=0.0), "step": _num(0.1, minimum=1e-6)}
                 ),

@@ -12,7 +12,10 @@ says otherwise. ``training_opt.finetune.mode`` says which feature-model paramete
     lora          the LoRA matrices peft adds to ``networks.feat_model.params.lora.target_modules``,
                   plus the layers the feature model adds itself
 
-The classifier always trains. ``config/recipes/stage_2_finetune.py`` is the shared config.
+The classifier always trains. ``training_opt.finetune.classifier_init: class_mean`` starts a cosine
+classifier (``scaled_cosine``, ``cosine_norm``) from the L2-normalised mean feature of each class, one pass
+over the training images with test-time transforms before training (LIFT's alternative to CLIP's text
+features); ``random`` (the default) keeps its init. ``config/recipes/stage_2_finetune.py`` is the shared config.
 """
 
 from torch import nn
@@ -79,11 +82,24 @@ class FineTune(Recipe):
         if memory:
             raise ConfigError(f"{where}: {memory[0]} belongs to the meta_embedding recipe, not 'finetune'; turn it off")
         classifier = networks["classifier"]["type"]
+        if self.wants_class_means(config) and classifier not in ("scaled_cosine", "cosine_norm"):
+            raise ConfigError(
+                f"{where}: training_opt.finetune.classifier_init 'class_mean' sets the weights of a cosine "
+                f"classifier ('scaled_cosine' or 'cosine_norm'), got networks.classifier.type {classifier!r}"
+            )
         if classifier in ("meta_embedding", "lws", "tau_norm", "ncm"):
             raise ConfigError(
                 f"{where}: the finetune recipe trains a dot_product, scaled_cosine or cosine_norm classifier, got "
                 f"networks.classifier.type {classifier!r}"
             )
+
+    def wants_class_means(self, config):
+        return config["training_opt"]["finetune"]["classifier_init"] == "class_mean"
+
+    def init_classifier(self, network, class_means):
+        weight = network.classifier.weight
+        weight.data.copy_(nn.functional.normalize(class_means.to(weight), dim=1))
+        return f"finetune: classifier initialised from the class means of {weight.shape[0]} classes"
 
     def prepare_network(self, network, config):
         network, lines = super().prepare_network(network, config)
