@@ -44,6 +44,8 @@ def test_resnext50_is_timms_32x4d_with_2048_features():
     conv = network.feat_model.backbone.layer1[0].conv2
     assert conv.groups == 32 and conv.out_channels == 128  # 32 groups of 4 channels in the first stage
     assert network.feat_model.feature_dim == 2048 == network.classifier.fc.in_features
+    last_norm = network.feat_model.backbone.layer1[0].bn3.weight
+    assert torch.equal(last_norm, torch.ones_like(last_norm))  # no zero-init of the last norm, as torchvision
 
 
 @pytest.mark.parametrize(("dataset", "num_classes"), [("ImageNet_LT", 1000), ("Places_LT", 365)])

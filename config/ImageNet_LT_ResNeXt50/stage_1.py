@@ -18,7 +18,9 @@ config = {
     "networks": {
         "feat_model": {
             "type": "timm",
-            "params": {"model_name": "resnext50_32x4d", "pretrained": False},
+            # zero_init_last false: every BatchNorm starts at 1, as in classifier-balancing's (torchvision's)
+            # ResNeXt; timm's default zero-initialises each block's last one
+            "params": {"model_name": "resnext50_32x4d", "pretrained": False, "model_kwargs": {"zero_init_last": False}},
             "optim_params": {"lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4},
         },
         "classifier": {"optim_params": {"lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4}},
