@@ -23,6 +23,8 @@ setup(
         "tb": ["tensorboard>=2.10"],
         # the sweep's SLURM executor (./run_all.sh --executor slurm)
         "slurm": ["submitit>=1.5"],
+        # networks.feat_model.type: timm, and the finetune recipe's LoRA (oltr/models/timm_feature.py)
+        "timm": ["timm>=1.0", "peft>=0.10", "safetensors>=0.4"],
         # the documentation site (mkdocs build --strict) and the linter/formatter
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.25"],
         "dev": ["ruff==0.17.6", "pre-commit>=3"],  # ruff pinned: its formatting is checked in CI

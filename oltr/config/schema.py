@@ -28,6 +28,8 @@ REQUIRED = object()
 
 # training_opt.sampler.type (oltr/data/samplers.py); a null sampler is "instance"
 SAMPLERS = ("instance", "class_aware", "class_balanced", "square_root", "progressive")
+# training_opt.finetune.mode: every parameter, biases and norms, none (a linear probe), LoRA's
+FINETUNE_MODES = ("full", "bias_norm", "linear_probe", "lora")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,13 @@ SCHEMA = Section(
                 # null: meta_embedding in stage 2, none in stage 1; the name and its rules are the recipe's
                 # (oltr.recipes.resolve, which the CLI and the sweep call after validation)
                 "recipe": _str(None, nullable=True),
+                # the finetune recipe's (oltr/recipes/finetune.py): which feature-model parameters train
+                "finetune": Section(
+                    {
+                        "mode": _str("full", choices=FINETUNE_MODES),
+                        "classifier_init": _str("random", choices=("random", "class_mean")),
+                    }
+                ),
                 "tau_grid": Section(
                     {"min": _num(0.0, minimum=0.0), "max": _num(2.0, minimum=0.0), "step": _num(0.1, minimum=1e-6)}
                 ),

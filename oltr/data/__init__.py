@@ -10,6 +10,7 @@
     samplers.py          instance, class-aware and class-prior samplers; the epoch shuffle
     loaders.py           training_opt -> samples, datasets, samplers, loaders; datasets that build themselves
     digits_lt.py         the embedded Digits_LT; cifar_lt.py: CIFAR-LT exported from torchvision's archive
+    inaturalist.py       iNaturalist 2018 from classifier-balancing's lists: test (= val), an open split
     profiles.py          long-tail class-count profiles; make_lt.py: an LT split from an ImageFolder tree
     check.py             python -m oltr.data check (__main__.py: the data command line)
 

@@ -1,4 +1,4 @@
-"""Data tools: ``python -m oltr.data {check,make-lt,digits,cifar-lt} ...`` (also ``oltr data ...``).
+"""Data tools: ``python -m oltr.data {check,make-lt,digits,cifar-lt,inat18} ...`` (also ``oltr data ...``).
 
 A user-caused problem (missing file, bad line, impossible counts) prints one
 line on stderr and exits 2; ``check`` exits 1 when it finds defects.
@@ -160,6 +160,28 @@ def _run_cifar_lt(args):
     return 0
 
 
+def _add_inat18(commands):
+    parser = commands.add_parser("inat18", help="complete iNaturalist 2018's published lists: test (= val), open split",
+                                 formatter_class=_HelpFormatter)
+    parser.add_argument("--split_dir", default="data/iNaturalist18",
+                        help="folder holding classifier-balancing's iNaturalist18_train.txt and iNaturalist18_val.txt")
+    parser.add_argument("--open_split", default=None,
+                        help="a split file of open-set images (labels -1), e.g. data/ImageNet_LT/ImageNet_LT_open.txt "
+                             "(default: none; --test_open then has no split)")
+    parser.add_argument("--open_root", default=None,
+                        help="folder the open split's paths start from, linked as <split_dir>/iNaturalist18_open")
+    parser.add_argument("--num_classes", type=int, default=8142, help="known classes")
+    _add_force(parser)
+    parser.set_defaults(run=_run_inat18)
+
+
+def _run_inat18(args):
+    from .inaturalist import prepare_inaturalist18
+
+    _print_summary(prepare_inaturalist18(args.split_dir, args.open_split, args.open_root, args.num_classes, args.force))
+    return 0
+
+
 def _print_summary(summary):
     counts = summary["train_counts"]
     print(f"{summary['dataset']}: {summary['num_classes']} known classes, train per class {max(counts)} to "
@@ -174,8 +196,8 @@ def _print_summary(summary):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m oltr.data", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,make-lt,digits,cifar-lt}")
-    for add in (_add_check, _add_make_lt, _add_digits, _add_cifar_lt):
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,make-lt,digits,cifar-lt,inat18}")
+    for add in (_add_check, _add_make_lt, _add_digits, _add_cifar_lt, _add_inat18):
         add(commands)
     return parser
 

@@ -10,20 +10,23 @@ from torch import nn
 from losses.registry import Registry, did_you_mean
 
 from ..common.errors import ConfigError
-from .classifiers import CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
+from .classifiers import CosineClassifier, CosineNormClassifier, DotProductClassifier, MetaEmbeddingClassifier
 from .decoupled import LWSClassifier, NCMClassifier, TauNormClassifier
 from .resnet_feature import RESNET_ARCHS, ResNetFeature
+from .timm_feature import TimmFeature
 
 # Every ResNet arch is built by ResNetFeature(arch, **params).
 FEATURE_MODELS = Registry("feature model type", "feature model types", error=ConfigError)
 for _arch in RESNET_ARCHS:
     FEATURE_MODELS.register(_arch, ResNetFeature)
 del _arch
+FEATURE_MODELS.register("timm", TimmFeature)  # any timm model (params.model_name); timm is an extra
 
 CLASSIFIERS = Registry("classifier type", "classifier types", error=ConfigError)
 CLASSIFIERS.register("dot_product", DotProductClassifier)
 CLASSIFIERS.register("cosine_norm", CosineNormClassifier)
 CLASSIFIERS.register("meta_embedding", MetaEmbeddingClassifier)
+CLASSIFIERS.register("scaled_cosine", CosineClassifier)  # plain cosine, the finetune recipe's option
 CLASSIFIERS.register("lws", LWSClassifier)  # the decoupled recipes' (oltr/models/decoupled.py)
 CLASSIFIERS.register("tau_norm", TauNormClassifier)
 CLASSIFIERS.register("ncm", NCMClassifier)
@@ -37,15 +40,16 @@ def available_classifiers() -> list[str]:
     return CLASSIFIERS.names()
 
 
-def build_feature_model(type: str, **params) -> ResNetFeature:
-    """Feature model by name (resnet10, resnet18, resnet34, resnet50, resnet152); see ResNetFeature for params."""
+def build_feature_model(type: str, **params) -> nn.Module:
+    """Feature model by name (resnet10, resnet18, resnet34, resnet50, resnet152: ResNetFeature; timm:
+    TimmFeature); see those classes for params."""
     feature_class = FEATURE_MODELS.get(type)
     _check_params(f"feature model {type!r}", feature_class, params, skip=("arch",))
     return feature_class(type, **params)
 
 
 def build_classifier(type: str, **params) -> nn.Module:
-    """Classifier by name (dot_product, cosine_norm, meta_embedding, lws, tau_norm, ncm).
+    """Classifier by name (dot_product, cosine_norm, scaled_cosine, meta_embedding, lws, tau_norm, ncm).
 
     ``params``: its constructor's, e.g. in_dim=512, num_classes=1000.
     """

@@ -1,4 +1,5 @@
-"""Classifiers of OLTR (Liu et al., CVPR 2019): dot product, cosine norm, meta-embedding.
+"""Classifiers of OLTR (Liu et al., CVPR 2019): dot product, cosine norm, meta-embedding; and the
+plain cosine classifier that fine-tuning recipes use (LIFT, Shi et al., ICML 2024).
 
 Every classifier has forward(x, centroids=None) -> (logits, extras_or_None), so the
 trainer calls them the same way; only the meta-embedding classifier uses centroids.
@@ -58,6 +59,24 @@ class CosineNormClassifier(nn.Module):
         squashed = x / (1.0 + torch.linalg.vector_norm(x, dim=1, keepdim=True))
         unit_weight = F.normalize(self.weight, dim=1)
         return self.scale * F.linear(squashed, unit_weight), None
+
+
+class CosineClassifier(nn.Module):
+    """Cosine classifier: logits_k = scale * (x/|x|) . (w_k/|w_k|), without OLTR's squashing or a bias.
+
+    LIFT's head over CLIP features (scale 25 in its configs).
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, scale: float = 25.0):
+        super().__init__()
+        self.in_dim = in_dim
+        self.num_classes = num_classes
+        self.scale = float(scale)
+        self.weight = nn.Parameter(torch.empty(num_classes, in_dim))
+        nn.init.uniform_(self.weight, -1.0 / math.sqrt(in_dim), 1.0 / math.sqrt(in_dim))
+
+    def forward(self, x: torch.Tensor, centroids: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1)), None
 
 
 class MetaEmbeddingClassifier(nn.Module):

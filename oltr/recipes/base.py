@@ -55,6 +55,15 @@ class Recipe:
         """The network to train, with the stage-1 weights its config asks for; returns (network, report lines)."""
         return network, load_stage1_weights(network, config)
 
+    def wants_class_means(self, config):
+        """True: the run computes the class means of the training features (test-time transforms, one
+        pass) after ``prepare_network`` and hands them to ``init_classifier``."""
+        return False
+
+    def init_classifier(self, network, class_means):
+        """Start the classifier from the class means (C x D) when ``wants_class_means``; returns a log line."""
+        raise NotImplementedError(f"the {self.name} recipe does not start from class means")
+
     def fit(self, config, ctx, echo=True):
         """Fit the classifier without training and write the run directory (recipes with ``trains = False``)."""
         raise NotImplementedError(f"the {self.name} recipe trains; the trainer runs it")

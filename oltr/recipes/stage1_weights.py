@@ -36,6 +36,8 @@ def load_stage1_weights(network, config):
 
 def _load_matching(module, state, name):
     """Load the tensors whose names and shapes match; layers new in stage 2 keep their init."""
+    if hasattr(module, "adapt_state_dict"):  # a LoRA-wrapped timm model renames the layers it wraps
+        state = module.adapt_state_dict(state)
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     module.load_state_dict(usable, strict=False)

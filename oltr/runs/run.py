@@ -89,7 +89,8 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
 
     network = networks.build_network(config)
     # stage 1's weights as the config asks; a decoupled recipe's frozen stage-1 feature model
-    network, lines = (recipe or resolve(config)).prepare_network(network, config)
+    recipe = recipe or resolve(config)
+    network, lines = recipe.prepare_network(network, config)
     for line in lines:
         logger.info(f"stage-1 weights: {line}")
     networks.freeze_fixed_networks(network, config)
@@ -115,6 +116,19 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
         )
         criterions["FeatureLoss"].module.centroids.data.copy_(centroids)
         logger.info("centroids initialised from one pass over the training set")
+    if recipe.wants_class_means(config):  # the finetune recipe's classifier_init: class_mean
+        plain_train = loaders.build_dataset(training_opt, train_samples, train=False, like=train_set)
+        loader = loaders.build_eval_loader(training_opt, plain_train, ctx, passes="one")
+        means = compute_centroids(
+            network.feat_model,
+            loader,
+            training_opt["num_classes"],
+            ctx,
+            amp=training_opt["amp"],
+            channels_last=training_opt["channels_last"],
+            progress=progress_bar("class means", ctx),
+        )
+        logger.info(recipe.init_classifier(network, means))
 
     optimizers = optim.build_optimizers(network, criterions, config)
     schedulers = optim.build_schedulers(optimizers, training_opt)

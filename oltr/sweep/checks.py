@@ -20,6 +20,8 @@ DOWNLOAD_HINTS = {
     "Places_LT": "OLTR's Places_LT_{train,val,test,open}.txt split files and Places_LT_open/ images (the Google "
     "Drive folder linked from the README of zhmiao/OpenLongTailRecognition-OLTR) and the "
     "Places365-Standard 256x256 train and val images (data_256/, val_256/)",
+    "iNaturalist18": "classifier-balancing's iNaturalist18_{train,val}.txt and the 2018 train_val2018/ images, "
+    "then write the test and open splits with python -m oltr.data inat18 --open_split ... (docs/datasets.md)",
 }
 
 
@@ -82,23 +84,25 @@ def check_data_present(dataset):
 
     prepare_data(training_opt)  # Digits_LT is built, CIFAR*_LT exported (or a DataError saying what to download)
     split_dir, data_root = Path(training_opt["split_dir"]), Path(training_opt["data_root"])
+    # the split files' prefix is the config's dataset: a config folder may hold another backbone's runs of it
+    prefix = training_opt["dataset"]
     missing = [
-        split_dir / f"{dataset}_{split}.txt"
+        split_dir / f"{prefix}_{split}.txt"
         for split in ("train", "val", "test", "open")
-        if not (split_dir / f"{dataset}_{split}.txt").is_file()
+        if not (split_dir / f"{prefix}_{split}.txt").is_file()
     ]
-    hint = DOWNLOAD_HINTS.get(dataset, "the dataset's split files and images")
+    hint = DOWNLOAD_HINTS.get(prefix, "the dataset's split files and images")
     if missing:
         raise OltrError(
             f"{dataset}: missing split file(s) {', '.join(map(str, missing))}; download {hint}, "
             f"put the split files in {split_dir}/ and the images under {data_root}/ "
             "(see data/README.md)"
         )
-    first_line = (split_dir / f"{dataset}_train.txt").read_text().split("\n", 1)[0].strip()
+    first_line = (split_dir / f"{prefix}_train.txt").read_text().split("\n", 1)[0].strip()
     first_image = data_root / first_line.rsplit(None, 1)[0] if first_line else None
     if first_image is None or not first_image.is_file():
         raise OltrError(
-            f"{dataset}: image {first_image} (first line of {split_dir / (dataset + '_train.txt')}) is "
+            f"{dataset}: image {first_image} (first line of {split_dir / (prefix + '_train.txt')}) is "
             f"missing; download {hint} and put the images under {data_root}/ (see data/README.md)"
         )
 
