@@ -123,6 +123,8 @@ def build_train_loader(training_opt, dataset, seed, ctx):
     """The training loader: shuffled, class-aware, or distributed; reseeded per epoch (trainer.start_epoch)."""
     sampler = build_sampler(training_opt, dataset.labels, seed, ctx)
     batch_size = _per_rank_batch(training_opt["batch_size"], ctx)
+    if hasattr(sampler, "global_stream"):  # each rank: its contiguous chunk of every global batch
+        sampler.batch_size = batch_size
     if training_opt["data_pipeline"] == "pil":
         return torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=training_opt["num_workers"],
