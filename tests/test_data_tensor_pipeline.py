@@ -325,3 +325,58 @@ def test_cache_images_policy(tiny_digits_root, tmp_path, policy, limit_gb, cache
     assert (dataset.store is not None) == cached
     image, label, index, _ = dataset[5]
     assert torch.equal(image, read_image(samples[5][0])) and (label, index) == (samples[5][1], 5)
+
+
+def test_gpu_decode_falls_back_to_the_cpu_for_a_file_nvjpeg_refuses(image_files, tmp_path, monkeypatch):
+    """A stubbed GPU decoder that refuses one file (as nvJPEG refuses CMYK or some progressive JPEGs):
+    the batch comes out as the workers' CPU decoding gives it; a file nothing can read is named."""
+    import torchvision.io
+
+    real_decode = torchvision.io.decode_jpeg
+    refused = (image_files["gray.jpg"]).read_bytes()
+    calls = {"refused": 0}
+
+    def decode_jpeg(data, mode, device):
+        many = isinstance(data, list)
+        for one in data if many else [data]:
+            if bytes(one.numpy()) == refused or bytes(one.numpy()[:4]) == b"\xff\xd8no":
+                calls["refused"] += 1
+                raise RuntimeError("nvjpegDecode failed: NVJPEG_STATUS_JPEG_NOT_SUPPORTED")
+        return real_decode(data, mode=mode, device=device)
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", decode_jpeg)
+    photo, gray = str(image_files["photo.jpg"]), str(image_files["gray.jpg"])
+    samples = [(photo, 0), (gray, 1), (photo, 2), (gray, 1)]
+    transform = BatchTransform(True, input_size=32)
+
+    def batches(on_device, encoded, chosen=samples):
+        sampler = SeededBatchSampler(range(len(chosen)), 4, drop_last=True)
+        sampler.set_seed(5)
+        dataset = UInt8SplitDataset(chosen, encoded_jpegs=encoded)
+        return list(TensorLoader(dataset, transform, "cpu", batch_sampler=sampler, on_device=on_device))
+
+    (images, labels, _), = batches(True, True)
+    (ref_images, ref_labels, _), = batches(False, False)
+    assert calls["refused"] >= 3  # the batch call, then the two refused files one by one
+    assert torch.equal(labels, ref_labels) and torch.allclose(images, ref_images, atol=1e-6)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8no JPEG after all")
+    with pytest.raises(DataError, match="broken.jpg cannot be read as an image"):
+        batches(True, True, [(photo, 0), (str(broken), 1), (photo, 2), (gray, 1)])
+
+
+@pytest.mark.parametrize("split", ["train", "eval"])
+def test_gpu_decode_on_a_cpu_device_is_refused_in_one_line(split):
+    from oltr.common.errors import ConfigError
+    from oltr.data.loaders import build_eval_loader, build_train_loader
+    from oltr.engine.distributed import DistContext
+
+    options = {"gpu_decode": True, "sampler": None, "batch_size": 4, "eval_batch_size": None,
+               "data_pipeline": "tensor", "num_workers": 0, "persistent_workers": False}
+    dataset = UInt8SplitDataset([("a.jpg", 0)] * 4, encoded_jpegs=True, batch_transform=BatchTransform(False))
+    with pytest.raises(ConfigError) as error:
+        if split == "train":
+            build_train_loader(options, dataset, 0, DistContext())
+        else:
+            build_eval_loader(options, dataset, DistContext())
+    assert "\n" not in str(error.value) and "training_opt.gpu_decode" in str(error.value) and "cpu" in str(error.value)

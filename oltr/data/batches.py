@@ -15,8 +15,8 @@ device, a batch at a time, with parameters drawn on the CPU from the same genera
 """
 import torch
 
-from ..common.errors import DataError
 from ..common.seeding import mix_seed
+from .decode import decode_bytes
 
 
 class SeededBatchSampler(torch.utils.data.Sampler):
@@ -146,13 +146,15 @@ class TensorLoader:
     def _decode_one(self, data, index):
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        # the items carry the split dataset's own index, through a Subset too
-        base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
         try:
             return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
-        except RuntimeError as error:
-            raise DataError(f"image {base.paths[index]} cannot be decoded as a JPEG on the GPU ({error}); replace "
-                            "or remove it, or set training_opt.gpu_decode to false") from None
+        except RuntimeError:
+            # nvJPEG refuses some JPEGs that libjpeg-turbo or PIL read (CMYK, some progressive or
+            # unusual subsampling flavours): that file is decoded on the CPU, and only a file
+            # nothing can read is an error (decode_bytes names it).
+            # the items carry the split dataset's own index, through a Subset too
+            base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
+            return decode_bytes(data.cpu(), base.paths[index]).to(self.device, non_blocking=True)
 
 
 def _stop_workers(iterator):

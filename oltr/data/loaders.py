@@ -119,8 +119,16 @@ def image_store_for(training_opt, samples):
                          num_workers=training_opt["num_workers"])
 
 
+def check_gpu_decode(training_opt, device):
+    """``gpu_decode`` decodes on a CUDA device: on any other it is refused in one line."""
+    if training_opt["gpu_decode"] and torch.device(device).type != "cuda":
+        raise ConfigError(f"training_opt.gpu_decode is true but this run's device is {device}: JPEGs are decoded "
+                          "on the GPU only; set training_opt.gpu_decode to false (the workers decode on the CPU)")
+
+
 def build_train_loader(training_opt, dataset, seed, ctx):
     """The training loader: shuffled, class-aware, or distributed; reseeded per epoch (trainer.start_epoch)."""
+    check_gpu_decode(training_opt, ctx.device)
     sampler = build_sampler(training_opt, dataset.labels, seed, ctx)
     batch_size = _per_rank_batch(training_opt["batch_size"], ctx)
     if hasattr(sampler, "global_stream"):  # each rank: its contiguous chunk of every global batch
@@ -162,6 +170,7 @@ def build_eval_loader(training_opt, dataset, ctx, passes="many"):
 
     ``passes="one"`` (a test, the centroids, a recipe's fit): its workers are not kept for another pass.
     """
+    check_gpu_decode(training_opt, ctx.device)
     indices = list(range(ctx.rank, len(dataset), ctx.world_size))
     subset = torch.utils.data.Subset(dataset, indices) if ctx.distributed else dataset
     batch_size = training_opt["eval_batch_size"] or training_opt["batch_size"]
