@@ -39,7 +39,8 @@ class EqualizedFocalLoss(nn.Module):
     logits are not counted. It adds ``pos_grad_j += sum_i |G_ij| [y_i = j]`` and
     ``neg_grad_j += sum_i |G_ij| [y_i != j]``, by a hook on a view of the logits of its own.
     Under torch.distributed the per-step sums are averaged over ranks first, so every rank holds
-    the same sums as one process given the global batch. A step whose gradient is not finite (an AMP overflow step) is skipped on every rank.
+    the same sums as one process given the global batch. A step whose gradient is not finite (an
+    AMP overflow step) is skipped on every rank.
     ``g_j = clamp(pos_grad_j / (neg_grad_j + 1e-10), 0, 1)``, and 1 for a class that has not
     received any gradient yet, so EFL starts as sigmoid focal loss with weight 1.
     ``pos_grad`` and ``neg_grad`` are float64 buffers: they go into state_dict (checkpoints).

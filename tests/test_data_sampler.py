@@ -148,11 +148,21 @@ def test_the_training_loader_splits_global_batches_into_chunks(kind):
     from oltr.data.loaders import build_sampler, build_train_loader
     from oltr.engine.distributed import DistContext
 
-    options = {"sampler": {"type": kind, "num_samples_cls": 4}, "num_classes": 3, "num_epochs": 2,
-               "batch_size": 8, "data_pipeline": "pil", "num_workers": 0}
+    options = {
+        "sampler": {"type": kind, "num_samples_cls": 4},
+        "num_classes": 3,
+        "num_epochs": 2,
+        "gpu_decode": False,
+        "batch_size": 8,
+        "data_pipeline": "pil",
+        "num_workers": 0,
+    }
     labels = np.array([0] * 20 + [1] * 8 + [2] * 4)
-    dataset = type("Labels", (torch.utils.data.Dataset,), {"labels": labels, "__len__": lambda self: len(labels),
-                                                           "__getitem__": lambda self, i: (i, int(labels[i]), i)})()
+    dataset = type(
+        "Labels",
+        (torch.utils.data.Dataset,),
+        {"labels": labels, "__len__": lambda self: len(labels), "__getitem__": lambda self, i: (i, int(labels[i]), i)},
+    )()
     single = build_sampler(options, labels, 7, DistContext())
     batches = [[], []]
     for rank in range(2):

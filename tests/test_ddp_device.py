@@ -4,8 +4,8 @@ sets, CUDA's availability and the process-group calls are monkeypatched, and wha
 import pytest
 import torch
 import torch.distributed as dist
-
 from conftest import one_line_error
+
 from oltr.cli import main
 from oltr.common.errors import ConfigError
 from oltr.engine import distributed
@@ -53,6 +53,13 @@ def test_one_process_keeps_its_device_with_an_index(monkeypatch, asked, expected
 
 def test_the_cli_refuses_it_in_one_line(torchrun_env, monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    argv = ["--config", "config/Digits_LT/stage_1.py", "--device", "cuda:0", "--opts", f"training_opt.log_dir={tmp_path}/run"]
+    argv = [
+        "--config",
+        "config/Digits_LT/stage_1.py",
+        "--device",
+        "cuda:0",
+        "--opts",
+        f"training_opt.log_dir={tmp_path}/run",
+    ]
     one_line_error(main(argv), capsys.readouterr().err, "cuda:0", "--device cuda")
     assert torchrun_env == {"set_device": [], "init": []} and not (tmp_path / "run").exists()

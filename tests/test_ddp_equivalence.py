@@ -96,11 +96,17 @@ def _worker(rank, world_size, store):
         for name, params in PERFORMANCE_LOSSES:
             expected_state, expected_losses = single[(name, str(params))]
             state, reported = _train(name, params, ctx)
-            torch.testing.assert_close(reported, expected_losses, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {params}: {m}")
+            torch.testing.assert_close(
+                reported, expected_losses, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {params}: {m}"
+            )
             assert state.keys() == expected_state.keys()
             for key, value in state.items():
                 torch.testing.assert_close(
-                    value, expected_state[key], rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{name} {params} {key}: {m}"
+                    value,
+                    expected_state[key],
+                    rtol=1e-5,
+                    atol=1e-6,
+                    msg=lambda m, key=key: f"{name} {params} {key}: {m}",
                 )
     finally:
         dist.destroy_process_group()

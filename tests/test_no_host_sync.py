@@ -12,8 +12,8 @@ import traceback
 
 import pytest
 import torch
-
 from conftest import tiny_opts
+
 from oltr.cli import main
 from oltr.config.schema import load_config
 from oltr.engine.distributed import DistContext
@@ -76,7 +76,9 @@ def stage1_dir(tiny_digits_root, tmp_path_factory):
 
 
 def _reads_in_steps(config_path, data_root, log_dir, stage1_dir, monkeypatch, check_each_step=False):
-    opts = tiny_opts(data_root, log_dir, **{"training_opt.stage1_log_dir": stage1_dir, "training_opt.display_step": 1000})
+    opts = tiny_opts(
+        data_root, log_dir, **{"training_opt.stage1_log_dir": stage1_dir, "training_opt.display_step": 1000}
+    )
     run = trainer.build_run(load_config(config_path, opts), DistContext(), echo=False)
     try:
         loader = _StepsOnly(run.train_loader)
@@ -112,7 +114,9 @@ def test_cuda_steps_run_under_sync_debug_mode_error(config_path, tiny_digits_roo
     opts = tiny_opts(tiny_digits_root, tmp_path / "run", **{"training_opt.stage1_log_dir": stage1_dir})
     run = trainer.build_run(load_config(config_path, opts), DistContext(device=torch.device("cuda", 0)), echo=False)
     try:
-        batches = [(images.pin_memory(), labels.pin_memory()) for (images, labels, _), _ in zip(run.train_loader, range(3))]
+        batches = [
+            (images.pin_memory(), labels.pin_memory()) for (images, labels, _), _ in zip(run.train_loader, range(3))
+        ]
         trainer.train_step(run, trainer.to_device(batches[0][0], "cuda"), batches[0][1], 0, check=False)  # warm-up
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")

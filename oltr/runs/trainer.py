@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from losses.checks import targets_checked
+
 from ..common.atomic import write_text_atomic
 from ..common.errors import DataError, OltrError
 from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
@@ -26,7 +28,6 @@ from ..engine.inference import autocast, collect_logits, to_device
 from ..engine.run_log import progress_bar, progress_enabled
 from ..engine.tensorboard_log import TensorBoardLog, check_tensorboard
 from ..recipes import resolve
-from losses.checks import targets_checked
 from .run import build_run
 from .run_state import network_state, restore_last, save_final, save_last
 
@@ -201,8 +202,10 @@ def checked_labels(labels, num_classes, device):
         if num_classes is not None and labels.numel():
             low, high = int(labels.min()), int(labels.max())
             if low < 0 or high >= num_classes:
-                raise DataError(f"a training batch has labels from {low} to {high}, outside [0, {num_classes}) "
-                                "(training_opt.num_classes); fix the split file's labels or num_classes")
+                raise DataError(
+                    f"a training batch has labels from {low} to {high}, outside [0, {num_classes}) "
+                    "(training_opt.num_classes); fix the split file's labels or num_classes"
+                )
         return to_device(labels, device)
     if num_classes is not None and labels.numel():
         torch._assert_async((labels.min() >= 0) & (labels.max() < num_classes))
