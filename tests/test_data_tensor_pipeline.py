@@ -325,4 +325,3 @@ def test_cache_images_policy(tiny_digits_root, tmp_path, policy, limit_gb, cache
     assert (dataset.store is not None) == cached
     image, label, index, _ = dataset[5]
     assert torch.equal(image, read_image(samples[5][0])) and (label, index) == (samples[5][1], 5)
-
