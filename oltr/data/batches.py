@@ -16,6 +16,7 @@ pinned uint8 (B, 3, S, S) tensor and the packed parameters; the device runs the 
 overlaps the previous training step. With ``gpu_decode`` the workers ship JPEG bytes and the
 device decodes, crops and finishes (a file the GPU decoder refuses is decoded on the CPU).
 """
+
 import torch
 
 from ..common.seeding import mix_seed
@@ -103,8 +104,20 @@ class TensorLoader:
     ``batch_sampler`` and ``generator`` are the DataLoader's (the trainer reseeds them every epoch).
     """
 
-    def __init__(self, dataset, transform, device, sampler=None, batch_sampler=None, batch_size=1,
-                 num_workers=0, persistent_workers=False, generator=None, worker_init_fn=None, on_device=None):
+    def __init__(
+        self,
+        dataset,
+        transform,
+        device,
+        sampler=None,
+        batch_sampler=None,
+        batch_size=1,
+        num_workers=0,
+        persistent_workers=False,
+        generator=None,
+        worker_init_fn=None,
+        on_device=None,
+    ):
         self.dataset = dataset
         self.transform = transform
         self.device = torch.device(device)
@@ -117,10 +130,19 @@ class TensorLoader:
             collate = raw_collate if self.encoded else PreparingCollate(transform)
         options = dict(batch_size=batch_size, shuffle=False) if batch_sampler is None else {}
         self.loader = torch.utils.data.DataLoader(
-            dataset, sampler=sampler, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate,
-            pin_memory=self.device.type == "cuda", persistent_workers=persistent_workers and num_workers > 0,
-            generator=generator, worker_init_fn=worker_init_fn, **options)
+            dataset,
+            sampler=sampler,
+            batch_sampler=batch_sampler,
+            num_workers=num_workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=persistent_workers and num_workers > 0,
+            generator=generator,
+            worker_init_fn=worker_init_fn,
+            **options,
+        )
         self.batch_sampler = batch_sampler
+        self.augment_events = None  # a list: (start, end) CUDA events of each batch's device work (benchmarks)
         self.sampler = batch_sampler.sampler if batch_sampler is not None else self.loader.sampler
         self.generator = generator
 
@@ -168,8 +190,13 @@ class TensorLoader:
         if stream is None:
             return self.transform.finish(batch.to(self.device, non_blocking=True), packed), None
         with torch.cuda.stream(stream):
+            timed = self.augment_events is not None
+            start = stream.record_event(torch.cuda.Event(enable_timing=True)) if timed else None
             images = self.transform.finish(batch.to(self.device, non_blocking=True), packed)
-            return images, stream.record_event()
+            done = stream.record_event(torch.cuda.Event(enable_timing=timed))
+            if start is not None:
+                self.augment_events.append((start, done))
+            return images, done
 
     def _hand_over(self, images, done, labels, indices):
         """The step's stream waits for this batch's work only (the next batch's may follow it on the
