@@ -300,12 +300,12 @@ def main(argv=None):
         rows.append(stage2_row(args, tmp, ctx, stage1_dir))
         if device.type == "cuda" and torch.cuda.device_count() >= 2:
             rows.append(ddp_row(args, tmp))
-        verdict(rows)
         card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         say(f"## 4. ImageNet-LT ({STAGE1}, batch 128 at 224 px unless --quick) on {args.images} synthetic "
             f"{width}x{height} JPEGs (written in {written:.0f} s), num_workers={args.workers}, "
             f"1 untimed + {args.epochs} timed epochs each; {card}")  # fmt: skip
         say()
+        verdict(rows)
         print_rows(rows)
     say(f"gpu_check took {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1

@@ -160,7 +160,7 @@ def headline(words):
 
 
 def run_demo(tmp, device, demo_epochs, quick=False):
-    say("## 2. Demo (Digits_LT, softmax): the four commands of ./run_all.sh --dry-run --losses softmax")
+    say("## 3. Demo (Digits_LT, softmax): the four commands of ./run_all.sh --dry-run --losses softmax")
     say()
     for words in demo_commands(tmp, device, demo_epochs, quick):
         mode = "--test_open" if "--test_open" in words else "--test" if "--test" in words else "train"
