@@ -114,15 +114,14 @@ def test_cuda_steps_run_under_sync_debug_mode_error(config_path, tiny_digits_roo
     opts = tiny_opts(tiny_digits_root, tmp_path / "run", **{"training_opt.stage1_log_dir": stage1_dir})
     run = trainer.build_run(load_config(config_path, opts), DistContext(device=torch.device("cuda", 0)), echo=False)
     try:
-        batches = [
-            (images.pin_memory(), labels.pin_memory()) for (images, labels, _), _ in zip(run.train_loader, range(3))
-        ]
-        trainer.train_step(run, trainer.to_device(batches[0][0], "cuda"), batches[0][1], 0, check=False)  # warm-up
+        iterator = iter(run.train_loader)  # on CUDA: the workers' uint8 crops, finished on the device
+        images, labels, _ = next(iterator)
+        trainer.train_step(run, images, labels, 0, check=False)  # warm-up: cuDNN, the allocator
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
-        try:
-            for step, (images, labels) in enumerate(batches[1:]):
-                trainer.train_step(run, trainer.to_device(images, "cuda"), labels, step, check=False)
+        try:  # the next batches' device augmentation and steps
+            for step, (images, labels, _) in zip(range(1, 3), iterator):
+                trainer.train_step(run, images, labels, step, check=False)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     finally:
