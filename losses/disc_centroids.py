@@ -7,11 +7,19 @@ from the authors' loss/DiscCentroidsLoss.py:
     attract = sum_i ||f_i - c_{y_i}||^2 / 2 / B
     repel   = clamp(margin - sum_{i, k != y_i} ||f_i - c_k||^2 / (B * C), 0, 1e6)
     loss    = attract + 0.01 * repel
+
+Under torch.distributed (a training step) the loss is the single-process loss of the global
+batch: the per-class counts n_k and the repel sum are all-reduced, so the centre-loss update
+divides by the global n_k and the clamp of the repel term is decided on the global mean. Each
+rank's gradients are then its share of the global gradient times the number of ranks, which
+DDP's (and the trainer's, for the centroids) mean over ranks turns into the global gradient;
+the per-rank batches must be equal, as DDP's mean already assumes.
 """
 
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
 from .checks import check_logits_and_targets
@@ -25,35 +33,44 @@ class _AttractCenterLoss(torch.autograd.Function):
     """``sum_i ||f_i - c_{y_i}||^2 / 2 / B`` with OLTR's center-loss backward.
 
     Features get the true gradient, ``grad_output * (f_i - c_{y_i}) / B``. Centroid k gets
-    ``sum_{i: y_i = k} (c_k - f_i) / (1 + n_k) / B`` (n_k = samples of class k in the batch;
+    ``sum_{i: y_i = k} (c_k - f_i) / (1 + n_k) / B`` (n_k = samples of class k in the batch,
+    ``counts``: the global batch's under DDP;
     Wen et al. 2016's center update), which is not the gradient of the attract term. As in the
     original, it ignores grad_output (the loss's weight in the objective, an AMP loss scale)
     unless ``scale_centroid_grad`` is set.
     """
 
     @staticmethod
-    def forward(ctx, features, targets, centroids, scale_centroid_grad):
+    def forward(ctx, features, targets, centroids, scale_centroid_grad, counts=None):
         diff = features - centroids.index_select(0, targets)
-        ctx.save_for_backward(diff, targets)
+        if counts is None:
+            counts = class_counts(targets, centroids.shape[0], features.dtype)
+        ctx.save_for_backward(diff, targets, counts)
         ctx.num_classes = centroids.shape[0]
         ctx.scale_centroid_grad = scale_centroid_grad
         return diff.pow(2).sum() / 2.0 / features.shape[0]
 
     @staticmethod
     def backward(ctx, grad_output):
-        diff, targets = ctx.saved_tensors
+        diff, targets, counts = ctx.saved_tensors
         batch_size = diff.shape[0]
         grad_features = grad_centroids = None
         if ctx.needs_input_grad[0]:
             grad_features = grad_output * diff / batch_size
         if ctx.needs_input_grad[2]:
-            counts = torch.bincount(targets, minlength=ctx.num_classes).to(diff.dtype) + 1.0
             summed = torch.zeros(ctx.num_classes, diff.shape[1], dtype=diff.dtype, device=diff.device)
             summed.index_add_(0, targets, diff.neg())  # sum_{i: y_i = k} (c_k - f_i)
-            grad_centroids = summed / counts.unsqueeze(1) / batch_size
+            grad_centroids = summed / (counts.to(diff.dtype) + 1.0).unsqueeze(1) / batch_size
             if ctx.scale_centroid_grad:
                 grad_centroids = grad_centroids * grad_output
-        return grad_features, None, grad_centroids, None
+        return grad_features, None, grad_centroids, None, None
+
+
+def class_counts(targets, num_classes, dtype=torch.float32):
+    """Samples per class, by index_add_: CUDA's bincount reads the labels' min and max on the host."""
+    return torch.zeros(num_classes, dtype=dtype, device=targets.device).index_add_(
+        0, targets, torch.ones_like(targets, dtype=dtype)
+    )
 
 
 def negative_distance_sum(features, centroids, targets):
@@ -129,10 +146,25 @@ class DiscCentroidsLoss(nn.Module):
         targets = targets.long()
         features = features.float()
         centroids = self.centroids.float()
-        attract = _AttractCenterLoss.apply(features, targets, centroids, self.scale_centroid_grad)
-        mean_negative = negative_distance_sum(features, centroids, targets) / (features.shape[0] * self.num_classes)
-        repel = torch.clamp(self.margin - mean_negative, 0.0, REPEL_CLAMP_MAX)
-        return attract + REPEL_WEIGHT * repel
+        counts = class_counts(targets, self.num_classes)
+        negative = negative_distance_sum(features, centroids, targets)
+        if not (self.training and features.requires_grad and dist.is_available() and dist.is_initialized()):
+            attract = _AttractCenterLoss.apply(features, targets, centroids, self.scale_centroid_grad, counts)
+            mean_negative = negative / (features.shape[0] * self.num_classes)
+            repel = torch.clamp(self.margin - mean_negative, 0.0, REPEL_CLAMP_MAX)
+            return attract + REPEL_WEIGHT * repel
+        # One all-reduce of the counts and the repel sum (their sum over ranks is the global batch's).
+        shared = torch.cat([counts, negative.detach().reshape(1)])
+        dist.all_reduce(shared)
+        counts, global_negative = shared[:-1], shared[-1]
+        attract = _AttractCenterLoss.apply(features, targets, centroids, self.scale_centroid_grad, counts)
+        inside = self.margin - global_negative / (counts.sum() * self.num_classes)  # the global batch's
+        repel = torch.clamp(inside, 0.0, REPEL_CLAMP_MAX)
+        # The global value, and where the clamp passes it the gradient of this rank's share (times
+        # the number of ranks: divided by the local batch), as the single process's clamp would.
+        passes = ((inside >= 0.0) & (inside <= REPEL_CLAMP_MAX)).to(negative.dtype)
+        local = negative / (features.shape[0] * self.num_classes)
+        return attract + REPEL_WEIGHT * (repel - passes * (local - local.detach()))
 
     def extra_repr(self):
         return f"num_classes={self.num_classes}, feat_dim={self.feat_dim}, margin={self.margin}"

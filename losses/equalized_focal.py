@@ -38,8 +38,9 @@ class EqualizedFocalLoss(nn.Module):
     constant factors, as in the original code); gradients that other losses send to the same
     logits are not counted. It adds ``pos_grad_j += sum_i |G_ij| [y_i = j]`` and
     ``neg_grad_j += sum_i |G_ij| [y_i != j]``, by a hook on a view of the logits of its own.
-    Under torch.distributed the per-step sums are all-reduced first, so every rank holds the same
-    g. A step whose gradient is not finite (an AMP overflow step) is skipped on every rank.
+    Under torch.distributed the per-step sums are averaged over ranks first, so every rank holds
+    the same sums as one process given the global batch. A step whose gradient is not finite (an
+    AMP overflow step) is skipped on every rank.
     ``g_j = clamp(pos_grad_j / (neg_grad_j + 1e-10), 0, 1)``, and 1 for a class that has not
     received any gradient yet, so EFL starts as sigmoid focal loss with weight 1.
     ``pos_grad`` and ``neg_grad`` are float64 buffers: they go into state_dict (checkpoints).
@@ -94,7 +95,10 @@ class EqualizedFocalLoss(nn.Module):
         pos = torch.zeros_like(neg_abs_sums, dtype=torch.float64).index_add_(0, targets, pos_abs.double())
         step = torch.stack([pos, neg_abs_sums.double()])
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(step)  # same sums on every rank, so the same g
+            # Each rank's mean is over its share of the batch: the sum over ranks is world_size times
+            # the global batch's, so divide, and every rank holds a single process's statistics.
+            dist.all_reduce(step)
+            step /= dist.get_world_size()
         # Skipped on every rank alike (the check follows the all-reduce): an AMP overflow step
         # must not poison the running sums with inf/nan. torch.where: no host sync on a GPU.
         step = torch.where(torch.isfinite(step).all(), step, torch.zeros_like(step)).to(self.pos_grad.device)

@@ -10,7 +10,9 @@ its margin and the logits are scaled by ``scale`` (s, as in the authors' code)::
 Deferred re-weighting (DRW, Sec. 3.3): from training progress ``drw_start`` on, the batch
 mean becomes weighted by the class-balanced weights of Cui et al. 2019,
 w_j = (1 - beta) / (1 - beta^n_j) normalised to sum C, as ``F.cross_entropy(weight=w)``
-weights it: sum_i w_{y_i} L_i / sum_i w_{y_i}.
+weights it: sum_i w_{y_i} L_i / sum_i w_{y_i}. Under torch.distributed (a training step) the
+denominator is the global batch's (all-reduced), so DDP's mean over ranks gives one process's
+gradient of the global batch.
 
 Loss protocol hooks (losses/registry.py): ``set_progress(t)``.
 """
@@ -19,6 +21,7 @@ import math
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -103,7 +106,15 @@ class LDAMLoss(nn.Module):
         targets = targets.long()
         margins = self.margins.to(device=z.device, dtype=z.dtype)
         weight = self.drw_weights.to(device=z.device, dtype=z.dtype) if self.reweighting else None
-        return ldam_formula(z, targets, margins, self.scale, weight, self.reduction)
+        distributed = dist.is_available() and dist.is_initialized() and self.training and logits.requires_grad
+        if weight is None or self.reduction != "mean" or not distributed:
+            return ldam_formula(z, targets, margins, self.scale, weight, self.reduction)
+        # This rank's weighted sum over the global batch's weight total, times the number of ranks
+        # (DDP averages the ranks' gradients): the weighted mean of the global batch.
+        weighted_sum = ldam_formula(z, targets, margins, self.scale, weight, "sum")
+        total = weight[targets].sum().detach()
+        dist.all_reduce(total)
+        return weighted_sum * dist.get_world_size() / total
 
     def extra_repr(self):
         return (

@@ -106,7 +106,9 @@ class SeesawLoss(nn.Module):
         return F.cross_entropy(z + log_seesaw, targets, reduction=self.reduction)
 
     def _count(self, targets):
-        batch = torch.bincount(targets, minlength=self.num_classes).to(self.seen_counts.device, torch.float64)
+        # index_add_, not bincount: CUDA's bincount reads the labels' min and max on the host
+        batch = torch.zeros(self.num_classes, dtype=torch.float64, device=targets.device)
+        batch = batch.index_add_(0, targets, torch.ones_like(targets, dtype=torch.float64)).to(self.seen_counts.device)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(batch)  # every rank adds every rank's labels: the same N everywhere
         self.seen_counts += batch

@@ -27,6 +27,7 @@ def test_quick_run_prints_every_table(capsys, monkeypatch, tmp_path):
         "### Decode + augment, ImageNet-shaped",
         "### Data pipeline share of a Digits_LT stage-1 epoch",
         "### Loader workers across epochs",
+        "### Bytes shipped per training batch to the device",
     ):
         assert title in out
     speedup = re.search(r"tensor / PIL per core: ([0-9.]+)x", out)
@@ -34,4 +35,6 @@ def test_quick_run_prints_every_table(capsys, monkeypatch, tmp_path):
     shares = re.findall(r"\| (tensor|pil) \| \d+ \| \d+ \| ([0-9.]+)% \|", out)
     assert [name for name, _ in shares] == ["tensor", "pil"] and all(float(share) > 0 for _, share in shares)
     assert re.search(r"\| persistent \| \d+ \| [0-9.]+ \|", out)
+    fewer = re.search(r"fewer bytes: ([0-9.]+)x", out)
+    assert fewer and float(fewer.group(1)) >= 3.0  # 500x375 -> 224x224: 3.7x, whatever the timing
     assert (sorted((REPO / "logs").rglob("*")) if (REPO / "logs").exists() else []) == logs_before

@@ -4,6 +4,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from oltr.data.samplers import ClassAwareSampler
 
@@ -114,3 +115,58 @@ def test_bad_arguments_raise(kwargs):
 def test_open_set_labels_are_rejected():
     with pytest.raises(ValueError, match="negative"):
         ClassAwareSampler([0, -1, 1])
+
+
+@pytest.mark.parametrize("world_size, batch, num_samples", [(2, 8, 1000), (4, 4, 1114), (3, 6, 1000)])
+def test_each_rank_takes_its_contiguous_chunk_of_every_global_batch(labels, world_size, batch, num_samples):
+    """The ranks' n-th batches, in rank order, are the single process's n-th batch of batch * world_size."""
+    single = ClassAwareSampler(labels, num_samples=num_samples, seed=1)
+    single.set_epoch(2)
+    stream = single.global_stream()
+    shares = []
+    for rank in range(world_size):
+        sampler = ClassAwareSampler(labels, num_samples=num_samples, seed=1, rank=rank, world_size=world_size)
+        sampler.batch_size = batch
+        sampler.set_epoch(2)
+        shares.append(list(sampler))
+        assert len(shares[-1]) == len(sampler)
+    steps = num_samples // (batch * world_size)
+    for step in range(steps):
+        together = [index for share in shares for index in share[step * batch : (step + 1) * batch]]
+        assert together == stream[step * batch * world_size : (step + 1) * batch * world_size]
+    # all of the (padded) global stream, once
+    everything = sorted(index for share in shares for index in share)
+    assert everything == sorted(sampler.global_stream())
+    # a class's turn of 4 consecutive samples stays on one rank when 4 divides the per-rank batch
+    if batch % 4 == 0:
+        first = shares[0][:batch]
+        assert all(len({int(labels[i]) for i in first[k : k + 4]}) == 1 for k in range(0, batch, 4))
+
+
+@pytest.mark.parametrize("kind", ["class_aware", "square_root"])
+def test_the_training_loader_splits_global_batches_into_chunks(kind):
+    from oltr.data.loaders import build_sampler, build_train_loader
+    from oltr.engine.distributed import DistContext
+
+    options = {
+        "sampler": {"type": kind, "num_samples_cls": 4},
+        "num_classes": 3,
+        "num_epochs": 2,
+        "gpu_decode": False,
+        "batch_size": 8,
+        "data_pipeline": "pil",
+        "num_workers": 0,
+    }
+    labels = np.array([0] * 20 + [1] * 8 + [2] * 4)
+    dataset = type(
+        "Labels",
+        (torch.utils.data.Dataset,),
+        {"labels": labels, "__len__": lambda self: len(labels), "__getitem__": lambda self, i: (i, int(labels[i]), i)},
+    )()
+    single = build_sampler(options, labels, 7, DistContext())
+    batches = [[], []]
+    for rank in range(2):
+        loader = build_train_loader(options, dataset, 7, DistContext(rank=rank, world_size=2))
+        batches[rank] = [images.tolist() for images, _, _ in loader]
+    stream = single.global_stream()
+    assert [a + b for a, b in zip(*batches)] == [stream[8 * n : 8 * n + 8] for n in range(len(labels) // 8)]

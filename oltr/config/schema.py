@@ -44,15 +44,16 @@ class Field:
     nullable: bool = False
 
     def describe(self):
-        if self.choices is not None:
+        if self.choices is not None and self.types == (str,):
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        names = " or ".join(_TYPE_NAMES[t] for t in self.types)
+        names = " or ".join(_TYPE_NAMES[t] for t in self.types if t is not str or self.choices is None)
         bounds = []
         if self.minimum is not None:
             bounds.append(f">= {self.minimum}")
         if self.maximum is not None:
             bounds.append(f"<= {self.maximum}")
         text = names + (" " + " and ".join(bounds) if bounds else "")
+        text += "".join(f" or {c!r}" for c in self.choices or () if self.types != (str,))  # e.g. an int or 'auto'
         return text + (" or null" if self.nullable else "")
 
 
@@ -139,7 +140,7 @@ SCHEMA = Section(
                 "num_classes": _int(minimum=2),
                 "batch_size": _int(128, minimum=1),
                 "eval_batch_size": _int(None, minimum=1, nullable=True),
-                "num_workers": _int(4, minimum=0),
+                "num_workers": Field((int, str), 4, choices=("auto",), minimum=0),  # auto: loaders.resolve_num_workers
                 "num_epochs": _int(30, minimum=1),
                 "feature_dim": _int(512, minimum=1),
                 "open_threshold": _num(0.1, minimum=0.0, maximum=1.0),
@@ -272,11 +273,15 @@ def _check_field(field, value, dotted, where):
         value, ok = list(value), True
     else:
         ok = isinstance(value, ok_types)
-    if not ok or (field.choices is not None and value not in field.choices):
+    if not ok or (
+        field.choices is not None and value not in field.choices and (isinstance(value, str) or field.types == (str,))
+    ):
         close = _closest(value, field.choices) if ok and isinstance(value, str) and field.choices else ""
         raise ConfigError(f"{where}: {dotted} must be {field.describe()}, got {value!r}{close}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: {dotted} must be a finite number, got {value!r}")
+    if isinstance(value, str):
+        return value
     too_small = field.minimum is not None and value < field.minimum
     too_large = field.maximum is not None and value > field.maximum
     if too_small or too_large:

@@ -18,6 +18,12 @@ are (PIL also rounds to uint8 after each one; this does not, a difference under 
 operation), image by image in place on a CPU and on the whole batch on a GPU (``apply``).
 Parameters are drawn on the CPU from the batch's generator, so a batch gets the same
 augmentation whichever device applies it.
+
+For a GPU the transform is cut in two (``prepare`` and ``finish``): the loader's workers draw
+the parameters, crop and resize to the output size and ship one uint8 (B, 3, S, S) tensor
+with the per-sample parameters packed in one small float tensor (``pack``); the device flips,
+jitters and normalises the whole batch with a fixed number of kernels, reading the parameters
+from one upload, and never reads anything back to the host.
 """
 import math
 from dataclasses import dataclass
@@ -140,18 +146,6 @@ def _blend(images, other, factors):
     return (factors * images + (1.0 - factors) * other).clamp_(0.0, 1.0)
 
 
-def _apply_jitter_op(op, images, factors):
-    """One ColorJitter operation with a factor per sample; ``images`` float (b, 3, H, W) in [0, 1]."""
-    f = factors.to(images.device, images.dtype).view(-1, 1, 1, 1)
-    if op == 0:  # brightness: blend with black
-        return (images * f).clamp_(0.0, 1.0)
-    if op == 1:  # contrast: blend with the mean grey level of the image
-        return _blend(images, _gray(images).mean(dim=(1, 2, 3), keepdim=True), f)
-    if op == 2:  # saturation: blend with the grey image
-        return _blend(images, _gray(images), f)
-    return torch.stack([TF.adjust_hue(image, float(shift)) for image, shift in zip(images, factors)])
-
-
 def _jitter_in_place(op, image, factor):
     """One ColorJitter operation on one float (3, H, W) image in [0, 1], in place. A blend with
     factor <= 1 stays in [0, 1] (a convex combination), so only a larger factor needs the clamp."""
@@ -169,6 +163,27 @@ def _jitter_in_place(op, image, factor):
         image.mul_(factor).add_(gray, alpha=1.0 - factor)
     if factor > 1.0:
         image.clamp_(0.0, 1.0)
+
+
+# pack(): one float32 row per sample: flip, the four jitter factors, the order of the active operations
+FLIP, FACTORS, ORDER = 0, slice(1, 5), 5
+PACKED_COLUMNS = 5 + len(JITTER_OPS)
+
+
+def pack(params):
+    """A batch's per-sample parameters as one float32 (B, 9) tensor: flip (0/1), the factors of
+    JITTER_OPS, then the active operations in each sample's order (-1 past the last): one upload."""
+    count = params.flips.shape[0]
+    packed = torch.full((count, PACKED_COLUMNS), -1.0)
+    packed[:, FLIP] = params.flips.float()
+    packed[:, FACTORS] = params.factors.float()
+    packed[:, ORDER:ORDER + params.orders.shape[1]] = params.orders.float()
+    return packed
+
+
+def _hue_batch(batch, shifts):
+    """adjust_hue with one shift per sample (a host list: no read of the device)."""
+    return torch.stack([TF.adjust_hue(image, shift) for image, shift in zip(batch, shifts)])
 
 
 class BatchTransform:
@@ -219,6 +234,47 @@ class BatchTransform:
             return self.apply(images, self.sample(sizes, generator))
         return self.normalize(self.resize_center_crop(images))
 
+    def prepare(self, images, generator=None):
+        """The workers' half: ``(uint8 (B, 3, S, S), packed parameters or None)`` for ``finish``.
+
+        Training draws the parameters (as ``sample``) and crops and resizes each image to the output
+        size; evaluation resizes and centre-crops. What crosses to the device is S x S per image.
+        """
+        if not self.train:
+            return self.resize_center_crop(images), None
+        params = self.sample([tuple(image.shape[-2:]) for image in images], generator)
+        size = [self.input_size, self.input_size]
+        return torch.stack(_resized_crops(images, params.boxes, size, on_cpu=True)), pack(params)
+
+    def finish(self, batch, packed=None):
+        """The device's half: flip, jitter and normalise a uint8 (B, 3, S, S) batch on its device.
+
+        ``packed`` (``pack``; training): uploaded once, non-blocking from pinned memory. Each step is
+        one whole-batch operation, selected per sample with ``torch.where``: no kernel per image
+        (except for a hue shift, which ColorJitter applies image by image) and no read of the device.
+        """
+        batch = batch.float().div_(255.0)
+        if packed is None:
+            return self.normalize(batch, already_float=True)
+        host = packed
+        packed = packed.to(batch.device, non_blocking=True)
+        if self.horizontal_flip:
+            batch = torch.where(packed[:, FLIP].view(-1, 1, 1, 1) > 0.5, batch.flip(-1), batch)
+        active = sum(r is not None for r in self.ranges)
+        hue_shifts = host[:, FACTORS][:, 3].tolist() if self.ranges[3] is not None else None
+        for position in range(active):  # the position-th operation of every sample, in its own order
+            op = packed[:, ORDER + position].long()
+            factor = packed[:, FACTORS].gather(1, op.clamp(min=0).view(-1, 1)).view(-1, 1, 1, 1)
+            op = op.view(-1, 1, 1, 1)
+            # brightness, contrast and saturation are blends with black, the mean grey level, the grey image
+            gray = _gray(batch)
+            other = torch.where(op == 1, gray.mean(dim=(1, 2, 3), keepdim=True), gray).mul_((op != 0).to(gray.dtype))
+            blended = _blend(batch, other, factor)
+            if hue_shifts is not None:
+                blended = torch.where(op == 3, _hue_batch(batch, hue_shifts), blended)
+            batch = blended
+        return self.normalize(batch, already_float=True)
+
     def apply(self, images, params, batched=None):
         """Crop, flip, jitter and normalise ``images`` with ``params``.
 
@@ -233,7 +289,7 @@ class BatchTransform:
         size = [self.input_size, self.input_size]
         crops = _resized_crops(images, params.boxes, size, on_cpu)
         if batched:
-            return self._finish_batch(torch.stack(crops), params)
+            return self.finish(torch.stack(crops), pack(params))
         out = torch.empty(len(crops), 3, *size, dtype=torch.float32, device=crops[0].device)
         mean, std = self.mean.view(3).tolist(), self.std.view(3).tolist()
         for k, crop in enumerate(crops):
@@ -243,28 +299,6 @@ class BatchTransform:
                 _jitter_in_place(op, image, float(params.factors[k, op]))
             for channel in range(3):
                 image[channel].sub_(mean[channel]).mul_(1.0 / std[channel])
-        return out
-
-    def _finish_batch(self, batch, params):
-        batch = batch.float().div_(255.0)
-        device = batch.device
-        if params.flips.any():
-            flips = params.flips.to(device)
-            batch = torch.where(flips.view(-1, 1, 1, 1), batch.flip(-1), batch)
-        if params.orders.shape[1]:
-            batch = self._jitter(batch, params)
-        return self.normalize(batch, already_float=True)
-
-    def _jitter(self, batch, params):
-        """Each sample's operations in its own order: samples sharing an order go together."""
-        orders, inverse = torch.unique(params.orders, dim=0, return_inverse=True)
-        out = torch.empty_like(batch)
-        for group, order in enumerate(orders):
-            members = torch.nonzero(inverse == group).squeeze(1)
-            part = batch[members.to(batch.device)]
-            for op in order.tolist():
-                part = _apply_jitter_op(op, part, params.factors[members, op])
-            out[members.to(batch.device)] = part
         return out
 
     def resize_center_crop(self, images):

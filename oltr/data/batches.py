@@ -9,14 +9,18 @@ the batch, so workers can live across epochs (``persistent_workers``) and a resu
 replays exactly the batches an uninterrupted one would have seen.
 
 On the CPU the transform runs in the collate function (in the workers, or on the main thread
-with ``num_workers: 0``). On CUDA the workers only read the uint8 images (or, with
-``gpu_decode``, the JPEG bytes), and decoding, crop, flip, jitter and normalisation run on the
-device, a batch at a time, with parameters drawn on the CPU from the same generator.
+with ``num_workers: 0``). On CUDA the workers run its first half (``BatchTransform.prepare``:
+parameters, crop and resize to the output size; the eval resize and centre crop) and ship one
+pinned uint8 (B, 3, S, S) tensor and the packed parameters; the device runs the second half
+(``finish``: flip, jitter, normalise, whole-batch) on a side stream, one batch ahead, so it
+overlaps the previous training step. With ``gpu_decode`` the workers ship JPEG bytes and the
+device decodes, crops and finishes (a file the GPU decoder refuses is decoded on the CPU).
 """
+
 import torch
 
-from ..common.errors import DataError
 from ..common.seeding import mix_seed
+from .decode import decode_bytes
 
 
 class SeededBatchSampler(torch.utils.data.Sampler):
@@ -74,6 +78,18 @@ class TransformingCollate:
         return self.transform(images, batch_generator(items[0][3])), labels, indices
 
 
+class PreparingCollate:
+    """Collate that runs the transform's worker half: ``(uint8 batch, packed params, labels, indices)``."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, items):
+        labels, indices = _labels_and_indices(items)
+        batch, packed = self.transform.prepare([item[0] for item in items], batch_generator(items[0][3]))
+        return batch, packed, labels, indices
+
+
 def raw_collate(items):
     """Collate that leaves the images as they are (a list of uint8 tensors), for the device step."""
     labels, indices = _labels_and_indices(items)
@@ -88,19 +104,45 @@ class TensorLoader:
     ``batch_sampler`` and ``generator`` are the DataLoader's (the trainer reseeds them every epoch).
     """
 
-    def __init__(self, dataset, transform, device, sampler=None, batch_sampler=None, batch_size=1,
-                 num_workers=0, persistent_workers=False, generator=None, worker_init_fn=None, on_device=None):
+    def __init__(
+        self,
+        dataset,
+        transform,
+        device,
+        sampler=None,
+        batch_sampler=None,
+        batch_size=1,
+        num_workers=0,
+        persistent_workers=False,
+        generator=None,
+        worker_init_fn=None,
+        on_device=None,
+    ):
         self.dataset = dataset
         self.transform = transform
         self.device = torch.device(device)
         self.on_device = self.device.type == "cuda" if on_device is None else on_device
-        collate = raw_collate if self.on_device else TransformingCollate(transform)
+        base = dataset.dataset if isinstance(dataset, torch.utils.data.Subset) else dataset
+        self.encoded = getattr(base, "encoded_jpegs", False)  # gpu_decode: the workers ship JPEG bytes
+        if not self.on_device:
+            collate = TransformingCollate(transform)
+        else:
+            collate = raw_collate if self.encoded else PreparingCollate(transform)
         options = dict(batch_size=batch_size, shuffle=False) if batch_sampler is None else {}
         self.loader = torch.utils.data.DataLoader(
-            dataset, sampler=sampler, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate,
-            pin_memory=self.device.type == "cuda", persistent_workers=persistent_workers and num_workers > 0,
-            generator=generator, worker_init_fn=worker_init_fn, **options)
+            dataset,
+            sampler=sampler,
+            batch_sampler=batch_sampler,
+            num_workers=num_workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=persistent_workers and num_workers > 0,
+            generator=generator,
+            worker_init_fn=worker_init_fn,
+            **options,
+        )
         self.batch_sampler = batch_sampler
+        self.augment_events = None  # a list: (start, end) CUDA events of each batch's device work (benchmarks)
         self.sampler = batch_sampler.sampler if batch_sampler is not None else self.loader.sampler
         self.generator = generator
 
@@ -121,12 +163,50 @@ class TensorLoader:
             if not self.on_device:
                 yield from iterator
                 return
-            for images, labels, indices, seed in iterator:
-                images = self._decode_on_device(images, indices)
-                yield self.transform(images, batch_generator(seed)), labels, indices
+            if self.encoded:
+                for images, labels, indices, seed in iterator:
+                    images = self._decode_on_device(images, indices)
+                    yield self.transform(images, batch_generator(seed)), labels, indices
+                return
+            yield from self._finished_ahead(iterator)
         except Exception:
             _stop_workers(iterator)
             raise
+
+    def _finished_ahead(self, iterator):
+        """Each batch finished on the device one batch ahead of the step that uses it, on a side stream."""
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        pending = None
+        for batch, packed, labels, indices in iterator:
+            finished = (*self._finish(batch, packed, stream), labels, indices)
+            if pending is not None:
+                yield self._hand_over(*pending)
+            pending = finished
+        if pending is not None:
+            yield self._hand_over(*pending)
+
+    def _finish(self, batch, packed, stream):
+        """The batch's device work, launched now; returns it with an event that marks its end."""
+        if stream is None:
+            return self.transform.finish(batch.to(self.device, non_blocking=True), packed), None
+        with torch.cuda.stream(stream):
+            timed = self.augment_events is not None
+            start = stream.record_event(torch.cuda.Event(enable_timing=True)) if timed else None
+            images = self.transform.finish(batch.to(self.device, non_blocking=True), packed)
+            done = stream.record_event(torch.cuda.Event(enable_timing=timed))
+            if start is not None:
+                self.augment_events.append((start, done))
+            return images, done
+
+    def _hand_over(self, images, done, labels, indices):
+        """The step's stream waits for this batch's work only (the next batch's may follow it on the
+        side stream), and the caching allocator learns that the batch, allocated on the side stream,
+        is used on the step's."""
+        if done is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(done)
+            images.record_stream(current)
+        return images, labels, indices
 
     def _decode_on_device(self, images, indices):
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -146,13 +226,15 @@ class TensorLoader:
     def _decode_one(self, data, index):
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        # the items carry the split dataset's own index, through a Subset too
-        base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
         try:
             return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
-        except RuntimeError as error:
-            raise DataError(f"image {base.paths[index]} cannot be decoded as a JPEG on the GPU ({error}); replace "
-                            "or remove it, or set training_opt.gpu_decode to false") from None
+        except RuntimeError:
+            # nvJPEG refuses some JPEGs that libjpeg-turbo or PIL read (CMYK, some progressive or
+            # unusual subsampling flavours): that file is decoded on the CPU, and only a file
+            # nothing can read is an error (decode_bytes names it).
+            # the items carry the split dataset's own index, through a Subset too
+            base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
+            return decode_bytes(data.cpu(), base.paths[index]).to(self.device, non_blocking=True)
 
 
 def _stop_workers(iterator):

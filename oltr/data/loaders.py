@@ -5,6 +5,7 @@
     build_dataset      the tensor pipeline (uint8 store + batch transforms) or OLTR's PIL one
     build_train_loader / build_eval_loader   the loaders of training and of one-pass scoring
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -116,16 +117,37 @@ def image_store_for(training_opt, samples):
         return None
     cache_dir = training_opt["cache_dir"] or default_cache_dir()
     return open_or_build(paths, cache_dir, f"{training_opt['dataset']}-{len(paths)}",
-                         num_workers=training_opt["num_workers"])
+                         num_workers=resolve_num_workers(training_opt["num_workers"], "cuda"))  # all cores but 2
+
+
+def resolve_num_workers(value, device):
+    """``training_opt.num_workers``: a number as it is; ``auto`` is the usable cores minus 2 on CUDA
+    (the main process and the pin-memory thread keep theirs; ImageNet JPEGs take 2-3 ms each to
+    decode), and min(4, cores) elsewhere."""
+    if value != "auto":
+        return value
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(cores - 2, 1) if torch.device(device).type == "cuda" else min(4, cores)
+
+
+def check_gpu_decode(training_opt, device):
+    """``gpu_decode`` decodes on a CUDA device: on any other it is refused in one line."""
+    if training_opt["gpu_decode"] and torch.device(device).type != "cuda":
+        raise ConfigError(f"training_opt.gpu_decode is true but this run's device is {device}: JPEGs are decoded "
+                          "on the GPU only; set training_opt.gpu_decode to false (the workers decode on the CPU)")
 
 
 def build_train_loader(training_opt, dataset, seed, ctx):
     """The training loader: shuffled, class-aware, or distributed; reseeded per epoch (trainer.start_epoch)."""
+    check_gpu_decode(training_opt, ctx.device)
+    workers = resolve_num_workers(training_opt["num_workers"], ctx.device)
     sampler = build_sampler(training_opt, dataset.labels, seed, ctx)
     batch_size = _per_rank_batch(training_opt["batch_size"], ctx)
+    if hasattr(sampler, "global_stream"):  # each rank: its contiguous chunk of every global batch
+        sampler.batch_size = batch_size
     if training_opt["data_pipeline"] == "pil":
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=training_opt["num_workers"],
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
             drop_last=True, pin_memory=ctx.device.type == "cuda",
             # Workers are re-created every epoch from a reseeded generator, so a
             # resumed run replays the same augmentations (persistent workers would not).
@@ -134,7 +156,7 @@ def build_train_loader(training_opt, dataset, seed, ctx):
     # Augmentations follow the batch seeds of SeededBatchSampler, not the workers: they may persist.
     return TensorLoader(dataset, dataset.batch_transform, ctx.device,
                         batch_sampler=SeededBatchSampler(sampler, batch_size, drop_last=True),
-                        num_workers=training_opt["num_workers"],
+                        num_workers=workers,
                         persistent_workers=training_opt["persistent_workers"],
                         generator=seeded_generator(seed), worker_init_fn=_seed_worker)
 
@@ -160,15 +182,15 @@ def build_eval_loader(training_opt, dataset, ctx, passes="many"):
 
     ``passes="one"`` (a test, the centroids, a recipe's fit): its workers are not kept for another pass.
     """
+    check_gpu_decode(training_opt, ctx.device)
+    workers = resolve_num_workers(training_opt["num_workers"], ctx.device)
     indices = list(range(ctx.rank, len(dataset), ctx.world_size))
     subset = torch.utils.data.Subset(dataset, indices) if ctx.distributed else dataset
     batch_size = training_opt["eval_batch_size"] or training_opt["batch_size"]
     if training_opt["data_pipeline"] == "pil":
-        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
-                                           num_workers=training_opt["num_workers"],
+        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
                                            pin_memory=ctx.device.type == "cuda")
-    return TensorLoader(subset, dataset.batch_transform, ctx.device, batch_size=batch_size,
-                        num_workers=training_opt["num_workers"],
+    return TensorLoader(subset, dataset.batch_transform, ctx.device, batch_size=batch_size, num_workers=workers,
                         persistent_workers=training_opt["persistent_workers"] and passes == "many")
 
 

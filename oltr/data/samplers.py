@@ -13,8 +13,11 @@ Unlike the original, whose iterators kept Python's global ``random`` state
 across epochs, the stream here is a pure function of ``(seed, epoch)`` drawn
 from a private ``torch.Generator``: the trainer calls ``set_epoch`` each epoch
 (as with ``DistributedSampler``), and resuming from ``state_dict`` replays it.
-With ``world_size > 1`` the global stream is cut ``rank::world_size`` so the
-ranks' shares are disjoint and together are the stream a single process sees.
+With ``world_size > 1`` the ranks' shares are disjoint and together are the stream a
+single process sees; given the per-rank ``batch_size`` (the loaders pass it), each rank takes
+its contiguous chunk of every global batch of ``batch_size * world_size``, so a DDP step sees
+the single process's global batch with a class's consecutive samples on one rank (and in one
+BatchNorm batch), as one process would see them; without it, ``rank::world_size``.
 
 ``ClassPriorSampler`` (``class_balanced``, ``square_root``, ``progressive``; Kang et al.,
 "Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR 2020) draws
@@ -51,6 +54,28 @@ class _ShuffledCycle:
         return taken
 
 
+def rank_share(stream, rank, world_size, batch_size=None):
+    """This rank's part of ``stream`` (its length a multiple of ``world_size``).
+
+    With ``batch_size`` (per rank): the rank-th contiguous chunk of every global batch of
+    ``batch_size * world_size`` (a last, shorter global batch is cut into equal contiguous
+    chunks), so the ranks' n-th batches together are a single process's n-th global batch.
+    Without: every ``world_size``-th index from ``rank``.
+    """
+    if world_size == 1:
+        return list(stream)
+    if batch_size is None:
+        return list(stream[rank::world_size])
+    size = batch_size * world_size
+    whole = len(stream) // size * size
+    share = []
+    for start in range(rank * batch_size, whole, size):
+        share.extend(stream[start : start + batch_size])
+    tail = len(stream) - whole
+    share.extend(stream[whole + rank * tail // world_size : whole + (rank + 1) * tail // world_size])
+    return share
+
+
 class _EpochStreamSampler(Sampler):
     """What the epoch-seeded samplers share: a ``global_stream()`` that is a function of
     (seed, epoch), this rank's share of it, and the (seed, epoch) state that resume restores."""
@@ -58,8 +83,10 @@ class _EpochStreamSampler(Sampler):
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
+    batch_size = None  # per rank; set by the loaders (the split into contiguous chunks of each global batch)
+
     def __iter__(self):
-        return iter(self.global_stream()[self.rank :: self.world_size])
+        return iter(rank_share(self.global_stream(), self.rank, self.world_size, self.batch_size))
 
     def __len__(self):
         return self.total_size // self.world_size

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..common.errors import ConfigError
+
 
 @dataclass
 class DistContext:
@@ -28,18 +30,36 @@ class DistContext:
 
 
 def init_distributed(device=None):
-    """A DistContext for this process; joins the process group when launched by torchrun."""
+    """A DistContext for this process; joins the process group when launched by torchrun.
+
+    On CUDA each process takes the GPU of its ``LOCAL_RANK``: ``cuda`` (or no device) becomes
+    ``cuda:LOCAL_RANK``, and an explicit index with several processes is refused, since it would
+    put every rank on that one GPU.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = resolve_device(device, world_size, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def resolve_device(device, world_size=1, local_rank=0):
+    """The torch.device of this process: CUDA devices always carry an index (``set_device`` needs one)."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device
+    if device.index is not None and world_size > 1:
+        raise ConfigError(
+            f"--device {device} under torchrun ({world_size} processes) would put every rank on GPU "
+            f"{device.index}; pass --device cuda and each rank takes cuda:LOCAL_RANK (CUDA_VISIBLE_DEVICES picks GPUs)"
+        )
+    return torch.device("cuda", local_rank if device.index is None else device.index)
 
 
 def shutdown_distributed(ctx):

@@ -68,7 +68,7 @@ def compute_centroids(feat_model, loader, num_classes, ctx, amp="off", channels_
         if sums is None:
             sums = torch.zeros(num_classes, features.shape[1], device=ctx.device, dtype=torch.float64)
         sums.index_add_(0, labels, features)
-        counts += torch.bincount(labels, minlength=num_classes).double()
+        counts.index_add_(0, labels, torch.ones_like(labels, dtype=counts.dtype))  # CUDA's bincount syncs
     all_reduce_sum_(sums, ctx)
     all_reduce_sum_(counts, ctx)
     return (sums / counts.clamp(min=1).unsqueeze(1)).float()

@@ -72,6 +72,7 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
     seed_everything(config["seed"])
     logger = RunLogger(training_opt["log_dir"], enabled=ctx.is_main, echo=echo, deferred=defer_logs)
 
+    loaders.check_gpu_decode(training_opt, ctx.device)  # before any data is read or cached
     loaders.prepare_data(training_opt)
     train_samples = loaders.load_samples(training_opt, "train")
     val_samples = loaders.load_samples(training_opt, "val")

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from losses.checks import targets_checked
+
 from ..common.atomic import write_text_atomic
-from ..common.errors import OltrError
+from ..common.errors import DataError, OltrError
 from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
 from ..common.seeding import epoch_seed, seed_everything
 from ..config.schema import dump_yaml
@@ -86,7 +88,7 @@ def train_one_epoch(run):
         parts = train_step(
             run,
             to_device(images, ctx.device, training_opt["channels_last"]),
-            labels.to(ctx.device, non_blocking=True),
+            labels,  # on the host: checked there, then copied (train_step)
             step,
             check=check_each_step,
         )
@@ -148,18 +150,23 @@ def train_step(run, images, labels, step, check=True):
     """Forward, loss, backward and optimizer steps for one batch; returns the losses (0-d device tensors).
 
     ``check``: read the loss on the host and stop before the update when it is not finite.
+    ``labels``: on the host (checked there, then copied) or already on the device (checked by an
+    asynchronous assert); the losses do not read them again (``targets_checked``). Nothing else in
+    a step reads the device unless ``check`` (the CPU's setting) asks for it.
     """
     amp = run.config["training_opt"]["amp"]
+    labels = checked_labels(labels, run.config["training_opt"].get("num_classes"), run.ctx.device)
     performance = run.criterions["PerformanceLoss"]
     with autocast(run.ctx.device, amp):
         logits, features = run.train_model(images, run.centroids())
-    # Losses compute in float32 whatever the autocast dtype of their inputs.
-    loss_perf = performance.module(logits.float(), labels) * performance.weight
-    loss = loss_perf
-    loss_feat = torch.zeros((), device=loss.device)
-    if run.feature_loss is not None:
-        loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"].weight
-        loss = loss + loss_feat
+    with targets_checked():
+        # Losses compute in float32 whatever the autocast dtype of their inputs.
+        loss_perf = performance.module(logits.float(), labels) * performance.weight
+        loss = loss_perf
+        loss_feat = torch.zeros((), device=loss.device)
+        if run.feature_loss is not None:
+            loss_feat = run.feature_loss(features.float(), labels) * run.criterions["FeatureLoss"].weight
+            loss = loss + loss_feat
     # The mean over ranks, before backward: every rank then sees the same values and stops
     # together on a non-finite loss, instead of the others hanging in DDP's gradient all-reduce.
     parts = all_reduce_mean_(torch.stack([part.detach().float() for part in (loss, loss_perf, loss_feat)]), run.ctx)
@@ -184,6 +191,26 @@ def train_step(run, images, labels, step, check=True):
         run.scaler.step(optimizer)
     run.scaler.update()
     return {"loss": parts[0], "performance": parts[1], "feature": parts[2]}
+
+
+def checked_labels(labels, num_classes, device):
+    """``labels`` on ``device``, in [0, num_classes) (when known) or a DataError.
+
+    Host labels are checked before the copy; device labels by ``torch._assert_async`` (a device-side
+    assert: reading their min and max back would wait for the GPU).
+    """
+    if labels.device.type == "cpu":
+        if num_classes is not None and labels.numel():
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= num_classes:
+                raise DataError(
+                    f"a training batch has labels from {low} to {high}, outside [0, {num_classes}) "
+                    "(training_opt.num_classes); fix the split file's labels or num_classes"
+                )
+        return to_device(labels, device)
+    if num_classes is not None and labels.numel():
+        torch._assert_async((labels.min() >= 0) & (labels.max() < num_classes))
+    return labels
 
 
 def validate(run):
