@@ -145,11 +145,11 @@ def sweep(args, argv=()):
         refuse_live_jobs(args.logs)
     refuse_existing_runs(steps, args)
     if args.overwrite:
-        from ..engine.run_dir import existing_run, move_aside
+        from ..engine.run_dir import existing_run, move_aside_locked
 
         for step in steps:
             if step.trains and existing_run(step.log_dir):
-                move_aside(step.log_dir)
+                move_aside_locked(step.log_dir)  # a step's run that is live right now is refused, not moved
     state = SweepState(Path(args.logs) / SWEEP_FILE, steps, executor.name, argv, python=sys.executable, out=args.out)
     for step in steps:
         if args.skip_done and step.is_done():
