@@ -23,6 +23,7 @@ import yaml
 from ..common.errors import ConfigError
 from .loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
 from .overrides import apply_overrides, parse_override  # noqa: F401  (public here too)
+from .value_rules import check_transforms
 
 REQUIRED = object()
 
@@ -323,6 +324,7 @@ def validate(raw, where="config"):
         )
     _check_stage(config, where)
     _check_tau_grid(config, where)
+    check_transforms(config, where)
     return config
 
 

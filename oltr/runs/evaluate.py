@@ -22,7 +22,7 @@ from ..common.errors import CheckpointError
 from ..common.run_files import FINAL_CHECKPOINT, predictions_path, results_path
 from ..config.schema import config_hash, recipe_of
 from ..data import loaders
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import check_class_counts, load_checkpoint
 from ..engine.checkpoint_config import config_differences
 from ..engine.inference import collect_logits
 from ..engine.run_dir import note
@@ -81,6 +81,9 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
     path = Path(training_opt["log_dir"]) / FINAL_CHECKPOINT
     checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     differences = check_test_config(config, checkpoint, path, allow_config_change)
+    checkpoint["class_counts"] = check_class_counts(
+        checkpoint, path, config["training_opt"]["num_classes"], "trained checkpoint"
+    )
     for key, ours, theirs in differences:
         note(f"--allow-config-change: {key} is {ours!r} here but {theirs!r} in {path}")
     network, centroids, checkpoint, checkpoint_path = load_trained_network(config, ctx, checkpoint)
