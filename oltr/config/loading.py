@@ -209,8 +209,7 @@ def load_raw(path, overlays=()):
         problem = file_problem(overlay)
         if problem:
             raise ConfigError(
-                f"--overlay {overlay} {problem}; name a config file to merge over "
-                f"{path}, e.g. config/losses/cfl.py"
+                f"--overlay {overlay} {problem}; name a config file to merge over {path}, e.g. config/losses/cfl.py"
             )
         raw = deep_merge(raw, _load_with_bases(overlay))
     return raw
