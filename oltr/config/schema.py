@@ -113,7 +113,7 @@ _NETWORK = {
 
 SCHEMA = Section(
     {
-        "seed": _int(0, minimum=0),
+        "seed": _int(0, minimum=0, maximum=2**63 - 1),  # torch and numpy take seeds up to this
         "training_opt": Section(
             {
                 "dataset": _str(),
@@ -226,7 +226,7 @@ SCHEMA = Section(
                 # post-hoc logit adjustment (Menon et al. 2021): logits - tau * log(prior) before every test metric
                 "logit_adjustment_tau": _num(0.0, minimum=0.0),
                 "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
-                "ci_seed": _int(0, minimum=0),
+                "ci_seed": _int(0, minimum=0, maximum=2**63 - 1),
             }
         ),
     }

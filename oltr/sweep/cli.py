@@ -191,8 +191,9 @@ def summarize(steps, state, code):
     for step in steps:
         record = state[step.id]
         if record["state"] == "failed":
+            seconds = f" after {record['seconds']:.0f}s" if isinstance(record.get("seconds"), (int, float)) else ""
             why = (
-                f"signal {record['signal']}"
+                f"killed by {record['signal']}{seconds}"
                 if record["signal"]
                 else (
                     f"exit code {record['exit_code']}"

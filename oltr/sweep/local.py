@@ -114,6 +114,21 @@ class _Running:
             self.log.close()
 
 
+def failure_text(code, seconds):
+    """'killed by SIGKILL after 4s' (a signal ended it, or a shell or torchrun reported 128 + the signal),
+    else 'FAILED after 4s (exit code 2)'."""
+    number = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else None
+    try:
+        name = signal.Signals(number).name if number else None
+    except ValueError:
+        name = None
+    if name and code < 0:
+        return f"killed by {name} after {seconds:.0f}s"
+    if name:
+        return f"FAILED after {seconds:.0f}s (exit code {code}: ended by {name})"
+    return f"FAILED after {seconds:.0f}s (exit code {code})"
+
+
 class LocalExecutor:
     """Runs a plan on this machine. ``gpus``: the GPU ids the steps share (empty on a CPU)."""
 
@@ -242,10 +257,7 @@ class LocalExecutor:
         elif code == 0:
             fields["note"] = f"exited 0 without writing {step.done_marker}"
         state.set(step.id, "failed", **fields)
-        self.echo(
-            f"[{step.label()}] FAILED after {seconds:.0f}s ({fields.get('signal') or f'exit code {code}'}); "
-            f"output: {step.out_file}"
-        )
+        self.echo(f"[{step.label()}] {failure_text(code, seconds)}; output: {step.out_file}")
         for dependent in dependents(steps, step.id):
             self._skip(next(s for s in steps if s.id == dependent), state, f"{step.id} failed")
 
