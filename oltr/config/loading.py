@@ -187,6 +187,9 @@ def _base_names(path, base):
 
 def _load_with_bases(path, chain=()):
     """``path``'s dict over its bases (each with its own bases), merged left to right."""
+    problem = file_problem(path)
+    if problem and "loop" in problem:  # resolve() would raise on it; _read_file names every other case
+        raise ConfigError(f"config file {path} {problem}")
     path = Path(path).resolve()
     if path in chain:
         raise ConfigError(f"config {path} includes itself through _base_")
