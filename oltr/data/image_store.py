@@ -91,6 +91,7 @@ class ImageStore:
 
     def __init__(self, directory):
         self.directory = Path(directory)
+        self.index_mtime = _index_mtime(self.directory)
         self.offsets, self.heights, self.widths, self.checksums = _read_index(self.directory)
         self._pixels = None
 
@@ -120,6 +121,15 @@ class ImageStore:
         if isinstance(pixels, np.ndarray):
             pixels = torch.from_numpy(np.array(pixels))  # a copy: the map is read-only
         return pixels.view(h, w, 3).permute(2, 0, 1)
+
+
+def _index_mtime(directory):
+    """Which build of a store this is (a rebuild writes a new index file)."""
+    try:
+        stat = os.stat(Path(directory) / INDEX)
+        return stat.st_ino, stat.st_mtime_ns
+    except OSError:
+        return None
 
 
 def _damaged(directory, why):
@@ -232,7 +242,9 @@ def open_or_build(paths, cache_dir, name, num_workers=0):
         print(f"note: {changed} changed since the image store {directory} was built; decoding the split again",
               flush=True)
         with _lock(cache_dir / f"{directory.name}.lock"):
-            _discard(directory)
+            # another rank or run that saw the change too may have rebuilt it while we waited
+            if _index_mtime(directory) == store.index_mtime:
+                _discard(directory)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
