@@ -24,6 +24,7 @@ import time
 from multiprocessing.connection import wait
 
 from .plan import PROGRAMS, dependents
+from .state import signal_name
 
 # Imported once by the fork server; every step's process starts with them in memory.
 PRELOAD = [
@@ -117,11 +118,7 @@ class _Running:
 def failure_text(code, seconds):
     """'killed by SIGKILL after 4s' (a signal ended it, or a shell or torchrun reported 128 + the signal),
     else 'FAILED after 4s (exit code 2)'."""
-    number = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else None
-    try:
-        name = signal.Signals(number).name if number else None
-    except ValueError:
-        name = None
+    name = signal_name(code)
     if name and code < 0:
         return f"killed by {name} after {seconds:.0f}s"
     if name:
