@@ -141,3 +141,13 @@ def test_a_log_dir_of_the_root_or_the_current_directory_is_refused(capsys, tiny_
         )
     one_line_error(code, err, f"training_opt.log_dir {where} is")
     assert (work / "keep.txt").read_text() == "keep" and not list(tmp_path.glob("*.old-*"))
+
+
+def test_a_run_of_ours_stopped_before_its_first_checkpoint_is_started_over(capsys, tiny_digits_root, run_copy):
+    # what a step killed in its first epoch leaves: the resolved config.yaml and the log, no checkpoint
+    for path in run_copy.iterdir():
+        if path.name not in ("config.yaml", "log.txt"):
+            path.unlink()
+    code, err, _ = run_cli(capsys, ["--resume", "--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, run_copy)])
+    assert code == 0, err
+    assert (run_copy / "final_model_checkpoint.pth").is_file()

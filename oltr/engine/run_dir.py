@@ -112,7 +112,7 @@ def check_training_target(config, resume, overwrite):
     """Refuse (or with ``overwrite``, move aside) a run already in the log_dir; returns the moved-aside path."""
     log_dir = Path(config["training_opt"]["log_dir"])
     found = existing_run(log_dir)
-    foreign = [] if found else [name for name in WRITTEN_FILES if (log_dir / name).exists()]
+    foreign = [] if found or _unfinished_run_of_ours(log_dir) else [n for n in WRITTEN_FILES if (log_dir / n).exists()]
     if (found or foreign) and overwrite:
         return move_aside(log_dir)
     if foreign:
@@ -131,6 +131,21 @@ def check_training_target(config, resume, overwrite):
         "(same config and --opts), another training_opt.log_dir, or --overwrite to move the old run aside "
         f"to {log_dir}.old-<timestamp> and start over"
     )
+
+
+def _unfinished_run_of_ours(log_dir):
+    """A run of ours stopped before its first checkpoint: its config.yaml is a resolved config (what training
+    writes first), so rerunning it (a sweep's --resume) starts it over; a user's own config.yaml is not."""
+    path = Path(log_dir) / RESOLVED_CONFIG
+    try:
+        import yaml
+
+        from ..config.schema import validate
+
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return isinstance(raw, dict) and validate(raw) == raw
+    except Exception:  # unreadable, not YAML, not a valid config: not ours
+        return False
 
 
 def move_aside(log_dir):
