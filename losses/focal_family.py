@@ -61,6 +61,9 @@ def focal_family_formula(
     low = torch.where(is_target, one_minus_p.clamp_min(tiny).pow(gamma_pos), p.clamp_min(tiny).pow(gamma_neg))
     high = torch.where(is_target, (1 + p).pow(gamma_hc), torch.ones_like(p))
     w = (1 - xi) * low + xi * high
+    # a class with t = 0 adds nothing, even where log p is -inf (a masked class: a -inf logit): 0 * -inf would
+    # be NaN, in the loss and through autograd, so its log p is replaced before the product, not after
+    log_p = torch.where(t > 0, log_p, torch.zeros_like(log_p))
     return -(t * w * log_p).sum(dim=1)
 
 

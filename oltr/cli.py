@@ -7,6 +7,7 @@ exit 2 (``--debug`` shows the traceback instead).
 """
 
 import argparse
+import os
 import re
 import sys
 
@@ -179,6 +180,23 @@ def one_line(error):
     return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
 
 
+# What gloo and NCCL raise on the ranks left behind when one rank's process ends mid-collective.
+_PEER_LOST = re.compile(
+    r"connection (closed|reset) by peer|broken pipe|connection refused|socket timeout|timed out|"
+    r"remote process exited|ncclRemoteError|ProcessGroupGloo|gloo/transport",
+    re.IGNORECASE,
+)
+
+
+def lost_a_peer(error):
+    """Whether ``error`` is a collective failing because another rank is gone (only in a distributed run)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    if type(error).__name__ in ("DistBackendError", "DistNetworkError"):
+        return True
+    return bool(_PEER_LOST.search(str(error)))
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -196,8 +214,22 @@ def main(argv=None):
 
         print(f"error: cannot access {e.filename}: {describe_os_error(e)}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # under DDP: another rank ended (killed, failed) while this one waited for it
+        if args.debug or not lost_a_peer(e):
+            raise
+        rank = os.environ.get("RANK", "?")
+        print(
+            f"error: rank {rank}: another process of this distributed run ended while this one waited for it "
+            f"({one_line(e)[:100]}); its own output says why. Rerun with --resume to continue from the last "
+            "finished epoch",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
-        print("interrupted; rerun with --resume to continue from the last finished epoch", file=sys.stderr)
+        if args.test or args.test_open:  # a test resumes nothing: its files are written at its end
+            print("interrupted; the test wrote nothing (its results come at its end); run it again", file=sys.stderr)
+        else:
+            print("interrupted; rerun with --resume to continue from the last finished epoch", file=sys.stderr)
         return 130
     return 0
 

@@ -422,10 +422,10 @@ def test_resume_with_a_checkpoint_of_another_config(capsys, trained, data_root):
     line = fails_cleanly(
         capsys,
         ["--resume", "--config", STAGE_1, "--opts", *tiny_opts(data_root, trained), "seed=7"],
-        f"{trained / 'last_checkpoint.pth'} was written by a run with a different config",
+        f"{trained / 'last_checkpoint.pth'} was written with another config: seed: 0 -> 7",
         untouched=trained,
     )
-    assert "resume with the same config" in line
+    assert "resume with the config and --opts it was written with" in line
 
 
 # ----------------------------------------------------------------------------- losses and networks

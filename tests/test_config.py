@@ -111,7 +111,7 @@ def test_override_cannot_descend_into_a_value(base):
     with pytest.raises(ConfigError, match="training_opt.dataset is a value, not a section"):
         load_config(base, ["training_opt.dataset.x=1"])
     # A key only present as a default is caught by validation instead.
-    with pytest.raises(ConfigError, match="seed must be an integer >= 0, got {'x': 1}"):
+    with pytest.raises(ConfigError, match="seed must be an integer >= 0 and <= 9223372036854775807, got {'x': 1}"):
         load_config(base, ["seed.x=1"])
 
 

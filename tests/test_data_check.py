@@ -14,7 +14,7 @@ def make_dataset(root, train=None, val=None, test=None, open_=None):
     """Images a0..a9 (class 0), b0..b3 (class 1), c0 (class 2), o0..o1 (open); the given split texts."""
     for name in [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(4)] + ["c0", "o0", "o1"]:
         (root / "img" / f"{name}.png").parent.mkdir(parents=True, exist_ok=True)
-        (root / "img" / f"{name}.png").write_bytes(b"")
+        (root / "img" / f"{name}.png").write_bytes(b"\x89PNG not decoded by check")
     good = {
         "train": "".join(f"img/a{i}.png 0\n" for i in range(2, 10)) + "img/b2.png 1\nimg/b3.png 1\nimg/c0.png 2\n",
         "val": "img/a0.png 0\nimg/b0.png 1\n",
@@ -78,7 +78,7 @@ def test_missing_required_split_and_optional_open(tmp_path):
 def test_open_images_found_in_oltr_layout(tmp_path):
     make_dataset(tmp_path)
     (tmp_path / "T_open").mkdir()
-    (tmp_path / "T_open" / "x.jpg").write_bytes(b"")
+    (tmp_path / "T_open" / "x.jpg").write_bytes(b"\xff\xd8 not decoded by check")
     (tmp_path / "T_open.txt").write_text("/x.jpg -1\n")  # OLTR: open images next to the split files
     report = check_split(tmp_path, "T", tmp_path, verbose=False)
     assert report["ok"] and report["splits"]["open"]["root"] == str(tmp_path / "T_open")

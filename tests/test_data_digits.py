@@ -69,18 +69,24 @@ def test_build_is_deterministic(built, tmp_path):
     assert (again / "meta.json").read_bytes() == (built / "meta.json").read_bytes()
 
 
-def test_second_call_reuses_and_damage_triggers_rebuild(tmp_path):
+def test_second_call_reuses_and_damage_is_refused_never_rebuilt_over(tmp_path):
     root = ensure_digits_lt(tmp_path / "Digits_LT")
     stamp = (root / "Digits_LT_train.txt").stat().st_mtime_ns
     assert ensure_digits_lt(root) == root and (root / "Digits_LT_train.txt").stat().st_mtime_ns == stamp
     (root / "Digits_LT_val.txt").write_text("edited 0\n")
+    (root / "notes.txt").write_text("mine")
     assert not is_complete(root)
-    ensure_digits_lt(root)
-    assert is_complete(root) and "edited" not in (root / "Digits_LT_val.txt").read_text()
+    with pytest.raises(DataError, match="Digits_LT_val.txt was edited"):
+        ensure_digits_lt(root)
+    assert (root / "Digits_LT_val.txt").read_text() == "edited 0\n" and (root / "notes.txt").read_text() == "mine"
+    # replace=True (oltr data digits --force) moves the edited copy aside, whole, and builds afresh
+    assert is_complete(ensure_digits_lt(root, replace=True))
+    (old,) = tmp_path.glob("Digits_LT.old-*")
+    assert (old / "notes.txt").read_text() == "mine" and (old / "Digits_LT_val.txt").read_text() == "edited 0\n"
     next(iter((root / "images" / "0").iterdir())).unlink()
-    assert not is_complete(root)
-    assert is_complete(ensure_digits_lt(root))
-    assert [p.name for p in tmp_path.iterdir()] == ["Digits_LT"]  # no staging or trash left behind
+    with pytest.raises(DataError, match="image .* is missing"):
+        ensure_digits_lt(root)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Digits_LT", old.name]  # no staging left behind
 
 
 def test_racing_builders_both_succeed(tmp_path):

@@ -35,9 +35,12 @@ def test_good_file_with_blank_lines_spaces_and_leading_slash(root):
     assert samples == [(str(root / "a/1.jpg"), 0), (str(root / "a/2.jpg"), 1), (str(root / "b/with space.jpg"), 2)]
 
 
-def test_open_split_accepts_minus_one(root):
+def test_open_split_accepts_minus_one_and_refuses_a_known_label(root):
+    path = write(root, "a/1.jpg -1\nb/3.jpg -1\n", "X_open.txt")
+    assert [label for _, label in read_split(path, root, 2, allow_open=True)] == [-1, -1]
     path = write(root, "a/1.jpg -1\nb/3.jpg 1\n", "X_open.txt")
-    assert [label for _, label in read_split(path, root, 2, allow_open=True)] == [-1, 1]
+    with pytest.raises(DataError, match=r"X_open.txt:2: label 1 is a known class, but the open split holds only"):
+        read_split(path, root, 2, allow_open=True)
 
 
 @pytest.mark.parametrize(

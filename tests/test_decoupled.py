@@ -299,7 +299,7 @@ def test_a_stage_1_checkpoint_with_another_num_classes(tiny_digits_root, stage1,
         )
         == 2
     )
-    assert "was trained on 8 classes but training_opt.num_classes is 9" in one_line_error(capsys)
+    assert "holds class counts of 8 classes but training_opt.num_classes is 9" in one_line_error(capsys)
 
 
 def test_a_class_without_training_images(tiny_digits_root, tmp_path, capsys):

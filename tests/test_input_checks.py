@@ -196,7 +196,7 @@ def test_report_skips_values_that_cannot_be_what_they_claim(capsys, tmp_path):
     def result(name, **numbers):
         directory = tmp_path / "runs" / name
         directory.mkdir(parents=True)
-        body = {"dataset": "Digits_LT", "loss": name, "stage": 2, "overall_top1": 0.5, **numbers}
+        body = {"dataset": "Digits_LT", "loss": name, "stage": 2, "seed": 0, "overall_top1": 0.5, **numbers}
         (directory / "results_test_closed.json").write_text(json.dumps(body))
         return directory / "results_test_closed.json"
 

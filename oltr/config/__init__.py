@@ -4,6 +4,7 @@
     overrides.py --opts KEY=VALUE: parsed as YAML, set in a copy of the config
     schema.py    every key with its type, default and bounds; validate, load_config, config_hash,
                  dump_yaml, recipe_of
+    value_rules.py  rules on values the types cannot say: the transforms' lists (mean, std, crop_scale)
 
 The recipe's own rules are checked by ``oltr.recipes.resolve``, after validation.
 """

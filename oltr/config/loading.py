@@ -18,6 +18,7 @@ import yaml
 from yaml.constructor import ConstructorError
 
 from ..common.errors import ConfigError
+from ..common.paths import file_problem
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -72,8 +73,10 @@ def _yaml_load(stream):
 
 def _read_file(path):
     """The raw dict of one config file (without its base merged in)."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+    problem = file_problem(path)
+    if problem:
+        hint = "; name a .py or .yaml config file in it" if Path(path).is_dir() else ""
+        raise ConfigError(f"config file {path} {problem}{hint}")
     if path.suffix in (".yaml", ".yml"):
         try:
             with open(path, encoding="utf-8") as f:
@@ -184,6 +187,9 @@ def _base_names(path, base):
 
 def _load_with_bases(path, chain=()):
     """``path``'s dict over its bases (each with its own bases), merged left to right."""
+    problem = file_problem(path)
+    if problem and "loop" in problem:  # resolve() would raise on it; _read_file names every other case
+        raise ConfigError(f"config file {path} {problem}")
     path = Path(path).resolve()
     if path in chain:
         raise ConfigError(f"config {path} includes itself through _base_")
@@ -203,10 +209,10 @@ def load_raw(path, overlays=()):
     """``path`` with its ``_base_`` chain, then each overlay file (with its own bases) merged over it."""
     raw = _load_with_bases(path)
     for overlay in overlays:
-        if not Path(overlay).is_file():
+        problem = file_problem(overlay)
+        if problem:
             raise ConfigError(
-                f"--overlay {overlay} does not exist; name a config file to merge over "
-                f"{path}, e.g. config/losses/cfl.py"
+                f"--overlay {overlay} {problem}; name a config file to merge over {path}, e.g. config/losses/cfl.py"
             )
         raw = deep_merge(raw, _load_with_bases(overlay))
     return raw

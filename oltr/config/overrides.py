@@ -28,8 +28,10 @@ def parse_override(text):
 def apply_overrides(config, overrides):
     """Set each ``KEY=VALUE`` in a copy of ``config``; keys are validated afterwards."""
     config = copy.deepcopy(config)
+    seen = {}  # dotted key -> the --opts item that set it
     for text in overrides:
         keys, value = parse_override(text)
+        _check_set_once(keys, text, seen)
         node = config
         for depth, key in enumerate(keys[:-1]):
             child = node.get(key)
@@ -41,3 +43,14 @@ def apply_overrides(config, overrides):
             node = child
         node[keys[-1]] = value
     return config
+
+
+def _check_set_once(keys, text, seen):
+    """A key set twice (or a section and a key inside it): the last value counts, as in a shell script, and a
+    note says so in one line, so that an --opts appended to a command's own is never silently dropped."""
+    dotted = ".".join(keys)
+    for other, first in seen.items():
+        if other == dotted or other.startswith(dotted + ".") or dotted.startswith(other + "."):
+            how = "sets" if other == dotted else "overlaps"
+            print(f"note: --opts {text!r} {how} {other}, set before by {first!r}; the last one counts", flush=True)
+    seen[dotted] = text

@@ -23,6 +23,7 @@ import yaml
 from ..common.errors import ConfigError
 from .loading import DuplicateKeyError, _yaml_load, deep_merge, load_raw  # noqa: F401  (deep_merge: public API)
 from .overrides import apply_overrides, parse_override  # noqa: F401  (public here too)
+from .value_rules import check_transforms
 
 REQUIRED = object()
 
@@ -115,7 +116,7 @@ _NETWORK = {
 
 SCHEMA = Section(
     {
-        "seed": _int(0, minimum=0),
+        "seed": _int(0, minimum=0, maximum=2**63 - 1),  # torch and numpy take seeds up to this
         "training_opt": Section(
             {
                 "dataset": _str(),
@@ -235,7 +236,7 @@ SCHEMA = Section(
                 # post-hoc logit adjustment (Menon et al. 2021): logits - tau * log(prior) before every test metric
                 "logit_adjustment_tau": _num(0.0, minimum=0.0),
                 "ci_resamples": _int(1000, minimum=0),  # bootstrap resamples of the results' ci95; 0: none
-                "ci_seed": _int(0, minimum=0),
+                "ci_seed": _int(0, minimum=0, maximum=2**63 - 1),
                 # open-set scorers of --test_open, by name (oltr/evaluation/scorers; docs/open-set.md)
                 "open_scores": _list(["msp", "max_logit", "energy", "gen"]),
                 "open_score_params": FreeDict({}),  # {scorer: {param: value}}, e.g. {"knn": {"k": 50}}
@@ -343,6 +344,7 @@ def validate(raw, where="config"):
     _check_stage(config, where)
     _check_tau_grid(config, where)
     _check_open_scores(config, where)
+    check_transforms(config, where)
     return config
 
 

@@ -108,7 +108,8 @@ def _add_digits(commands):
                                  formatter_class=_HelpFormatter)
     parser.add_argument("--root", default="data/Digits_LT", help="where to build it (data_root and split_dir of its configs)")
     parser.add_argument("--force", action="store_true",
-                        help="replace an older or incomplete Digits_LT build at --root (default: refuse)")
+                        help="move an older or incomplete Digits_LT build at --root aside to "
+                        "<root>.old-<timestamp> and build afresh (default: refuse)")
     parser.set_defaults(run=_run_digits)
 
 
@@ -120,8 +121,9 @@ def _run_digits(args):
     root = Path(args.root)
     if root.is_dir() and any(root.iterdir()) and not is_complete(root) and not args.force:
         raise DataError(f"{root} holds an older or incomplete Digits_LT build (or other files); nothing was "
-                        "written. Pass --force to replace an older build, or choose another --root")
-    root = ensure_digits_lt(root)
+                        "written. Pass --force to move it aside to <root>.old-<timestamp> and build afresh, "
+                        "or choose another --root")
+    root = ensure_digits_lt(root, replace=args.force)
     with open(root / "meta.json", encoding="utf-8") as handle:
         meta = json.load(handle)
     print(f"Digits_LT ready at {root}")

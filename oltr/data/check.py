@@ -7,6 +7,7 @@ many/medium/few-shot group sizes (OLTR's code convention by default:
 many >= 100, few <= 20 training images). Lines are judged by
 ``split_file.scan_split``, the same code that ``read_split`` uses.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..common.errors import DataError
 from ..evaluation.metrics import check_shot_thresholds, shot_groups
 
 REQUIRED_SPLITS = ("train", "val", "test")
+LEAK_SPLITS = ("test", "open")  # a training image in one of these is a defect (in val: a warning)
 SHOWN_EXAMPLES = 3
 
 
@@ -41,9 +43,9 @@ def _split_report(scan):
         "duplicates": len(scan.duplicates),
         "examples": [],
     }
-    for kind in ("malformed", "label", "missing"):
+    for kind in ("malformed", "label", "missing", "empty"):
         found = scan.defects(kind)
-        report[kind] = len(found)
+        report["empty_images" if kind == "empty" else kind] = len(found)
         report["examples"] += [line.message for line in found[:SHOWN_EXAMPLES]]
     report["examples"] += [
         f"{scan.path}:{again}: duplicate of line {first} ({path})" for first, again, path in scan.duplicates[:SHOWN_EXAMPLES]
@@ -51,8 +53,8 @@ def _split_report(scan):
     report["empty"] = int(not scan.lines)
     if report["empty"]:
         report["examples"].append(f"{scan.path}: the file has no 'relative/path label' lines")
-    report["defects"] = (report["malformed"] + report["label"] + report["missing"] + report["duplicates"]
-                         + report["empty"])
+    report["defects"] = (report["malformed"] + report["label"] + report["missing"] + report["empty_images"]
+                         + report["duplicates"] + report["empty"])
     return report
 
 
@@ -111,7 +113,7 @@ def check_split(
         root = data_root
         if split == "open":
             root = open_root or find_image_root(path, [data_root, split_dir / f"{dataset}_open", split_dir])
-        scans[split] = scan_split(path, root, num_classes, allow_open=(split == "open"))
+        scans[split] = scan_split(path, root, num_classes, allow_open=(split == "open"), check_empty=True)
         if split == "train" and num_classes is None:
             train_labels = [line.label for line in scans["train"].good if line.label >= 0]
             num_classes = max(train_labels) + 1 if train_labels else None
@@ -122,11 +124,13 @@ def check_split(
     if "train" in scans:
         report["train"] = _train_summary(scans["train"], num_classes, many_threshold, few_threshold, inclusive)
         defects += len(report["train"]["empty_classes"])
-        train_paths = {line.relative_path for line in scans["train"].good}
+        # the same file, wherever each split's root puts it; an image trained on cannot measure the model
+        train_files = {os.path.realpath(line.full_path) for line in scans["train"].good}
         report["train_overlap"] = {
-            split: sum(line.relative_path in train_paths for line in scans[split].good)
+            split: sum(os.path.realpath(line.full_path) in train_files for line in scans[split].good)
             for split in ("val", "test", "open") if split in scans
         }
+        defects += sum(report["train_overlap"].get(split, 0) for split in LEAK_SPLITS)
     report["defects"] = defects
     report["ok"] = defects == 0
     if verbose:
@@ -146,8 +150,8 @@ def format_report(report):
         label_range = f"{info['label_min']}..{info['label_max']}" if info["images"] else "none"
         lines.append(
             f"  {split:5s}: {info['images']:,} images, {info['classes_present']} classes, labels {label_range}; "
-            f"missing {info['missing']}, duplicates {info['duplicates']}, malformed {info['malformed']}, "
-            f"bad labels {info['label']}"
+            f"missing {info['missing']}, empty {info['empty_images']}, duplicates {info['duplicates']}, "
+            f"malformed {info['malformed']}, bad labels {info['label']}"
         )
         lines += [f"         {example}" for example in info["examples"]]
     train = report.get("train")
@@ -161,8 +165,12 @@ def format_report(report):
         )
         if train["empty_classes"]:
             lines.append(f"  classes with no training image: {train['empty_classes'][:10]}")
-        overlap = {split: n for split, n in report.get("train_overlap", {}).items() if n}
-        if overlap:
-            lines.append(f"  warning: images also in train: {overlap}")
+        overlap = report.get("train_overlap", {})
+        for split in LEAK_SPLITS:
+            if overlap.get(split):
+                lines.append(f"  {overlap[split]:,} {split} images are also training images: the {split} numbers "
+                             "would measure images the model trained on; remove them from one of the splits")
+        if overlap.get("val"):
+            lines.append(f"  warning: {overlap['val']:,} val images are also training images")
     lines.append("OK: no defects found" if report["ok"] else f"FAILED: {report['defects']} defect(s) found")
     return "\n".join(lines)

@@ -20,11 +20,14 @@ deterministic (seed 0) and takes well under a second:
 file ``.complete`` holds the build version and a hash of the split files and
 meta, so a stale or edited build is noticed.
 """
+
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,10 @@ MARKER = ".complete"
 _HASHED_FILES = [f"{DATASET}_{split}.txt" for split in SPLITS] + ["meta.json"]
 
 
+def _file_hashes(root):
+    return {name: hashlib.sha256((Path(root) / name).read_bytes()).hexdigest() for name in _HASHED_FILES}
+
+
 def _content_hash(root):
     digest = hashlib.sha256()
     for name in _HASHED_FILES:
@@ -54,20 +61,35 @@ def _content_hash(root):
     return digest.hexdigest()
 
 
-def is_complete(root):
-    """True when ``root`` holds a finished build of this version with its files intact."""
+def build_problem(root):
+    """Why ``root`` is not a finished build of this version with its files intact ('' when it is)."""
     root = Path(root)
     try:
         marker = json.loads((root / MARKER).read_text())
-        if marker.get("version") != VERSION or marker.get("hash") != _content_hash(root):
-            return False
+    except FileNotFoundError:
+        return f"it is not a Digits_LT build (no {MARKER} marker)"
+    except (OSError, ValueError) as error:
+        return f"its {MARKER} marker cannot be read ({error})"
+    if not isinstance(marker, dict) or marker.get("version") != VERSION:
+        return f"it is a build of another version (marker {MARKER}: {marker!r:.80})"
+    try:
+        if marker.get("hash") != _content_hash(root):
+            files = marker.get("files") if isinstance(marker.get("files"), dict) else {}
+            now = _file_hashes(root) if files else {}
+            edited = [name for name in _HASHED_FILES if files and files.get(name) != now.get(name)]
+            return f"{root / edited[0] if edited else 'one of ' + ', '.join(_HASHED_FILES)} was edited after the build"
         for split in SPLITS:
             for line in split_path(root, DATASET, split).read_text().splitlines():
                 if not (root / line.rsplit(None, 1)[0]).is_file():
-                    return False
-    except (OSError, ValueError):
-        return False
-    return True
+                    return f"its image {root / line.rsplit(None, 1)[0]} is missing"
+    except OSError as error:
+        return f"{error.filename or root} cannot be read ({error.strerror or error})"
+    return ""
+
+
+def is_complete(root):
+    """True when ``root`` holds a finished build of this version with its files intact."""
+    return not build_problem(root)
 
 
 def _save_png(pixels_0_to_16, path):
@@ -126,55 +148,58 @@ def _build_into(root):
         "pixel_std": round(float(train_pixels.std()), 4),
     }
     (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (root / MARKER).write_text(json.dumps({"version": VERSION, "hash": _content_hash(root)}) + "\n")
+    marker = {"version": VERSION, "hash": _content_hash(root), "files": _file_hashes(root)}
+    (root / MARKER).write_text(json.dumps(marker) + "\n")
 
 
-def _replace_stale(root):
-    """Move aside a previous build of ours (marker present but stale) or an empty directory."""
+def _check_replaceable(root, replace):
+    """Nothing of a previous copy is ever deleted: an empty directory makes way; with ``replace`` a previous
+    copy is moved aside to ``<root>.old-<timestamp>``; otherwise a copy that is not intact is refused."""
     if not root.exists():
         return
     if root.is_dir() and not any(root.iterdir()):
-        root.rmdir()
+        with contextlib.suppress(OSError):
+            root.rmdir()
         return
-    if not (root / MARKER).exists():
-        raise DataError(
-            f"{root} exists but is not a Digits_LT build (no {MARKER} marker); "
-            f"remove it or pass another root."
-        )
-    trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-    try:
-        os.replace(root, trash / root.name)
-    except FileNotFoundError:  # another process moved it first
-        pass
-    shutil.rmtree(trash, ignore_errors=True)
+    if replace:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        target = root.with_name(f"{root.name}.old-{stamp}")
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.rename(root, target)
+            print(f"note: moved the previous {root} aside to {target}", flush=True)
+        return
+    raise DataError(
+        f"{root} is not an intact Digits_LT build: {build_problem(root)}; nothing was changed or deleted. Restore "
+        f"it, point training_opt.data_root (and split_dir) at another folder to build there, or run "
+        f"`oltr data digits --root {root} --force` to move it aside to {root}.old-<timestamp> and build afresh"
+    )
 
 
-def ensure_digits_lt(root="data/Digits_LT"):
+def ensure_digits_lt(root="data/Digits_LT", replace=False):
     """Return ``root`` after making sure a complete Digits-LT build is there.
 
-    The build happens in a temporary sibling directory renamed into place, so
-    an interrupted build leaves nothing half-written, and two processes racing
-    both end up with the one complete copy.
+    Built when ``root`` is missing (or an empty directory); a copy that is not intact (an edited split,
+    a missing image, other files) is refused, never rebuilt over, unless ``replace`` moves it aside.
+    The build happens in a temporary sibling directory renamed into place, so an interrupted build
+    leaves nothing half-written, and two processes racing both end up with the one complete copy.
     """
     root = Path(root)
     if is_complete(root):
         return root
+    _check_replaceable(root, replace)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the dataset should be readable like any other
     try:
         _build_into(staging)
-        for _ in range(3):
-            if is_complete(root):
-                return root
-            _replace_stale(root)
-            try:
-                os.rename(staging, root)
-                return root
-            except OSError:  # root reappeared: another process finished first; re-check
-                continue
+        try:
+            os.rename(staging, root)  # fails if root reappeared (not empty): another process built it first
+            return root
+        except OSError:
+            pass
         if is_complete(root):
             return root
-        raise DataError(f"could not put the Digits_LT build in place at {root}; remove it and retry.")
+        _check_replaceable(root, replace=False)
+        raise DataError(f"could not put the Digits_LT build in place at {root}; retry")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -5,28 +5,37 @@
 
 One directory per store, ``<cache_dir>/<name>-<key>/`` with ``pixels.u8`` (every image's bytes
 in height x width x RGB order, as decoders write them and as the uint8 resize kernels read them
-fastest, one image after another) and ``index.npy`` (offset, height, width per image). The key hashes
-the image paths with their sizes and modification times, so an edited split file or a replaced
-image gives a new store, and an unchanged split a warm start. The directory is written under a
+fastest, one image after another) and ``index.npy`` (offset, height, width, CRC-32 of the file per
+image). The key hashes the image paths with their sizes, modification times, inodes and change
+times, so an edited split file or a replaced image gives a new store, and an unchanged split a warm
+start: a replaced image of the same size and mtime still has a new ctime (which no user call can set
+back) and usually a new inode. On top, each open checks the CRC-32 of a sample of the files (CONTENT_SAMPLE)
+against the store and rebuilds it on a mismatch. Hashing every file instead costs a full read of the
+dataset at each start (docs/reliability.md has the numbers); stat() of every file costs well under a second
+for ImageNet-LT. A damaged store (a file missing or cut short) or a build that fails to write (a full
+disk) is one line naming the store and the fix. The directory is written under a
 temporary name and renamed into place, and built under a file lock, so ranks, workers and
 concurrent runs share one copy and never see half of one. The operating system's page cache
 holds the pixels once for all processes that map the file.
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..common.errors import DataError
-from .decode import read_image
+from .decode import decode_bytes, read_bytes
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+CONTENT_SAMPLE = 64  # files whose CRC-32 each open compares with the store's
 PIXELS, INDEX, INFO = "pixels.u8", "index.npy", "info.json"
 HEADER_SAMPLE = 256  # images whose headers estimate a split's decoded size
 PARALLEL_FROM = 2000  # images from which the store is decoded by worker processes (below, starting them costs more)
@@ -42,12 +51,13 @@ def default_cache_dir():
 
 
 def store_key(paths):
-    """A digest of the images' paths, sizes and modification times (and of this format)."""
+    """A digest of the images' paths, sizes, modification and change times and inodes (and of this format)."""
     digest = hashlib.sha256(f"oltr image store v{FORMAT_VERSION}\n".encode())
     for path in paths:
         try:
             stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(
+                f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
         except OSError:
             digest.update(f"{path}\0missing\n".encode())  # decoding will name it
     return digest.hexdigest()[:20]
@@ -81,8 +91,8 @@ class ImageStore:
 
     def __init__(self, directory):
         self.directory = Path(directory)
-        index = np.load(self.directory / INDEX)
-        self.offsets, self.heights, self.widths = index[:, 0], index[:, 1], index[:, 2]
+        self.index_mtime = _index_mtime(self.directory)
+        self.offsets, self.heights, self.widths, self.checksums = _read_index(self.directory)
         self._pixels = None
 
     def __len__(self):
@@ -113,6 +123,37 @@ class ImageStore:
         return pixels.view(h, w, 3).permute(2, 0, 1)
 
 
+def _index_mtime(directory):
+    """Which build of a store this is (a rebuild writes a new index file)."""
+    try:
+        stat = os.stat(Path(directory) / INDEX)
+        return stat.st_ino, stat.st_mtime_ns
+    except OSError:
+        return None
+
+
+def _damaged(directory, why):
+    return DataError(f"the image store {directory} is damaged ({why}); delete that folder (a cache: the next run "
+                     "decodes the images again)")
+
+
+def _read_index(directory):
+    """(offsets, heights, widths, checksums) of a store, checked against its pixel file's size."""
+    try:
+        index = np.load(directory / INDEX)
+        size = (directory / PIXELS).stat().st_size
+    except FileNotFoundError as error:
+        raise _damaged(directory, f"{Path(error.filename).name} is missing") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise _damaged(directory, f"{INDEX} cannot be read: {error}") from None
+    if index.ndim != 2 or index.shape[1] != 4 or index.dtype != np.int64:
+        raise _damaged(directory, f"{INDEX} holds {index.dtype} {index.shape}, not (images, 4) int64")
+    expected = int(index[-1, 0] + 3 * index[-1, 1] * index[-1, 2]) if len(index) else 0
+    if size != expected:
+        raise _damaged(directory, f"{PIXELS} has {size} bytes, its index {expected}: cut short or overwritten")
+    return index[:, 0], index[:, 1], index[:, 2], index[:, 3]
+
+
 class _DecodeAll(torch.utils.data.Dataset):
     def __init__(self, paths):
         self.paths = paths
@@ -121,7 +162,8 @@ class _DecodeAll(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index):
-        return read_image(self.paths[index])
+        data = read_bytes(self.paths[index])
+        return decode_bytes(data, self.paths[index]), zlib.crc32(data.numpy())
 
 
 def _write_store(paths, directory, num_workers):
@@ -130,11 +172,11 @@ def _write_store(paths, directory, num_workers):
     # global one is the run's, seeded just before (a first run must train as a warm one does).
     loader = torch.utils.data.DataLoader(_DecodeAll(paths), batch_size=None, generator=torch.Generator(),
                                          num_workers=num_workers if len(paths) >= PARALLEL_FROM else 0)
-    index = np.zeros((len(paths), 3), dtype=np.int64)
+    index = np.zeros((len(paths), 4), dtype=np.int64)
     offset = 0
     with open(directory / PIXELS, "wb") as out:
-        for position, image in enumerate(loader):
-            index[position] = (offset, image.shape[1], image.shape[2])
+        for position, (image, checksum) in enumerate(loader):
+            index[position] = (offset, image.shape[1], image.shape[2], checksum)
             out.write(image.permute(1, 2, 0).contiguous().numpy().tobytes())
             offset += image.numel()
         out.flush()
@@ -160,13 +202,49 @@ def _lock(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def changed_files(store, paths, sample=CONTENT_SAMPLE):
+    """The first of a sample of ``paths`` whose content is not what ``store`` was built from, else None.
+
+    The sample is drawn anew at each open (its own generator: the run's random state is untouched), so
+    repeated runs check different files."""
+    if not paths:
+        return None
+    chosen = np.random.default_rng().choice(len(paths), size=min(sample, len(paths)), replace=False)
+    for index in sorted(int(i) for i in chosen):
+        try:
+            with open(paths[index], "rb") as handle:
+                same = zlib.crc32(handle.read()) == int(store.checksums[index])
+        except OSError:
+            same = False
+        if not same:
+            return paths[index]
+    return None
+
+
+def _discard(directory):
+    """Rename a stale store out of the way (processes mapping it keep their map), then delete it."""
+    trash = directory.with_name(f".{directory.name}.stale-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(directory, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def open_or_build(paths, cache_dir, name, num_workers=0):
-    """The store of ``paths``, decoded into ``cache_dir`` on first use."""
+    """The store of ``paths``, decoded into ``cache_dir`` on first use (and again if a file's content changed)."""
     paths = [str(path) for path in paths]
     cache_dir = Path(cache_dir)
     directory = cache_dir / f"{name}-{store_key(paths)}"
     if (directory / INDEX).is_file():
-        return ImageStore(directory)
+        store = ImageStore(directory)
+        changed = changed_files(store, paths)
+        if changed is None:
+            return store
+        print(f"note: {changed} changed since the image store {directory} was built; decoding the split again",
+              flush=True)
+        with _lock(cache_dir / f"{directory.name}.lock"):
+            # another rank or run that saw the change too may have rebuilt it while we waited
+            if _index_mtime(directory) == store.index_mtime:
+                _discard(directory)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -175,10 +253,17 @@ def open_or_build(paths, cache_dir, name, num_workers=0):
                         "training_opt.cache_images to 'never'") from None
     with _lock(cache_dir / f"{directory.name}.lock"):
         if not (directory / INDEX).is_file():  # another process may have built it while we waited
+            if directory.exists():  # a store whose index is gone: a damaged cache, decoded again
+                _discard(directory)
             staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=cache_dir))
             try:
                 _write_store(paths, staging, num_workers)
                 os.replace(staging, directory)
+            except OSError as error:  # a full disk, a quota, a cache folder gone read-only
+                reason = f"{error.strerror or error} ({errno.errorcode.get(error.errno or 0, 'OSError')})"
+                raise DataError(f"cannot write the image store in {cache_dir}: {reason}; nothing was kept. Free space "
+                                "there, set training_opt.cache_dir (or OLTR_CACHE_DIR) to another folder, or "
+                                "training_opt.cache_images to 'never'") from None
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     return ImageStore(directory)

@@ -103,7 +103,8 @@ def make_lt(
     to replace split files of ``dataset_name`` already in ``out_dir``, after every other check.
     """
     for name, value in (("val_per_class", val_per_class), ("test_per_class", test_per_class)):
-        _check_count(name, value)
+        # an empty val split picks no best epoch, an empty test split measures nothing: refused, not written
+        _check_count(name, value, minimum=1)
     open_per_class = test_per_class if open_per_class is None else open_per_class
     _check_count("open_per_class", open_per_class, minimum=1)
     classes = scan_image_folder(image_root)

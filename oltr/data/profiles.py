@@ -40,8 +40,9 @@ def resolve_min_count(max_count, min_count=None, imbalance_factor=None):
         raise DataError("give min_count or imbalance_factor, not both.")
     if imbalance_factor is None:
         return min_count
-    if not isinstance(imbalance_factor, (int, float)) or isinstance(imbalance_factor, bool) or not imbalance_factor >= 1:
-        raise DataError(f"imbalance_factor must be a number >= 1, got {imbalance_factor!r}.")
+    if (not isinstance(imbalance_factor, (int, float)) or isinstance(imbalance_factor, bool)
+            or not math.isfinite(imbalance_factor) or not imbalance_factor >= 1):
+        raise DataError(f"imbalance_factor must be a finite number >= 1, got {imbalance_factor!r}.")
     return max(1, int(math.floor(max_count / imbalance_factor + _ROUND_OFF)))
 
 

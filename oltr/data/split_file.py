@@ -22,6 +22,7 @@ from pathlib import Path, PurePath
 
 from ..common.atomic import write_atomic
 from ..common.errors import DataError
+from ..common.paths import file_problem
 
 SPLITS = ("train", "val", "test", "open")
 OPEN_LABEL = -1
@@ -45,7 +46,7 @@ class SplitLine:
     relative_path: str = ""
     label: int = 0
     full_path: str = ""
-    defect: str = ""  # "" | "malformed" | "label" | "missing"
+    defect: str = ""  # "" | "malformed" | "label" | "missing" | "empty" (a 0-byte image file)
     message: str = ""
 
 
@@ -77,7 +78,7 @@ def _label_range(num_classes, allow_open):
 def _parse_line(text, path, line_number, num_classes, allow_open):
     """``(relative_path, label, defect, message)``; defect is "", "malformed" or "label"."""
     fields = text.rsplit(None, 1)
-    if len(fields) == 2 and fields[1].isascii() and fields[1].isdigit():  # the common case, fast
+    if len(fields) == 2 and fields[1].isascii() and fields[1].isdigit() and not allow_open:  # the common case, fast
         label = int(fields[1])
         if num_classes is None or label < num_classes:
             return fields[0].strip(), label, "", ""
@@ -93,6 +94,11 @@ def _parse_line(text, path, line_number, num_classes, allow_open):
             f"{where}: label {_preview(label_text)!r} is not an integer; expected 'relative/path label'."
         )
     label = int(label_text)
+    if allow_open and 0 <= label and (num_classes is None or label < num_classes):
+        return relative_path, label, "label", (
+            f"{where}: label {label} is a known class, but the open split holds only images of no known class "
+            f"(label -1); move the line to another split, or write -1."
+        )
     if label == OPEN_LABEL:
         if allow_open:
             return relative_path, label, "", ""
@@ -121,13 +127,14 @@ def _decoded_lines(path):
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise DataError(
-            f"split file {path} does not exist; expected <split_dir>/<dataset>_<split>.txt "
+            f"split file {path} {file_problem(path) or 'does not exist'}; expected <split_dir>/<dataset>_<split>.txt "
             f"(see 'python -m oltr.data check --help')."
         ) from None
-    except IsADirectoryError:
-        raise DataError(f"split file {path} is a directory, not a text file.") from None
-    except OSError as error:
-        raise DataError(f"split file {path} cannot be read ({error.strerror or error}).") from None
+    except OSError as error:  # a directory, a symlink loop, no permission...
+        problem = file_problem(path) or f"cannot be read ({error.strerror or error})"
+        raise DataError(f"split file {path} {problem}; it should be a text file of 'relative/path label' lines.") from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows editors): not part of the first path
+        raw = raw[3:]
     for number, raw_line in enumerate(raw.splitlines(), start=1):
         try:
             yield number, raw_line.decode("utf-8")
@@ -135,8 +142,10 @@ def _decoded_lines(path):
             yield number, None
 
 
-def scan_split(path, data_root, num_classes=None, allow_open=False, check_files=True):
+def scan_split(path, data_root, num_classes=None, allow_open=False, check_files=True, check_empty=False):
     """Read a split file collecting every defect instead of stopping at the first.
+
+    ``check_empty`` (``oltr data check``): a 0-byte image is a defect too (training names it when decoding).
 
     ``read_split`` and ``oltr.data.check`` both build on this, so a line is
     judged the same way everywhere.
@@ -162,7 +171,12 @@ def scan_split(path, data_root, num_classes=None, allow_open=False, check_files=
         line.full_path = image_path(data_root, line.relative_path)
         if check_files and not os.path.isfile(line.full_path):
             line.defect = "missing"
-            line.message = f"{path}:{number}: image {line.full_path} does not exist; check data_root ({data_root})."
+            problem = file_problem(line.full_path) or "is not a regular file"
+            fix = f"check data_root ({data_root})" if problem == "does not exist" else "list an image file"
+            line.message = f"{path}:{number}: image {line.full_path} {problem}; {fix}."
+        elif check_empty and os.path.getsize(line.full_path) == 0:
+            line.defect = "empty"
+            line.message = f"{path}:{number}: image {line.full_path} is empty (0 bytes); replace it or remove the line."
         earlier = first_seen.setdefault(line.relative_path.lstrip("/"), number)
         if earlier != number:
             scan.duplicates.append((earlier, number, line.relative_path))

@@ -47,6 +47,23 @@ def load_checkpoint(path, what="checkpoint", required=()):
     return checkpoint
 
 
+def check_class_counts(checkpoint, path, num_classes, what="checkpoint"):
+    """The checkpoint's ``class_counts`` (training images per class) as a list of ``num_classes`` ints >= 0."""
+    counts = checkpoint.get("class_counts")
+    if isinstance(counts, torch.Tensor):
+        counts = counts.tolist()
+    if not isinstance(counts, (list, tuple)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts
+    ):
+        raise CheckpointError(f"{what} {path}: its class_counts is {str(counts)[:60]}, not a list of image counts")
+    if len(counts) != num_classes:
+        raise CheckpointError(
+            f"{what} {path} holds class counts of {len(counts)} classes but training_opt.num_classes is "
+            f"{num_classes}; use the run of this dataset (or its config)"
+        )
+    return list(counts)
+
+
 def _short_reason(error):
     """The first sentence of what torch said; its weights-only errors bury the cause after a long preamble."""
     text = str(error)

@@ -6,9 +6,12 @@
         - training never replaces a run already there: a finished run, an unfinished one or a
           run of another config stops with one line offering --resume (same config), a new
           log_dir, or --overwrite, which moves the old run aside to <log_dir>.old-<timestamp>;
+        - a log_dir holding files a run writes (config.yaml, log.txt, metrics.jsonl) but no run of
+          ours (no checkpoint, no results) is someone else's: refused, or moved aside by --overwrite;
         - one process per directory: <log_dir>/.lock holds the owner's pid and host; a second
           process stops naming them, and a lock of a dead process on this host is taken over
-          with a note.
+          with a note. The lock is taken before anything is checked or moved, so --overwrite
+          never moves a live run from under its process.
 
 Nothing here deletes a file of a run.
 """
@@ -22,10 +25,21 @@ import time
 from pathlib import Path
 
 from ..common.errors import ConfigError, OltrError, OutputError
-from ..common.run_files import FINAL_CHECKPOINT, LAST_CHECKPOINT, LOCK_FILE, RESULTS_CLOSED, RESULTS_OPEN
+from ..common.run_files import (
+    FINAL_CHECKPOINT,
+    HUMAN_LOG,
+    LAST_CHECKPOINT,
+    LOCK_FILE,
+    METRICS_LOG,
+    RESOLVED_CONFIG,
+    RESULTS_CLOSED,
+    RESULTS_OPEN,
+)
 
 # The files whose presence means "a run lives here" (logs and the sweep's <phase>.out do not).
 RUN_FILES = (FINAL_CHECKPOINT, LAST_CHECKPOINT, RESULTS_CLOSED, RESULTS_OPEN)
+# The other files training writes (replaces): without a RUN_FILES beside them they are not a run of ours.
+WRITTEN_FILES = (RESOLVED_CONFIG, HUMAN_LOG, METRICS_LOG)
 
 
 class RunDirError(OltrError):
@@ -51,6 +65,13 @@ def check_log_dir_path(log_dir, key="training_opt.log_dir"):
     if not str(log_dir).strip():
         raise ConfigError(f"{key} is empty; name the directory this run writes into (e.g. logs/<dataset>/<run>)")
     path = Path(log_dir)
+    resolved, here = path.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        what = "the file system's root" if resolved.parent == resolved else "the current directory or one above it"
+        raise ConfigError(
+            f"{key} {log_dir} is {what}; a run (and --overwrite, which moves its log_dir aside) needs a "
+            f"directory of its own, e.g. logs/<dataset>/<run>"
+        )
     if path.exists() and not path.is_dir():
         raise OutputError(f"{key} {path} is a file, not a directory; point {key} at a directory")
     for parent in path.parents:
@@ -91,10 +112,17 @@ def check_training_target(config, resume, overwrite):
     """Refuse (or with ``overwrite``, move aside) a run already in the log_dir; returns the moved-aside path."""
     log_dir = Path(config["training_opt"]["log_dir"])
     found = existing_run(log_dir)
+    foreign = [] if found or _unfinished_run_of_ours(log_dir) else [n for n in WRITTEN_FILES if (log_dir / n).exists()]
+    if (found or foreign) and overwrite:
+        return move_aside(log_dir)
+    if foreign:
+        raise RunDirError(
+            f"training_opt.log_dir {log_dir} holds {', '.join(foreign)} but no run of this project (no checkpoint, "
+            "no results), which training would replace; nothing was written. Use another training_opt.log_dir, "
+            f"move those files away, or --overwrite to move {log_dir} aside to {log_dir}.old-<timestamp>"
+        )
     if not found:
         return None
-    if overwrite:
-        return move_aside(log_dir)
     if resume:
         return None  # restore_last checks the config; a finished run of the same config stays as it was
     what = "a finished run" if FINAL_CHECKPOINT in found else f"an unfinished run ({', '.join(found)})"
@@ -103,6 +131,21 @@ def check_training_target(config, resume, overwrite):
         "(same config and --opts), another training_opt.log_dir, or --overwrite to move the old run aside "
         f"to {log_dir}.old-<timestamp> and start over"
     )
+
+
+def _unfinished_run_of_ours(log_dir):
+    """A run of ours stopped before its first checkpoint: its config.yaml is a resolved config (what training
+    writes first), so rerunning it (a sweep's --resume) starts it over; a user's own config.yaml is not."""
+    path = Path(log_dir) / RESOLVED_CONFIG
+    try:
+        import yaml
+
+        from ..config.schema import validate
+
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return isinstance(raw, dict) and validate(raw) == raw
+    except Exception:  # unreadable, not YAML, not a valid config: not ours
+        return False
 
 
 def move_aside(log_dir):
@@ -234,16 +277,36 @@ class RunLock:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
+    def moved_to(self, target):
+        """The holder moved the locked directory to ``target``: drop the lock that went with it."""
+        RunLock(target, self.purpose)._release_own()
+        self.held, self.created_dir = False, False
+
+    def _release_own(self):
+        owner = read_lock(self.path)
+        if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
     def release(self):
         if self.held:
-            owner = read_lock(self.path)
-            if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-                with contextlib.suppress(OSError):
-                    self.path.unlink()
+            self._release_own()
             self.held = False
         if self.created_dir:  # a run that failed before writing anything leaves no empty directory
             with contextlib.suppress(OSError):
                 self.log_dir.rmdir()
+
+
+def move_aside_locked(log_dir, purpose="--overwrite"):
+    """``move_aside`` under the run's lock: a live run is refused (one line), never moved from under it."""
+    lock = RunLock(log_dir, purpose).acquire()
+    try:
+        moved = move_aside(log_dir)
+    except OltrError:
+        lock.release()
+        raise
+    lock.moved_to(moved)
+    return moved
 
 
 # ----------------------------------------------------------------------------- together
@@ -266,15 +329,23 @@ def claim(config, ctx, mode, resume=False, overwrite=False):
     """Check and lock ``training_opt.log_dir`` for ``mode`` ('train' or 'test') around the block."""
     log_dir = config["training_opt"]["log_dir"]
     lock, error = None, None
+    purpose = "training" if mode == "train" else "a test"
     if ctx.is_main:
         try:
             check_log_dir_path(log_dir)
             check_not_in_stage1(config)
+            # the lock first: a live run's directory is neither inspected nor moved aside under it
+            lock = RunLock(log_dir, purpose).acquire()
             if mode == "train":
-                check_training_target(config, resume, overwrite)
-            lock = RunLock(log_dir, "training" if mode == "train" else "a test").acquire()
+                moved = check_training_target(config, resume, overwrite)
+                if moved is not None:  # our lock went with the old run: drop it there, lock the new log_dir
+                    lock.moved_to(moved)
+                    lock = RunLock(log_dir, purpose).acquire()
         except OltrError as caught:
             error = caught
+            if lock is not None:
+                lock.release()
+                lock = None
     if _agree(error is not None, ctx):
         raise (
             error

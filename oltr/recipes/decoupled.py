@@ -20,12 +20,13 @@ from ..common.run_files import FINAL_CHECKPOINT, METRICS_LOG, RESOLVED_CONFIG
 from ..common.seeding import seed_everything
 from ..config.schema import config_hash, dump_yaml
 from ..data import loaders
-from ..engine.checkpoint import load_checkpoint, save_atomic
+from ..engine.checkpoint import check_class_counts, load_checkpoint, save_atomic
 from ..engine.distributed import barrier
 from ..engine.inference import collect_logits
 from ..engine.run_log import RunLogger, progress_bar
 from ..models import network as networks
 from .base import RECIPES, Recipe
+from .stage1_weights import check_same_dataset
 
 
 class FrozenFeatureNetwork(networks.OLTRNetwork):
@@ -107,13 +108,10 @@ class DecoupledRecipe(Recipe):
                 "training_opt.stage1_log_dir"
             )
         checkpoint = load_checkpoint(path, what="stage-1 checkpoint", required=("networks", "class_counts"))
-        num_classes = config["training_opt"]["num_classes"]
-        theirs = len(checkpoint["class_counts"])
-        if theirs != num_classes:
-            raise CheckpointError(
-                f"stage-1 checkpoint {path} was trained on {theirs} classes but "
-                f"training_opt.num_classes is {num_classes}; use the stage-1 run of this dataset"
-            )
+        check_same_dataset(checkpoint, config, path)
+        checkpoint["class_counts"] = check_class_counts(
+            checkpoint, path, config["training_opt"]["num_classes"], "stage-1 checkpoint"
+        )
         return checkpoint, path
 
 

@@ -20,7 +20,9 @@ def load_stage1_weights(network, config):
             f"stage 2 needs the stage-1 checkpoint {path}, which does not exist; "
             "train stage 1 first (python main.py --config <its stage_1 config>)"
         )
-    stage1 = load_checkpoint(path, what="stage-1 checkpoint", required=("networks",))["networks"]
+    checkpoint = load_checkpoint(path, what="stage-1 checkpoint", required=("networks",))
+    check_same_dataset(checkpoint, config, path)
+    stage1 = checkpoint["networks"]
     report = []
     if "feat_model" in wanted:
         report.append(_load_matching(network.feat_model, stage1["feat_model"], "feat_model"))
@@ -32,6 +34,19 @@ def load_stage1_weights(network, config):
         else:
             report.append(_load_matching(classifier, stage1["classifier"], "classifier"))
     return report
+
+
+def check_same_dataset(checkpoint, config, path):
+    """Stage 2 builds on a stage-1 run of its own dataset: another dataset's run with as many classes would
+    load without a mismatch, and its features mean nothing here."""
+    stored = checkpoint.get("config")
+    theirs = stored.get("training_opt", {}).get("dataset") if isinstance(stored, dict) else None
+    ours = config["training_opt"]["dataset"]
+    if theirs is not None and theirs != ours:
+        raise CheckpointError(
+            f"stage-1 checkpoint {path} was trained on dataset {theirs!r} but this run's training_opt.dataset is "
+            f"{ours!r}; point training_opt.stage1_log_dir at a stage-1 run of {ours}"
+        )
 
 
 def _load_matching(module, state, name):

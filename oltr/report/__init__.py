@@ -13,6 +13,7 @@ What lives where, in the order data flows:
 
     layout.py     the tables' columns, row order and labels, and the paper's published numbers
     collect.py    reading run directories: results_test_{closed,open}.json, metrics.jsonl (xi)
+    identity.py   which runs count: none moved aside, each identity (seed, weights) once, never averaged
     aggregate.py  grouping runs by (loss, stage), mean +- std over seeds, paper and difference rows
     paired.py     every row against OLTR: paired bootstrap over the runs' predictions npz, and the sentences
     formats.py    a table as Markdown, CSV or LaTeX

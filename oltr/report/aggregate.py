@@ -48,9 +48,12 @@ def aggregate(runs, results_key, percent):
 
 def interval_of(runs, values, results_key, scale):
     """{"ci": [low, high], "ci_kind": "t" | "bootstrap"} or {}: over seeds the t-interval of the mean,
-    for a single run its own bootstrap interval (results' ci95), when the file has one."""
+    for a single run its own bootstrap interval (results' ci95), when the file has one. Every key the
+    table shows is a fraction (times ``scale``), so the interval is clipped to [0, scale]."""
     if len(values) > 1:
-        return {"ci": t_interval(values), "ci_kind": "t"}
+        low, high = t_interval(values)
+        # the metric's range bounds the interval: a t-interval of accuracies can pass 100%
+        return {"ci": [max(low, 0.0), min(high, scale)], "ci_kind": "t"}
     bounds = runs[0].get("ci95") if isinstance(runs[0].get("ci95"), dict) else {}
     pair = bounds.get(results_key)
     if isinstance(pair, list) and len(pair) == 2 and all(finite_number(value) is not None for value in pair):

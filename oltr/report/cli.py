@@ -8,6 +8,7 @@ the plots, and prints each Markdown table.
 """
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -70,6 +71,23 @@ def _safe_name(dataset):
     return re.sub(r"[^\w.-]", "_", dataset)
 
 
+def dataset_folders(datasets, warn=print_warning):
+    """{dataset: folder under --out}: its safe name, made unique where two datasets share one ("My LT", "My_LT")."""
+    folders, owner = {}, {}
+    for dataset in sorted(datasets):
+        folder = _safe_name(dataset)
+        if folder in owner:
+            unique = f"{folder}-{hashlib.sha256(dataset.encode()).hexdigest()[:8]}"
+            warn(
+                f"datasets {owner[folder]!r} and {dataset!r} make one folder name, {folder}; "
+                f"{dataset!r} goes to {unique}"
+            )
+            folder = unique
+        owner[folder] = dataset
+        folders[dataset] = folder
+    return folders
+
+
 def write_dataset_report(
     results,
     dataset,
@@ -79,13 +97,15 @@ def write_dataset_report(
     warn=print_warning,
     resamples=DEFAULT_RESAMPLES,
     seed=DEFAULT_SEED,
+    folder=None,
 ):
-    """Write table.{md,csv,tex} (and plots) for one dataset; returns {dataset, rows, sentences, markdown, images}."""
+    """Write table.{md,csv,tex} (and plots) for one dataset into ``<out_dir>/<folder>`` (default: its safe name);
+    returns {dataset, rows, sentences, markdown, images}."""
     rows = build_table(results, dataset, warn=warn)
     paired, notes = paired_rows(results, dataset, resamples, seed)
     rows = rows + paired
     sentences = paired_sentences(paired) + notes + closing_sentences(paired)
-    target = Path(out_dir) / _safe_name(dataset)
+    target = Path(out_dir) / (folder or _safe_name(dataset))
     target.mkdir(parents=True, exist_ok=True)
     markdown = format_markdown(rows, dataset, results) + ("\n" + format_sentences(sentences) if sentences else "")
     scorers = scorer_rows(results, dataset)
@@ -146,10 +166,18 @@ def main(argv=None):
         return 2
     reports = []
     try:
+        folders = dataset_folders(datasets_of(results))
         for dataset in datasets_of(results):
             reports.append(
                 write_dataset_report(
-                    results, dataset, args.out, args.format, plots, resamples=args.ci_resamples, seed=args.ci_seed
+                    results,
+                    dataset,
+                    args.out,
+                    args.format,
+                    plots,
+                    resamples=args.ci_resamples,
+                    seed=args.ci_seed,
+                    folder=folders[dataset],
                 )
             )
             print(reports[-1]["markdown"])

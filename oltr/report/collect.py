@@ -4,6 +4,7 @@ Every readable ``results_test_{closed,open}.json`` under the given directories b
 result dict; ``metrics.jsonl`` beside it (one JSON record per finished epoch, written by
 the trainer) gives what the run logged while training, such as the cyclical losses' xi.
 A file that cannot be read is skipped with one warning line; a missing metrics log is a gap.
+Runs moved aside and repeats of one run are left out (identity.py), each with a warning.
 """
 
 import json
@@ -69,8 +70,42 @@ def _is_fraction(value):
     )
 
 
+# Other keys the tables, pairs and plots read, by the JSON types they may have (None: absent or null).
+_INT, _STR = ("an integer", (int,)), ("a string", (str,))
+TYPED_KEYS = {
+    "seed": _INT,
+    "num_samples": _INT,
+    "stage": ("an integer or a string", (int, str)),
+    "recipe": _STR,
+    "weights_sha256": _STR,
+    "loss_params": ("an object", (dict,)),
+    "ci95": ("an object", (dict,)),
+    "shot_groups": ("an object", (dict,)),
+    "reliability_bins": ("an object", (dict,)),
+    "class_counts": ("a list of image counts", (list,)),
+}
+
+
+def wrong_type(result):
+    """'key 'seed' is '0', not an integer' for the first value of the wrong type, else None."""
+    for key, (what, types) in TYPED_KEYS.items():
+        value = result.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"key {key!r} is {value!r:.60}, not {what}"
+    counts = result.get("class_counts")
+    if counts is not None and not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        return f"key 'class_counts' is {counts!r:.60}, not a list of image counts (integers >= 0)"
+    return None
+
+
 def implausible_value(result):
-    """'key 'overall_top1' is 1.7, not a number in [0, 1]' for the first such value, else None."""
+    """'key 'overall_top1' is 1.7, not a number in [0, 1]' for the first such value (or one of the wrong
+    type), else None."""
+    problem = wrong_type(result)
+    if problem:
+        return problem
     for key in FRACTION_KEYS:
         value = result.get(key)
         if value is not None and not _is_fraction(value):
@@ -106,7 +141,9 @@ def collect_results(dirs, warn=print_warning):
             result = _load_result(path, warn)
             if result is not None:
                 results.append(result)
-    return results
+    from .identity import identified_runs  # imports layout (the recipes); collect.py itself stays light
+
+    return identified_runs(results, warn)
 
 
 def datasets_of(results):

@@ -30,14 +30,32 @@ _PAIRED_COLUMNS.update({"closed_average": "overall_top1"})
 
 
 def load_predictions(result):
-    """(labels, correct) of a result's known test images from its predictions npz, or None if absent/unreadable."""
+    """(labels, correct, class_group) of a result's known test images from its predictions npz, or a string:
+    why the file cannot be paired (absent, unreadable, or not of this result's checkpoint or test)."""
     path = predictions_path(log_dir_of(result), result["setting"] == "open")
+    if not path.is_file():
+        return f"has no {path.name}"
     try:
         with np.load(path) as saved:
             labels, predictions = saved["labels"].astype(np.int64), saved["predictions"].astype(np.int64)
             class_group = saved["class_group"].astype(np.int64)
-    except (OSError, KeyError, ValueError):
-        return None
+            stamped = str(saved["weights_sha256"]) if "weights_sha256" in saved.files else None
+    except KeyError as error:
+        return f"has {path}, which lacks the array {error}; test the run again"
+    except Exception as error:  # a truncated or foreign file: zipfile, pickle and numpy each raise their own
+        return f"has {path}, which cannot be read ({type(error).__name__}: {str(error)[:80]}); test the run again"
+    if labels.ndim != 1 or predictions.shape != labels.shape or class_group.ndim != 1:
+        return f"has {path}, which holds {labels.size} labels but {predictions.size} predictions; test the run again"
+    expected = result.get("num_samples")
+    if isinstance(expected, int) and not isinstance(expected, bool) and expected != labels.size:
+        return (
+            f"has {path}, which holds {labels.size} images but its results ({result['_source']}) count {expected}; "
+            "they are not of one test: test the run again"
+        )
+    if stamped is not None and isinstance(result.get("weights_sha256"), str) and stamped != result["weights_sha256"]:
+        return f"has {path}, which is of another checkpoint than its results {result['_source']}; test the run again"
+    if labels.size and (labels.max() >= class_group.size or labels.min() < -1):
+        return f"has {path}, which has labels outside its {class_group.size} classes; test the run again"
     known = labels >= 0
     return labels[known], predictions[known] == labels[known], class_group
 
@@ -97,8 +115,9 @@ def _pairs(runs, baseline_runs):
             problems.append(f"seed {run.get('seed')} has no baseline run")
             continue
         mine, theirs = load_predictions(run), load_predictions(other)
-        if mine is None or theirs is None:
-            problems.append(f"seed {run.get('seed')} has no {predictions_path('', run['setting'] == 'open').name}")
+        why = [loaded for loaded in (mine, theirs) if isinstance(loaded, str)]
+        if why:
+            problems.append(f"seed {run.get('seed')} {why[0]}")
             continue
         if mine[0].shape != theirs[0].shape or not np.array_equal(mine[0], theirs[0]):
             problems.append(f"seed {run.get('seed')} was tested on other images than the baseline")

@@ -37,6 +37,8 @@ def _per_class_series(runs):
         return None
     curves = np.asarray(curves, dtype=float)
     present = ~np.isnan(curves).all(axis=0) & (counts > 0)  # log axis: no zero counts
+    if not present.any():  # every class without training images (or accuracy): nothing to draw
+        return None
     return counts[present], np.nanmean(curves[:, present], axis=0), curves[:, present]
 
 

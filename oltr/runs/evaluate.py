@@ -19,10 +19,10 @@ import torch
 
 from ..common.atomic import write_json_atomic
 from ..common.errors import CheckpointError
-from ..common.run_files import FINAL_CHECKPOINT, results_path
+from ..common.run_files import FINAL_CHECKPOINT, predictions_path, results_path
 from ..config.schema import config_hash, recipe_of
 from ..data import loaders
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import check_class_counts, load_checkpoint
 from ..engine.checkpoint_config import config_differences
 from ..engine.inference import collect_logits
 from ..engine.run_dir import note
@@ -82,6 +82,9 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
     path = Path(training_opt["log_dir"]) / FINAL_CHECKPOINT
     checkpoint = load_checkpoint(path, what="trained checkpoint", required=("networks", "class_counts"))
     differences = check_test_config(config, checkpoint, path, allow_config_change)
+    checkpoint["class_counts"] = check_class_counts(
+        checkpoint, path, config["training_opt"]["num_classes"], "trained checkpoint"
+    )
     for key, ours, theirs in differences:
         note(f"--allow-config-change: {key} is {ours!r} here but {theirs!r} in {path}")
     scorers = open_scoring.build_scorers(config) if "open" in settings else []  # a bad name fails before any pass
@@ -151,7 +154,8 @@ def _score(config, checkpoint, checkpoint_path, differences, logits, labels, ope
         **extras,
     }
     out = results_path(training_opt["log_dir"], open_set)
-    _keep_results_of_another_checkpoint(out, results["weights_sha256"])
+    _keep_results_of_another_checkpoint(out, results["weights_sha256"], open_set)
+    predictions["weights_sha256"] = np.asarray(results["weights_sha256"])  # the report checks the pair
     save_predictions(training_opt["log_dir"], open_set, predictions)
     write_json_atomic(out, results, indent=2, default=_json_default)
     if training_opt["save_logits"]:
@@ -206,19 +210,25 @@ def weights_sha256(checkpoint):
     return digest.hexdigest()
 
 
-def _keep_results_of_another_checkpoint(out, sha256):
-    """An old results file of another checkpoint is renamed ``<name>.replaced-<timestamp>`` and named in a note."""
-    if not out.is_file():
+def _keep_results_of_another_checkpoint(out, sha256, open_set=False):
+    """Old results of another checkpoint are renamed ``<name>.replaced-<timestamp>`` together with the
+    predictions (and logits) beside them, and named in a note; so are predictions without results."""
+    together = [out, predictions_path(out.parent, open_set), out.with_suffix(".npz")]
+    present = [path for path in together if path.is_file()]
+    if not present:
         return
     try:
-        old = json.loads(out.read_text(encoding="utf-8"))
+        old = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
     except (OSError, ValueError):
         old = None
     if isinstance(old, dict) and old.get("weights_sha256") == sha256:
         return  # a re-test of the same checkpoint
-    kept = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-    out.rename(kept)
-    note(f"{out} held results of another checkpoint (or of an unknown one); kept them as {kept}")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    kept = [path.rename(path.with_name(f"{path.name}.replaced-{stamp}")) for path in present]
+    note(
+        f"{out.parent} held {'results' if out in present else 'predictions'} of another checkpoint (or of an unknown "
+        f"one); kept them as {', '.join(str(path) for path in kept)}"
+    )
 
 
 def _recipe_metadata(config, checkpoint):

@@ -7,6 +7,8 @@
 The trainer (``trainer.py``) runs the epochs of a Run; ``run_state.py`` saves and restores it.
 """
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +40,7 @@ class Run:
     class_counts: list
     steps_per_epoch: int
     logger: RunLogger
+    train_split_sha256: str = ""  # what --resume compares: the same images with the same labels
     epoch: int = 0
     best: dict = field(default_factory=lambda: {"epoch": -1, "top1": -1.0, "networks": None, "centroids": None})
     history: list = field(default_factory=list)
@@ -149,7 +152,16 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
         class_counts=class_counts,
         steps_per_epoch=steps_per_epoch,
         logger=logger,
+        train_split_sha256=samples_sha256(train_samples, training_opt["data_root"]),
     )
+
+
+def samples_sha256(samples, data_root):
+    """SHA-256 of a split's (path relative to the data root, label) lines, in order: moving the data keeps it."""
+    digest = hashlib.sha256()
+    for path, label in samples:
+        digest.update(f"{os.path.relpath(path, data_root)}\t{label}\n".encode())
+    return digest.hexdigest()
 
 
 def check_amp_compatible(criterions, amp):

@@ -77,6 +77,9 @@ def save_last(run):
         "best": run.best,
         "history": run.history,
         "rng": _rng_state(),
+        "config": run.config,  # --resume names the keys that changed
+        "train_split_sha256": run.train_split_sha256,
+        "train_images": sum(run.class_counts),
     }
     save_atomic(state, Path(run.config["training_opt"]["log_dir"]) / LAST_CHECKPOINT)
 
@@ -87,11 +90,7 @@ def restore_last(run):
     if not path.is_file():
         return False
     state = load_checkpoint(path, what="resume checkpoint")
-    if state.get("config_hash") != config_hash(run.config):
-        raise CheckpointError(
-            f"{path} was written by a run with a different config; resume with the same "
-            "config and --opts, or delete it to start over"
-        )
+    check_resumable(state, run, path)
     run.network.feat_model.load_state_dict(state["networks"]["feat_model"])
     run.network.classifier.load_state_dict(state["networks"]["classifier"])
     for key, criterion in run.criterions.items():
@@ -106,6 +105,56 @@ def restore_last(run):
     _set_rng_state(state.get("rng"))
     run.epoch = state["epoch"] + 1
     return True
+
+
+# Keys that may differ on --resume: where the run lives (a moved run resumes in its new place).
+MAY_CHANGE_ON_RESUME = ("training_opt.log_dir",)
+
+
+def _leaves(value, prefix=""):
+    if isinstance(value, dict) and value:
+        for key in sorted(value, key=str):
+            yield from _leaves(value[key], f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, value
+
+
+def changed_keys(stored, current, ignore=MAY_CHANGE_ON_RESUME):
+    """[(dotted key, stored value, current value)] of two resolved configs, less ``ignore``."""
+    absent = "(not set)"
+    old, new = dict(_leaves(stored)), dict(_leaves(current))
+    return [
+        (key, old.get(key, absent), new.get(key, absent))
+        for key in sorted(set(old) | set(new))
+        if key not in ignore and old.get(key, absent) != new.get(key, absent)
+    ]
+
+
+def check_resumable(state, run, path):
+    """The checkpoint's config (less its log_dir) and training split are this run's; else one line naming the change."""
+    stored = state.get("config")
+    if isinstance(stored, dict):
+        changed = changed_keys(stored, run.config)
+        if changed:
+            shown = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changed[:4])
+            more = f" (and {len(changed) - 4} more)" if len(changed) > 4 else ""
+            raise CheckpointError(
+                f"{path} was written with another config: {shown}{more}; resume with the config and --opts it was "
+                "written with, or start over with another training_opt.log_dir (or --overwrite)"
+            )
+    elif state.get("config_hash") != config_hash(run.config):  # a checkpoint of an older version: no config in it
+        raise CheckpointError(
+            f"{path} was written by a run with a different config; resume with the same "
+            "config and --opts, or delete it to start over"
+        )
+    stored_split = state.get("train_split_sha256")
+    if stored_split and run.train_split_sha256 and stored_split != run.train_split_sha256:
+        raise CheckpointError(
+            f"{path} was trained on another training split ({state.get('train_images', '?')} images then, "
+            f"{sum(run.class_counts)} now, or the same number with other images or labels); resuming would mix "
+            "two datasets in one run. Restore the split file, or start over with another training_opt.log_dir "
+            "(or --overwrite)"
+        )
 
 
 def save_final(run):

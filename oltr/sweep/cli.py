@@ -145,11 +145,11 @@ def sweep(args, argv=()):
         refuse_live_jobs(args.logs)
     refuse_existing_runs(steps, args)
     if args.overwrite:
-        from ..engine.run_dir import existing_run, move_aside
+        from ..engine.run_dir import existing_run, move_aside_locked
 
         for step in steps:
             if step.trains and existing_run(step.log_dir):
-                move_aside(step.log_dir)
+                move_aside_locked(step.log_dir)  # a step's run that is live right now is refused, not moved
     state = SweepState(Path(args.logs) / SWEEP_FILE, steps, executor.name, argv, python=sys.executable, out=args.out)
     for step in steps:
         if args.skip_done and step.is_done():
@@ -191,8 +191,9 @@ def summarize(steps, state, code):
     for step in steps:
         record = state[step.id]
         if record["state"] == "failed":
+            seconds = f" after {record['seconds']:.0f}s" if isinstance(record.get("seconds"), (int, float)) else ""
             why = (
-                f"signal {record['signal']}"
+                f"killed by {record['signal']}{seconds}"
                 if record["signal"]
                 else (
                     f"exit code {record['exit_code']}"

@@ -24,6 +24,7 @@ import time
 from multiprocessing.connection import wait
 
 from .plan import PROGRAMS, dependents
+from .state import signal_name
 
 # Imported once by the fork server; every step's process starts with them in memory.
 PRELOAD = [
@@ -112,6 +113,17 @@ class _Running:
     def close(self):
         if self.log is not None:
             self.log.close()
+
+
+def failure_text(code, seconds):
+    """'killed by SIGKILL after 4s' (a signal ended it, or a shell or torchrun reported 128 + the signal),
+    else 'FAILED after 4s (exit code 2)'."""
+    name = signal_name(code)
+    if name and code < 0:
+        return f"killed by {name} after {seconds:.0f}s"
+    if name:
+        return f"FAILED after {seconds:.0f}s (exit code {code}: ended by {name})"
+    return f"FAILED after {seconds:.0f}s (exit code {code})"
 
 
 class LocalExecutor:
@@ -242,10 +254,7 @@ class LocalExecutor:
         elif code == 0:
             fields["note"] = f"exited 0 without writing {step.done_marker}"
         state.set(step.id, "failed", **fields)
-        self.echo(
-            f"[{step.label()}] FAILED after {seconds:.0f}s ({fields.get('signal') or f'exit code {code}'}); "
-            f"output: {step.out_file}"
-        )
+        self.echo(f"[{step.label()}] {failure_text(code, seconds)}; output: {step.out_file}")
         for dependent in dependents(steps, step.id):
             self._skip(next(s for s in steps if s.id == dependent), state, f"{step.id} failed")
 

@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common.errors import OltrError
+from ..common.errors import ConfigError, OltrError
 from ..common.run_files import FINAL_CHECKPOINT, RESULTS_OPEN
 from ..config.schema import load_config
 from ..recipes import get_recipe, resolve
@@ -143,7 +143,16 @@ def _check_resolves(args, opts):
     stops the sweep before anything runs."""
     overlays = [args[i + 1] for i, arg in enumerate(args) if arg == "--overlay"]
     path = args[args.index("--config") + 1]
-    resolve(load_config(path, opts, overlays=overlays), where=path)
+    config = load_config(path, opts, overlays=overlays)
+    resolve(config, where=path)
+    # the losses too: a bad loss parameter of an overlay stops the sweep here, not when its step runs
+    from ..engine.optim import build_criterions  # imports torch and the loss registry
+
+    try:
+        build_criterions(config, [1] * config["training_opt"]["num_classes"])
+    except ConfigError as error:
+        where = path + "".join(f" + {overlay}" for overlay in overlays) + (" (with --opts)" if opts else "")
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def stage2_dir_name(loss, recipe):

@@ -29,6 +29,7 @@ from pathlib import Path
 from ..common.errors import OltrError
 from .job import StepJob
 from .plan import dependents
+from .state import signal_name
 
 SUBMITIT_FOLDER = ".slurm"  # under --logs: submitit's pickles and the jobs' own logs
 WAITING = (
@@ -257,6 +258,7 @@ def verdict(record, slurm_state, folder):
         return "failed", {"exit_code": code, "note": f"{ended} without a result (cancelled, or killed?)"}
     return "failed", {
         "exit_code": code,
+        "signal": signal_name(code),  # status and the summary then read "killed by SIGKILL"
         "note": ended + ("" if finished else f"; {Path(done_marker).name} not written"),
     }
 

@@ -124,3 +124,16 @@ def load_state(logs):
             f"{path} is not a sweep file (no list of steps); rerun the sweep with --skip-done to write it again"
         )
     return path, data
+
+
+def signal_name(code):
+    """'SIGKILL' for an exit status a signal explains (-9, or 137 = 128 + 9 as a shell reports it), else None."""
+    import signal
+
+    if not isinstance(code, int) or isinstance(code, bool):
+        return None
+    number = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else None
+    try:
+        return signal.Signals(number).name if number else None
+    except ValueError:
+        return None
