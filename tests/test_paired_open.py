@@ -92,3 +92,25 @@ def test_report_prints_paired_f_and_auroc_and_the_scorer_table(tiny_digits_root,
     open_auroc = json.loads((tmp_path / "logs" / "focal" / "results_test_open.json").read_text())["open_auroc"]
     assert f"{100 * open_auroc:.1f}" in printed
     assert (out / "Tiny" / "auroc_by_shot.png").stat().st_size > 0
+
+
+def test_open_predictions_that_fail_the_checks_or_lack_scores_are_not_paired(tmp_path):
+    from oltr.report.paired import load_open_predictions
+
+    labels = np.array([0, 1, -1, -1])
+    result = {"_source": str(tmp_path / "results_test_open.json"), "setting": "open", "weights_sha256": "a" * 64}
+    arrays = dict(
+        labels=labels, predictions=labels, class_group=np.zeros(2, np.int8), weights_sha256=np.array("a" * 64)
+    )
+    np.savez(tmp_path / "predictions_test_open.npz", confidence=np.array([0.9, 0.8, 0.1, 0.2]), **arrays)
+    assert [a.tolist() for a in load_open_predictions(result)] == [[0, 1, -1, -1], [0, 1, -1, -1], [0.9, 0.8, 0.1, 0.2]]
+    np.savez(tmp_path / "predictions_test_open.npz", confidence=np.array([0.9]), **arrays)  # a score short
+    assert load_open_predictions(result) is None
+    np.savez(tmp_path / "predictions_test_open.npz", **arrays)  # no scores at all
+    assert load_open_predictions(result) is None
+    np.savez(
+        tmp_path / "predictions_test_open.npz", confidence=np.ones(4), **{**arrays, "weights_sha256": np.array("b")}
+    )
+    assert load_open_predictions(result) is None  # another checkpoint's file
+    (tmp_path / "predictions_test_open.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert load_open_predictions(result) is None

@@ -61,16 +61,19 @@ def load_predictions(result):
 
 
 def load_open_predictions(result):
-    """(labels, predictions, confidence) of every image of an open-set test, open ones included, or None."""
-    path = predictions_path(log_dir_of(result), True)
+    """(labels, predictions, confidence) of every image of an open-set test, open ones included, or None
+    when the file fails load_predictions' checks (whose note _pairs gives) or lacks a confidence per image."""
+    if isinstance(load_predictions(result), str):
+        return None
     try:
-        with np.load(path) as saved:
-            return tuple(
+        with np.load(predictions_path(log_dir_of(result), True)) as saved:
+            arrays = tuple(
                 saved[key].astype(dtype)
                 for key, dtype in (("labels", np.int64), ("predictions", np.int64), ("confidence", np.float64))
             )
-    except (OSError, KeyError, ValueError):
+    except Exception:  # read a moment ago: only a file replaced since, or without "confidence", lands here
         return None
+    return arrays if arrays[2].shape == arrays[0].shape else None
 
 
 def _open_pairs(runs, baseline_runs):
