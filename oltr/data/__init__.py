@@ -21,6 +21,7 @@ lines under a data root, open-set images labelled -1.
 Names are imported on first use, so ``python -m oltr.data check`` does not pay
 for importing torch.
 """
+
 import importlib
 
 _EXPORTS = {

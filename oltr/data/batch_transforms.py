@@ -25,6 +25,7 @@ with the per-sample parameters packed in one small float tensor (``pack``); the 
 jitters and normalises the whole batch with a fixed number of kernels, reading the parameters
 from one upload, and never reads anything back to the host.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ def _resized_crop(image, top, left, height, width, size, on_cpu):
     """
     if not on_cpu:
         return TF.resized_crop(image, top, left, height, width, size, antialias=True)
-    return _resize_batch(image[None, :, top:top + height, left:left + width], size)[0]
+    return _resize_batch(image[None, :, top : top + height, left : left + width], size)[0]
 
 
 def _resize_batch(crops, size):
@@ -69,8 +70,9 @@ def _resized_crops(images, boxes, size, on_cpu):
         if len(members) == 1:
             out[members[0]] = _resized_crop(images[members[0]], *boxes[members[0]], size, on_cpu)
             continue
-        group = torch.stack([images[k][:, boxes[k][0]:boxes[k][0] + height, boxes[k][1]:boxes[k][1] + width]
-                             for k in members])
+        group = torch.stack(
+            [images[k][:, boxes[k][0] : boxes[k][0] + height, boxes[k][1] : boxes[k][1] + width] for k in members]
+        )
         for k, crop in zip(members, _resize_batch(group, size)):
             out[k] = crop
     return out
@@ -99,7 +101,7 @@ def sample_crop_boxes(heights, widths, scale, ratio, generator):
     area = (heights * widths)[:, None]
     target_area = area * (scale[0] + (scale[1] - scale[0]) * uniforms[:, :CROP_TRIES])
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    aspect = np.exp(log_lo + (log_hi - log_lo) * uniforms[:, CROP_TRIES:2 * CROP_TRIES])
+    aspect = np.exp(log_lo + (log_hi - log_lo) * uniforms[:, CROP_TRIES : 2 * CROP_TRIES])
     crop_w = np.round(np.sqrt(target_area * aspect))  # half to even, as Python's round()
     crop_h = np.round(np.sqrt(target_area / aspect))
     fits = (crop_w > 0) & (crop_w <= widths[:, None]) & (crop_h > 0) & (crop_h <= heights[:, None])
@@ -138,8 +140,9 @@ _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb
 
 
 def _gray(images):
-    return (_GRAY_WEIGHTS[0] * images[:, 0] + _GRAY_WEIGHTS[1] * images[:, 1]
-            + _GRAY_WEIGHTS[2] * images[:, 2]).unsqueeze(1)
+    return (
+        _GRAY_WEIGHTS[0] * images[:, 0] + _GRAY_WEIGHTS[1] * images[:, 1] + _GRAY_WEIGHTS[2] * images[:, 2]
+    ).unsqueeze(1)
 
 
 def _blend(images, other, factors):
@@ -177,7 +180,7 @@ def pack(params):
     packed = torch.full((count, PACKED_COLUMNS), -1.0)
     packed[:, FLIP] = params.flips.float()
     packed[:, FACTORS] = params.factors.float()
-    packed[:, ORDER:ORDER + params.orders.shape[1]] = params.orders.float()
+    packed[:, ORDER : ORDER + params.orders.shape[1]] = params.orders.float()
     return packed
 
 
@@ -194,8 +197,17 @@ class BatchTransform:
     ``torch.Generator`` the training transform draws its parameters from (eval ignores it).
     """
 
-    def __init__(self, train, input_size=224, resize_size=256, color_jitter=(0.4, 0.4, 0.4, 0),
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, horizontal_flip=True, crop_scale=(0.08, 1.0)):
+    def __init__(
+        self,
+        train,
+        input_size=224,
+        resize_size=256,
+        color_jitter=(0.4, 0.4, 0.4, 0),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        horizontal_flip=True,
+        crop_scale=(0.08, 1.0),
+    ):
         self.train = train
         self.input_size = int(input_size)
         self.resize_size = int(resize_size)
@@ -213,7 +225,11 @@ class BatchTransform:
         heights = [h for h, _ in sizes]
         widths = [w for _, w in sizes]
         boxes = sample_crop_boxes(heights, widths, self.crop_scale, RATIO, generator)
-        flips = torch.rand(count, generator=generator) < 0.5 if self.horizontal_flip else torch.zeros(count, dtype=torch.bool)
+        flips = (
+            torch.rand(count, generator=generator) < 0.5
+            if self.horizontal_flip
+            else torch.zeros(count, dtype=torch.bool)
+        )
         factors = torch.zeros(count, 4, dtype=torch.float64)
         active = [op for op, r in enumerate(self.ranges) if r is not None]
         for op in active:

@@ -7,15 +7,16 @@ many/medium/few-shot group sizes (OLTR's code convention by default:
 many >= 100, few <= 20 training images). Lines are judged by
 ``split_file.scan_split``, the same code that ``read_split`` uses.
 """
+
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .split_file import SPLITS, find_image_root, scan_split, split_path
 from ..common.errors import DataError
 from ..evaluation.metrics import check_shot_thresholds, shot_groups
+from .split_file import SPLITS, find_image_root, scan_split, split_path
 
 REQUIRED_SPLITS = ("train", "val", "test")
 LEAK_SPLITS = ("test", "open")  # a training image in one of these is a defect (in val: a warning)
@@ -48,13 +49,20 @@ def _split_report(scan):
         report["empty_images" if kind == "empty" else kind] = len(found)
         report["examples"] += [line.message for line in found[:SHOWN_EXAMPLES]]
     report["examples"] += [
-        f"{scan.path}:{again}: duplicate of line {first} ({path})" for first, again, path in scan.duplicates[:SHOWN_EXAMPLES]
+        f"{scan.path}:{again}: duplicate of line {first} ({path})"
+        for first, again, path in scan.duplicates[:SHOWN_EXAMPLES]
     ]
     report["empty"] = int(not scan.lines)
     if report["empty"]:
         report["examples"].append(f"{scan.path}: the file has no 'relative/path label' lines")
-    report["defects"] = (report["malformed"] + report["label"] + report["missing"] + report["empty_images"]
-                         + report["duplicates"] + report["empty"])
+    report["defects"] = (
+        report["malformed"]
+        + report["label"]
+        + report["missing"]
+        + report["empty_images"]
+        + report["duplicates"]
+        + report["empty"]
+    )
     return report
 
 
@@ -128,7 +136,8 @@ def check_split(
         train_files = {os.path.realpath(line.full_path) for line in scans["train"].good}
         report["train_overlap"] = {
             split: sum(os.path.realpath(line.full_path) in train_files for line in scans[split].good)
-            for split in ("val", "test", "open") if split in scans
+            for split in ("val", "test", "open")
+            if split in scans
         }
         defects += sum(report["train_overlap"].get(split, 0) for split in LEAK_SPLITS)
     report["defects"] = defects
@@ -140,8 +149,10 @@ def check_split(
 
 def format_report(report):
     """The human-readable form of ``check_split``'s report."""
-    lines = [f"{report['dataset']}: split_dir={report['split_dir']} data_root={report['data_root']} "
-             f"num_classes={report.get('num_classes')}"]
+    lines = [
+        f"{report['dataset']}: split_dir={report['split_dir']} data_root={report['data_root']} "
+        f"num_classes={report.get('num_classes')}"
+    ]
     for split, info in report["splits"].items():
         if not info["present"]:
             required = "MISSING" if split in REQUIRED_SPLITS else "absent (optional)"
@@ -168,8 +179,10 @@ def format_report(report):
         overlap = report.get("train_overlap", {})
         for split in LEAK_SPLITS:
             if overlap.get(split):
-                lines.append(f"  {overlap[split]:,} {split} images are also training images: the {split} numbers "
-                             "would measure images the model trained on; remove them from one of the splits")
+                lines.append(
+                    f"  {overlap[split]:,} {split} images are also training images: the {split} numbers "
+                    "would measure images the model trained on; remove them from one of the splits"
+                )
         if overlap.get("val"):
             lines.append(f"  warning: {overlap['val']:,} val images are also training images")
     lines.append("OK: no defects found" if report["ok"] else f"FAILED: {report['defects']} defect(s) found")

@@ -18,22 +18,35 @@ usual CIFAR-LT, so that the OLTR protocol (val + open set) applies:
 Images go to ``<out_dir>/images/{train,test}/<class name>/<index>.png`` and the
 split files' paths are relative to ``out_dir`` (the config's data_root and split_dir).
 """
+
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..common.errors import DataError
 from .make_lt import write_split_files
 from .profiles import long_tail_counts
 from .split_file import OPEN_LABEL
-from ..common.errors import DataError
 
 VARIANTS = {
     # which: (torchvision class name, dataset name, default open classes, default val per class, archive, folder)
-    "cifar10": ("CIFAR10", "CIFAR10_LT", 2, 100,
-                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-batches-py"),
-    "cifar100": ("CIFAR100", "CIFAR100_LT", 10, 10,
-                 "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python"),
+    "cifar10": (
+        "CIFAR10",
+        "CIFAR10_LT",
+        2,
+        100,
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+    ),
+    "cifar100": (
+        "CIFAR100",
+        "CIFAR100_LT",
+        10,
+        10,
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "cifar-100-python",
+    ),
 }
 
 
@@ -45,7 +58,8 @@ def load_cifar(which, root, train, download):
     dataset_class = getattr(torchvision.datasets, class_name)
     try:
         return dataset_class(str(root), train=train, download=download)
-    except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision raises RuntimeError when files are absent
+    # URLError is an OSError; torchvision raises RuntimeError when files are absent
+    except (OSError, RuntimeError) as error:
         action = "download" if download else "find"
         raise DataError(
             f"could not {action} {class_name} under {root} ({error}); download {archive}, extract it so that "
@@ -143,7 +157,9 @@ def export_cifar_lt(
             paths = _save_pngs(source.data, indices, folder, class_names, targets, out_dir)
             splits[split] += [(path, label) for path in paths]
     for class_id in open_ids:
-        paths = _save_pngs(test_set.data, np.flatnonzero(test_targets == class_id), "test", class_names, test_targets, out_dir)
+        paths = _save_pngs(
+            test_set.data, np.flatnonzero(test_targets == class_id), "test", class_names, test_targets, out_dir
+        )
         splits["open"] += [(path, OPEN_LABEL) for path in paths]
 
     summary = {

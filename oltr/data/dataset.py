@@ -4,13 +4,13 @@
 pil``). ``UInt8SplitDataset`` hands out uint8 tensors, from the decoded store when there is one,
 for the batched transforms of ``batch_transforms.py`` (``data_pipeline: tensor``, the default).
 """
+
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from ..common.errors import DataError
-
 from .decode import decode_bytes, is_jpeg, read_bytes, read_image
 
 
@@ -40,7 +40,8 @@ class SplitDataset(Dataset):
             raise DataError(f"image {path} does not exist (it was listed in the split file).") from None
         except DataError:
             raise
-        except Exception as error:  # PIL fails in many ways: OSError, SyntaxError, DecompressionBombError, struct.error...
+        # PIL fails in many ways: OSError, SyntaxError, DecompressionBombError, struct.error...
+        except Exception as error:
             reason = f"{type(error).__name__}: {error}" if not isinstance(error, UnidentifiedImageError) else str(error)
             raise DataError(f"image {path} cannot be read as an image ({reason}); replace or remove it.") from None
 

@@ -7,6 +7,7 @@ decoder crashes the process (a segmentation fault) on a damaged data stream inst
 and a PNG is decoded once into the image store anyway. A missing or unreadable file is a
 ``DataError`` naming it.
 """
+
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError

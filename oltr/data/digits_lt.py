@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..common.errors import DataError
 from .profiles import long_tail_counts
 from .split_file import OPEN_LABEL, SPLITS, split_path, write_split
-from ..common.errors import DataError
 
 DATASET = "Digits_LT"
 VERSION = 1

@@ -18,6 +18,7 @@ temporary name and renamed into place, and built under a file lock, so ranks, wo
 concurrent runs share one copy and never see half of one. The operating system's page cache
 holds the pixels once for all processes that map the file.
 """
+
 import contextlib
 import errno
 import hashlib
@@ -56,8 +57,7 @@ def store_key(paths):
     for path in paths:
         try:
             stat = os.stat(path)
-            digest.update(
-                f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\0{stat.st_ctime_ns}\n".encode())
         except OSError:
             digest.update(f"{path}\0missing\n".encode())  # decoding will name it
     return digest.hexdigest()[:20]
@@ -117,7 +117,7 @@ class ImageStore:
     def __getitem__(self, index):
         start = int(self.offsets[index])
         h, w = int(self.heights[index]), int(self.widths[index])
-        pixels = self._load()[start:start + 3 * h * w]
+        pixels = self._load()[start : start + 3 * h * w]
         if isinstance(pixels, np.ndarray):
             pixels = torch.from_numpy(np.array(pixels))  # a copy: the map is read-only
         return pixels.view(h, w, 3).permute(2, 0, 1)
@@ -133,8 +133,10 @@ def _index_mtime(directory):
 
 
 def _damaged(directory, why):
-    return DataError(f"the image store {directory} is damaged ({why}); delete that folder (a cache: the next run "
-                     "decodes the images again)")
+    return DataError(
+        f"the image store {directory} is damaged ({why}); delete that folder (a cache: the next run "
+        "decodes the images again)"
+    )
 
 
 def _read_index(directory):
@@ -170,8 +172,12 @@ def _write_store(paths, directory, num_workers):
     """Decode every image (``num_workers`` processes) into ``directory``."""
     # A generator of its own: a DataLoader draws its base seed from the one it is given, and the
     # global one is the run's, seeded just before (a first run must train as a warm one does).
-    loader = torch.utils.data.DataLoader(_DecodeAll(paths), batch_size=None, generator=torch.Generator(),
-                                         num_workers=num_workers if len(paths) >= PARALLEL_FROM else 0)
+    loader = torch.utils.data.DataLoader(
+        _DecodeAll(paths),
+        batch_size=None,
+        generator=torch.Generator(),
+        num_workers=num_workers if len(paths) >= PARALLEL_FROM else 0,
+    )
     index = np.zeros((len(paths), 4), dtype=np.int64)
     offset = 0
     with open(directory / PIXELS, "wb") as out:
@@ -182,8 +188,12 @@ def _write_store(paths, directory, num_workers):
         out.flush()
         os.fsync(out.fileno())
     np.save(directory / INDEX, index)
-    (directory / INFO).write_text(json.dumps({"format": FORMAT_VERSION, "images": len(paths), "bytes": offset,
-                                              "first": str(paths[0]) if paths else None}) + "\n")
+    (directory / INFO).write_text(
+        json.dumps(
+            {"format": FORMAT_VERSION, "images": len(paths), "bytes": offset, "first": str(paths[0]) if paths else None}
+        )
+        + "\n"
+    )
 
 
 @contextlib.contextmanager
@@ -239,8 +249,9 @@ def open_or_build(paths, cache_dir, name, num_workers=0):
         changed = changed_files(store, paths)
         if changed is None:
             return store
-        print(f"note: {changed} changed since the image store {directory} was built; decoding the split again",
-              flush=True)
+        print(
+            f"note: {changed} changed since the image store {directory} was built; decoding the split again", flush=True
+        )
         with _lock(cache_dir / f"{directory.name}.lock"):
             # another rank or run that saw the change too may have rebuilt it while we waited
             if _index_mtime(directory) == store.index_mtime:
@@ -248,9 +259,11 @@ def open_or_build(paths, cache_dir, name, num_workers=0):
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DataError(f"cannot create the image cache {cache_dir} ({error.strerror or error}); set "
-                        "training_opt.cache_dir (or OLTR_CACHE_DIR) to a writable folder, or "
-                        "training_opt.cache_images to 'never'") from None
+        raise DataError(
+            f"cannot create the image cache {cache_dir} ({error.strerror or error}); set "
+            "training_opt.cache_dir (or OLTR_CACHE_DIR) to a writable folder, or "
+            "training_opt.cache_images to 'never'"
+        ) from None
     with _lock(cache_dir / f"{directory.name}.lock"):
         if not (directory / INDEX).is_file():  # another process may have built it while we waited
             if directory.exists():  # a store whose index is gone: a damaged cache, decoded again
@@ -261,9 +274,11 @@ def open_or_build(paths, cache_dir, name, num_workers=0):
                 os.replace(staging, directory)
             except OSError as error:  # a full disk, a quota, a cache folder gone read-only
                 reason = f"{error.strerror or error} ({errno.errorcode.get(error.errno or 0, 'OSError')})"
-                raise DataError(f"cannot write the image store in {cache_dir}: {reason}; nothing was kept. Free space "
-                                "there, set training_opt.cache_dir (or OLTR_CACHE_DIR) to another folder, or "
-                                "training_opt.cache_images to 'never'") from None
+                raise DataError(
+                    f"cannot write the image store in {cache_dir}: {reason}; nothing was kept. Free space "
+                    "there, set training_opt.cache_dir (or OLTR_CACHE_DIR) to another folder, or "
+                    "training_opt.cache_images to 'never'"
+                ) from None
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     return ImageStore(directory)

@@ -1,10 +1,11 @@
 """From a validated ``training_opt`` to a run's data: split lines, datasets, samplers and loaders.
 
-    prepare_data       a dataset that builds itself (Digits_LT, CIFAR-LT) on first use
-    load_samples       one split's (path, label) lines, checked
-    build_dataset      the tensor pipeline (uint8 store + batch transforms) or OLTR's PIL one
-    build_train_loader / build_eval_loader   the loaders of training and of one-pass scoring
+prepare_data       a dataset that builds itself (Digits_LT, CIFAR-LT) on first use
+load_samples       one split's (path, label) lines, checked
+build_dataset      the tensor pipeline (uint8 store + batch transforms) or OLTR's PIL one
+build_train_loader / build_eval_loader   the loaders of training and of one-pass scoring
 """
+
 import os
 from pathlib import Path
 
@@ -40,12 +41,13 @@ def export_cifar_lt_once(data_root, which):
     try:
         load_cifar(which, archive_root, train=True, download=True)
     except DataError as error:
-        raise DataError(f"{dataset} is exported on first use from {archive}, which is not in {archive_root}/ and "
-                        f"could not be downloaded ({error.__context__}); download it into {archive_root}/ (or "
-                        f"extract it there as {archive_root / folder}/) and rerun (see data/README.md)") from None
+        raise DataError(
+            f"{dataset} is exported on first use from {archive}, which is not in {archive_root}/ and "
+            f"could not be downloaded ({error.__context__}); download it into {archive_root}/ (or "
+            f"extract it there as {archive_root / folder}/) and rerun (see data/README.md)"
+        ) from None
     export_cifar_lt(archive_root, data_root, which=which, imbalance_factor=100, download=False)
     return data_root
-
 
 
 # Datasets that can be created on first use, when their split files are absent: name -> preparer(data_root).
@@ -66,9 +68,11 @@ def load_samples(training_opt, split):
     split_dir, dataset = training_opt["split_dir"], training_opt["dataset"]
     path = split_path(split_dir, dataset, split)
     if not path.is_file():  # say which config keys to fix, which read_split cannot know
-        raise DataError(f"split file {path} does not exist; set training_opt.split_dir (now {split_dir}) to the folder "
-                        f"holding {dataset}_{{train,val,test,open}}.txt and training_opt.data_root to the folder their "
-                        f"image paths start from ('python -m oltr.data check' verifies both)")
+        raise DataError(
+            f"split file {path} does not exist; set training_opt.split_dir (now {split_dir}) to the folder "
+            f"holding {dataset}_{{train,val,test,open}}.txt and training_opt.data_root to the folder their "
+            f"image paths start from ('python -m oltr.data check' verifies both)"
+        )
     root = training_opt["data_root"]
     if split == "open" and path.is_file():
         # OLTR ships its open-set images beside the split files, not under the data root.
@@ -87,9 +91,11 @@ def check_every_class_trains(training_opt, class_counts):
     if empty:
         path = split_path(training_opt["split_dir"], training_opt["dataset"], "train")
         shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
-        raise DataError(f"{path}: {len(empty)} of the {len(class_counts)} known classes have no training image "
-                        f"(class {shown}); add images of them, or renumber the labels and lower "
-                        "training_opt.num_classes")
+        raise DataError(
+            f"{path}: {len(empty)} of the {len(class_counts)} known classes have no training image "
+            f"(class {shown}); add images of them, or renumber the labels and lower "
+            "training_opt.num_classes"
+        )
 
 
 def build_dataset(training_opt, samples, train, like=None):
@@ -103,8 +109,12 @@ def build_dataset(training_opt, samples, train, like=None):
     if training_opt["data_pipeline"] == "pil":
         return SplitDataset(samples, build_transform(train, **training_opt["transforms"]))
     store = like.store if isinstance(like, UInt8SplitDataset) else image_store_for(training_opt, samples)
-    return UInt8SplitDataset(samples, store=store, encoded_jpegs=training_opt["gpu_decode"],
-                             batch_transform=BatchTransform(train, **training_opt["transforms"]))
+    return UInt8SplitDataset(
+        samples,
+        store=store,
+        encoded_jpegs=training_opt["gpu_decode"],
+        batch_transform=BatchTransform(train, **training_opt["transforms"]),
+    )
 
 
 def image_store_for(training_opt, samples):
@@ -116,8 +126,12 @@ def image_store_for(training_opt, samples):
     if policy == "auto" and estimated_bytes(paths) > training_opt["cache_images_max_gb"] * 2**30:
         return None
     cache_dir = training_opt["cache_dir"] or default_cache_dir()
-    return open_or_build(paths, cache_dir, f"{training_opt['dataset']}-{len(paths)}",
-                         num_workers=resolve_num_workers(training_opt["num_workers"], "cuda"))  # all cores but 2
+    return open_or_build(
+        paths,
+        cache_dir,
+        f"{training_opt['dataset']}-{len(paths)}",
+        num_workers=resolve_num_workers(training_opt["num_workers"], "cuda"),
+    )  # all cores but 2
 
 
 def resolve_num_workers(value, device):
@@ -133,8 +147,10 @@ def resolve_num_workers(value, device):
 def check_gpu_decode(training_opt, device):
     """``gpu_decode`` decodes on a CUDA device: on any other it is refused in one line."""
     if training_opt["gpu_decode"] and torch.device(device).type != "cuda":
-        raise ConfigError(f"training_opt.gpu_decode is true but this run's device is {device}: JPEGs are decoded "
-                          "on the GPU only; set training_opt.gpu_decode to false (the workers decode on the CPU)")
+        raise ConfigError(
+            f"training_opt.gpu_decode is true but this run's device is {device}: JPEGs are decoded "
+            "on the GPU only; set training_opt.gpu_decode to false (the workers decode on the CPU)"
+        )
 
 
 def build_train_loader(training_opt, dataset, seed, ctx):
@@ -147,18 +163,28 @@ def build_train_loader(training_opt, dataset, seed, ctx):
         sampler.batch_size = batch_size
     if training_opt["data_pipeline"] == "pil":
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-            drop_last=True, pin_memory=ctx.device.type == "cuda",
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=ctx.device.type == "cuda",
             # Workers are re-created every epoch from a reseeded generator, so a
             # resumed run replays the same augmentations (persistent workers would not).
-            worker_init_fn=_seed_worker, generator=seeded_generator(seed),
+            worker_init_fn=_seed_worker,
+            generator=seeded_generator(seed),
         )
     # Augmentations follow the batch seeds of SeededBatchSampler, not the workers: they may persist.
-    return TensorLoader(dataset, dataset.batch_transform, ctx.device,
-                        batch_sampler=SeededBatchSampler(sampler, batch_size, drop_last=True),
-                        num_workers=workers,
-                        persistent_workers=training_opt["persistent_workers"],
-                        generator=seeded_generator(seed), worker_init_fn=_seed_worker)
+    return TensorLoader(
+        dataset,
+        dataset.batch_transform,
+        ctx.device,
+        batch_sampler=SeededBatchSampler(sampler, batch_size, drop_last=True),
+        num_workers=workers,
+        persistent_workers=training_opt["persistent_workers"],
+        generator=seeded_generator(seed),
+        worker_init_fn=_seed_worker,
+    )
 
 
 def build_sampler(training_opt, labels, seed, ctx):
@@ -171,8 +197,9 @@ def build_sampler(training_opt, labels, seed, ctx):
     if kind == "class_aware":
         return ClassAwareSampler(labels, num_samples_cls=sampler_cfg["num_samples_cls"], **shard)
     try:
-        return ClassPriorSampler(labels, kind, num_classes=training_opt["num_classes"],
-                                 num_epochs=training_opt["num_epochs"], **shard)
+        return ClassPriorSampler(
+            labels, kind, num_classes=training_opt["num_classes"], num_epochs=training_opt["num_epochs"], **shard
+        )
     except ValueError as error:
         raise DataError(f"training_opt.sampler.type {kind!r}: {error}") from None
 
@@ -188,16 +215,24 @@ def build_eval_loader(training_opt, dataset, ctx, passes="many"):
     subset = torch.utils.data.Subset(dataset, indices) if ctx.distributed else dataset
     batch_size = training_opt["eval_batch_size"] or training_opt["batch_size"]
     if training_opt["data_pipeline"] == "pil":
-        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                           pin_memory=ctx.device.type == "cuda")
-    return TensorLoader(subset, dataset.batch_transform, ctx.device, batch_size=batch_size, num_workers=workers,
-                        persistent_workers=training_opt["persistent_workers"] and passes == "many")
+        return torch.utils.data.DataLoader(
+            subset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=ctx.device.type == "cuda"
+        )
+    return TensorLoader(
+        subset,
+        dataset.batch_transform,
+        ctx.device,
+        batch_size=batch_size,
+        num_workers=workers,
+        persistent_workers=training_opt["persistent_workers"] and passes == "many",
+    )
 
 
 def _per_rank_batch(batch_size, ctx):
     if batch_size % ctx.world_size:
-        raise ConfigError(f"training_opt.batch_size ({batch_size}) must be divisible by the number of "
-                          f"processes ({ctx.world_size})")
+        raise ConfigError(
+            f"training_opt.batch_size ({batch_size}) must be divisible by the number of processes ({ctx.world_size})"
+        )
     return batch_size // ctx.world_size
 
 
@@ -205,6 +240,7 @@ def _seed_worker(worker_id):
     # Each worker's torch seed is already derived from the loader's generator;
     # give NumPy and random the same so augmentations are reproducible.
     import random
+
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -18,6 +18,7 @@ its classes, written relative to ``image_root`` (``../other/...``), so the confi
 An image of that tree whose bytes equal a training image's is left out and named in the summary
 (``open_duplicates_of_train``): an open image the model trained on would not be unknown.
 """
+
 import hashlib
 import os
 from pathlib import Path
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from ..common.atomic import write_json_atomic, write_text_atomic
+from ..common.errors import DataError
 from .profiles import long_tail_counts
 from .split_file import OPEN_LABEL, refuse_existing, split_path, write_split
-from ..common.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_MIN_COUNT = 5  # OLTR's smallest class in ImageNet-LT and Places-LT
@@ -57,12 +58,19 @@ def scan_image_folder(image_root):
 def _choose_open_classes(names, open_classes, rng):
     if isinstance(open_classes, int) and not isinstance(open_classes, bool):
         if not 0 <= open_classes < len(names):
-            raise DataError(f"open_classes must be between 0 and {len(names) - 1} (there are {len(names)} classes), got {open_classes}.")
+            raise DataError(
+                (
+                    f"open_classes must be between 0 and {len(names) - 1} (there are {len(names)} classes), got "
+                    f"{open_classes}."
+                )
+            )
         return sorted(rng.choice(names, size=open_classes, replace=False).tolist())
     chosen = sorted(str(name) for name in open_classes)
     unknown = [name for name in chosen if name not in names]
     if unknown:
-        raise DataError(f"open class {unknown[0]!r} is not a subfolder of the image folder; choose from {names[:10]}...")
+        raise DataError(
+            f"open class {unknown[0]!r} is not a subfolder of the image folder; choose from {names[:10]}..."
+        )
     if len(chosen) >= len(names):
         raise DataError("open_classes must leave at least one known class.")
     return chosen
@@ -153,7 +161,9 @@ def make_lt(
         splits["open"] += [(classes[name][i], OPEN_LABEL) for i in sorted(order)]
     duplicates = []
     if outside is not None:
-        splits["open"], duplicates = _open_from_folder(outside, open_from, image_root, splits["train"], open_per_class, rng)
+        splits["open"], duplicates = _open_from_folder(
+            outside, open_from, image_root, splits["train"], open_per_class, rng
+        )
 
     summary = {
         "dataset": dataset_name,
@@ -171,8 +181,9 @@ def make_lt(
         "seed": seed,
     }
     if outside is not None:
-        summary.update({"open_from": str(open_from), "open_classes": sorted(outside),
-                        "open_duplicates_of_train": duplicates})
+        summary.update(
+            {"open_from": str(open_from), "open_classes": sorted(outside), "open_duplicates_of_train": duplicates}
+        )
     if not force:
         refuse_existing(out_dir, dataset_name, force)
     return write_split_files(out_dir, dataset_name, splits, known, summary)
@@ -223,8 +234,11 @@ def write_split_files(out_dir, dataset_name, splits, class_names, summary):
     split sizes and the files written.
     """
     out_dir = Path(out_dir)
-    written = [write_split(split_path(out_dir, dataset_name, split), samples)
-               for split, samples in splits.items() if split != "open" or samples]
+    written = [
+        write_split(split_path(out_dir, dataset_name, split), samples)
+        for split, samples in splits.items()
+        if split != "open" or samples
+    ]
     if not splits.get("open"):  # a stale open split from an earlier run would contradict this one
         split_path(out_dir, dataset_name, "open").unlink(missing_ok=True)
     classes_file = out_dir / f"{dataset_name}_classes.txt"

@@ -21,6 +21,7 @@ the imbalance factor ``IF``; given IF itself, ``r = 1 / IF`` exactly):
 Both pin the endpoints to exactly max_count and min_count (guarding against
 floating-point round-off) and add 1e-9 before the floor for the same reason.
 """
+
 import math
 
 from ..common.errors import DataError
@@ -40,8 +41,12 @@ def resolve_min_count(max_count, min_count=None, imbalance_factor=None):
         raise DataError("give min_count or imbalance_factor, not both.")
     if imbalance_factor is None:
         return min_count
-    if (not isinstance(imbalance_factor, (int, float)) or isinstance(imbalance_factor, bool)
-            or not math.isfinite(imbalance_factor) or not imbalance_factor >= 1):
+    if (
+        not isinstance(imbalance_factor, (int, float))
+        or isinstance(imbalance_factor, bool)
+        or not math.isfinite(imbalance_factor)
+        or not imbalance_factor >= 1
+    ):
         raise DataError(f"imbalance_factor must be a finite number >= 1, got {imbalance_factor!r}.")
     return max(1, int(math.floor(max_count / imbalance_factor + _ROUND_OFF)))
 

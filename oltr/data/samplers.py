@@ -23,6 +23,7 @@ BatchNorm batch), as one process would see them; without it, ``rank::world_size`
 "Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR 2020) draws
 each sample's class from a distribution over classes, with the same seeding and sharding.
 """
+
 import math
 
 import numpy as np
@@ -135,7 +136,6 @@ class ClassAwareSampler(_EpochStreamSampler):
         self.seed = int(seed)
         self.epoch = 0
 
-
     def global_stream(self):
         """All ``total_size`` indices of this epoch, before the split across ranks."""
         generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
@@ -180,9 +180,11 @@ def class_sampling_probabilities(kind, class_counts, progress=0.0):
         raise ValueError(f"unknown class-prior sampler {kind!r}; choose from {', '.join(CLASS_PRIOR_SAMPLERS)}")
     empty = np.flatnonzero((counts == 0) & (probabilities > 0))
     if empty.size:
-        raise ValueError(f"the {kind} sampler draws class {int(empty[0])}, which has no training image "
-                         f"(class counts {counts.astype(int).tolist()}); fix the training split or num_classes, "
-                         "or use the instance or class_aware sampler")
+        raise ValueError(
+            f"the {kind} sampler draws class {int(empty[0])}, which has no training image "
+            f"(class counts {counts.astype(int).tolist()}); fix the training split or num_classes, "
+            "or use the instance or class_aware sampler"
+        )
     return probabilities
 
 
@@ -204,8 +206,7 @@ class ClassPriorSampler(_EpochStreamSampler):
         num_epochs: for ``progressive``'s t.
     """
 
-    def __init__(self, labels, kind, num_classes=None, num_samples=None, num_epochs=1, seed=0, rank=0,
-                 world_size=1):
+    def __init__(self, labels, kind, num_classes=None, num_samples=None, num_epochs=1, seed=0, rank=0, world_size=1):
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if labels.size == 0:
             raise ValueError("ClassPriorSampler needs at least one label")
@@ -231,7 +232,6 @@ class ClassPriorSampler(_EpochStreamSampler):
         self.total_size = -(-num_samples // world_size) * world_size
         self.seed = int(seed)
         self.epoch = 0
-
 
     def progress(self):
         return min(self.epoch / max(self.num_epochs - 1, 1), 1.0)
@@ -283,11 +283,10 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
         order = torch.randperm(self.num_samples, generator=seeded_generator(mix_seed(self.seed, self.epoch)))
         total = len(self) * self.world_size
         order = torch.cat([order, order[: total - self.num_samples]])  # pad so ranks get equal shares
-        return iter(order[self.rank::self.world_size].tolist())
+        return iter(order[self.rank :: self.world_size].tolist())
 
     def state_dict(self):
         return {"seed": self.seed, "epoch": self.epoch}
 
     def load_state_dict(self, state):
         self.seed, self.epoch = state["seed"], state["epoch"]
-

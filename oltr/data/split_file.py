@@ -14,6 +14,7 @@ Rules this module enforces (one place, shared by the loader and ``check``):
 * labels are ASCII integers in ``[0, num_classes)``, or -1 in an open split;
 * every image must exist; a repeated image path is warned about, not fatal.
 """
+
 import os
 import re
 import warnings
@@ -84,32 +85,55 @@ def _parse_line(text, path, line_number, num_classes, allow_open):
             return fields[0].strip(), label, "", ""
     where = f"{path}:{line_number}"
     if len(fields) != 2:
-        return "", 0, "malformed", (
-            f"{where}: expected 'relative/path label' (an image path, whitespace, an integer label) "
-            f"but found {_preview(text)!r}."
+        return (
+            "",
+            0,
+            "malformed",
+            (
+                f"{where}: expected 'relative/path label' (an image path, whitespace, an integer label) "
+                f"but found {_preview(text)!r}."
+            ),
         )
     relative_path, label_text = fields[0].strip(), fields[1]
     if not _INTEGER.fullmatch(label_text):
-        return relative_path, 0, "malformed", (
-            f"{where}: label {_preview(label_text)!r} is not an integer; expected 'relative/path label'."
+        return (
+            relative_path,
+            0,
+            "malformed",
+            (f"{where}: label {_preview(label_text)!r} is not an integer; expected 'relative/path label'."),
         )
     label = int(label_text)
     if allow_open and 0 <= label and (num_classes is None or label < num_classes):
-        return relative_path, label, "label", (
-            f"{where}: label {label} is a known class, but the open split holds only images of no known class "
-            f"(label -1); move the line to another split, or write -1."
+        return (
+            relative_path,
+            label,
+            "label",
+            (
+                f"{where}: label {label} is a known class, but the open split holds only images of no known class "
+                f"(label -1); move the line to another split, or write -1."
+            ),
         )
     if label == OPEN_LABEL:
         if allow_open:
             return relative_path, label, "", ""
-        return relative_path, label, "label", (
-            f"{where}: label -1 marks an open-set image, which only the open split may hold; "
-            f"this split expects labels in {_label_range(num_classes, False)}."
+        return (
+            relative_path,
+            label,
+            "label",
+            (
+                f"{where}: label -1 marks an open-set image, which only the open split may hold; "
+                f"this split expects labels in {_label_range(num_classes, False)}."
+            ),
         )
     if label < 0 or (num_classes is not None and label >= num_classes):
-        return relative_path, label, "label", (
-            f"{where}: label {label} is outside {_label_range(num_classes, allow_open)}; "
-            f"check the label or num_classes."
+        return (
+            relative_path,
+            label,
+            "label",
+            (
+                f"{where}: label {label} is outside {_label_range(num_classes, allow_open)}; "
+                f"check the label or num_classes."
+            ),
         )
     return relative_path, label, "", ""
 
@@ -132,7 +156,9 @@ def _decoded_lines(path):
         ) from None
     except OSError as error:  # a directory, a symlink loop, no permission...
         problem = file_problem(path) or f"cannot be read ({error.strerror or error})"
-        raise DataError(f"split file {path} {problem}; it should be a text file of 'relative/path label' lines.") from None
+        raise DataError(
+            f"split file {path} {problem}; it should be a text file of 'relative/path label' lines."
+        ) from None
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows editors): not part of the first path
         raw = raw[3:]
     for number, raw_line in enumerate(raw.splitlines(), start=1):
@@ -241,6 +267,7 @@ def find_image_root(path, candidates, probe_lines=5):
 
 def write_split(path, samples):
     """Write ``[(relative_path, label), ...]`` as a split file (forward slashes, atomic replace)."""
+
     def write(handle):
         for relative_path, label in samples:
             handle.write(f"{PurePath(relative_path).as_posix()} {int(label)}\n")
@@ -254,7 +281,9 @@ def refuse_existing(out_dir, dataset, force):
     names += [Path(out_dir) / f"{dataset}_classes.txt", Path(out_dir) / f"{dataset}_meta.json"]
     found = [str(path) for path in names if path.exists()]
     if found and not force:
-        raise DataError(f"{found[0]} already exists" + (f" (and {len(found) - 1} more of {dataset}'s files)"
-                                                        if len(found) > 1 else "")
-                        + "; nothing was written. Choose another output folder or --dataset, or pass --force "
-                          "to replace them")
+        raise DataError(
+            f"{found[0]} already exists"
+            + (f" (and {len(found) - 1} more of {dataset}'s files)" if len(found) > 1 else "")
+            + "; nothing was written. Choose another output folder or --dataset, or pass --force "
+            "to replace them"
+        )

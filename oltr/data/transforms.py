@@ -4,6 +4,7 @@ With the defaults these are exactly OLTR's ``data_transforms``: train =
 RandomResizedCrop(224) + horizontal flip + ColorJitter(0.4, 0.4, 0.4, 0) +
 ImageNet normalisation; val/test = Resize(256) + CenterCrop(224).
 """
+
 from torchvision import transforms as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
