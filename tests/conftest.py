@@ -1,6 +1,7 @@
 """Fixtures shared by the tests that train for real on tiny data."""
 
 import hashlib
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -98,6 +99,44 @@ def one_line_error(code, err, *culprits):
     for culprit in culprits:
         assert str(culprit) in lines[0], (culprit, lines[0])
     return lines[0]
+
+
+def run_cli(capsys, argv):
+    """(exit code, stderr, stdout) of ``oltr.cli.main(argv)``."""
+    from oltr.cli import main
+
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.err, captured.out
+
+
+def refused(capsys, argv, untouched, *culprits):
+    """The command is one user error naming every culprit and changes no file under ``untouched``."""
+    before = hashes(untouched)
+    code, err, _ = run_cli(capsys, argv)
+    line = one_line_error(code, err, *culprits)
+    assert hashes(untouched) == before
+    return line
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_digits_root, tmp_path_factory):
+    """A finished, tested 1-epoch stage-1 run (Digits_LT's config on the tiny splits); copy it before changing it."""
+    from oltr.cli import main
+
+    log_dir = tmp_path_factory.mktemp("finished") / "run"
+    argv = ["--config", "config/Digits_LT/stage_1.py", "--opts", *tiny_opts(tiny_digits_root, log_dir)]
+    assert main(argv) == 0
+    assert main(["--test", *argv]) == 0
+    return log_dir
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    """A copy of the ``trained`` run, for a test to change."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,7 +5,6 @@ holding files of someone else is refused; log_dir / or . is refused.
 """
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import hashes, one_line_error, tiny_opts
+from conftest import hashes, one_line_error, run_cli, tiny_opts
 
-from oltr.cli import main
 from oltr.engine.run_dir import RunDirError, move_aside_locked
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,28 +28,6 @@ lock = RunLock({log_dir!r}, "training").acquire()
 print("locked", flush=True)
 time.sleep(60)
 """
-
-
-def run_cli(capsys, argv):
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.err, captured.out
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_digits_root, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("finished") / "run"
-    argv = ["--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, log_dir)]
-    assert main(argv) == 0
-    assert main(["--test", *argv]) == 0
-    return log_dir
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(trained, copy)
-    return copy
 
 
 def test_overwrite_of_a_live_run_is_refused_and_moves_nothing(capsys, tiny_digits_root, run_copy):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import hashes, one_line_error, tiny_opts
+from conftest import hashes, one_line_error, refused, run_cli, tiny_opts
 
 from oltr import report
 from oltr.cli import main
@@ -28,42 +28,12 @@ STAGE_1 = "config/Digits_LT/stage_1.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def run_cli(capsys, argv):
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.err, captured.out
-
-
-def refused(capsys, argv, untouched, *culprits):
-    before = hashes(untouched)
-    code, err, _ = run_cli(capsys, argv)
-    line = one_line_error(code, err, *culprits)
-    assert hashes(untouched) == before
-    return line
-
-
 def split_copy(tiny_digits_root, folder):
     """The Tiny split files in a folder of their own (images stay under the data root)."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in tiny_digits_root.glob("Tiny_*.txt"):
         shutil.copy(path, folder / path.name)
     return folder
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_digits_root, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("finished") / "run"
-    argv = ["--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, log_dir)]
-    assert main(argv) == 0
-    assert main(["--test", *argv]) == 0
-    return log_dir
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(trained, copy)
-    return copy
 
 
 # ----------------------------------------------------------------------------- --resume

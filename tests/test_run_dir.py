@@ -11,14 +11,13 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import hashes, one_line_error, tiny_opts
+from conftest import hashes, one_line_error, refused, run_cli, tiny_opts
 
 from oltr.cli import main
 from oltr.runs import trainer
@@ -27,37 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 STAGE_1 = "config/Digits_LT/stage_1.py"
 STAGE_2 = "config/Digits_LT/stage_2_meta_embedding.py"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(capsys, argv):
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.err, captured.out
-
-
-def refused(capsys, argv, untouched, *culprits):
-    before = hashes(untouched)
-    code, err, _ = run_cli(capsys, argv)
-    line = one_line_error(code, err, *culprits)
-    assert hashes(untouched) == before
-    return line
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_digits_root, tmp_path_factory):
-    """A finished, tested 1-epoch stage-1 run; the tests copy it before changing anything."""
-    log_dir = tmp_path_factory.mktemp("finished") / "run"
-    argv = ["--config", STAGE_1, "--opts", *tiny_opts(tiny_digits_root, log_dir)]
-    assert main(argv) == 0
-    assert main(["--test", *argv]) == 0
-    return log_dir
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(trained, copy)
-    return copy
 
 
 # ----------------------------------------------------------------------------- a finished run survives
