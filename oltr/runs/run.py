@@ -106,33 +106,25 @@ def build_run(config, ctx, echo=True, defer_logs=False, require_every_class=True
     if training_opt["channels_last"]:
         network.to(memory_format=torch.channels_last)
 
-    if config["memory"]["init_centroids"]:
+    def class_means(what):
+        """The mean feature of every class, one pass over the training split with test-time transforms."""
         plain_train = loaders.build_dataset(training_opt, train_samples, train=False, like=train_set)
         loader = loaders.build_eval_loader(training_opt, plain_train, ctx, passes="one")
-        centroids = compute_centroids(
+        return compute_centroids(
             network.feat_model,
             loader,
             training_opt["num_classes"],
             ctx,
             amp=training_opt["amp"],
             channels_last=training_opt["channels_last"],
-            progress=progress_bar("centroids", ctx),
+            progress=progress_bar(what, ctx),
         )
-        criterions["FeatureLoss"].module.centroids.data.copy_(centroids)
+
+    if config["memory"]["init_centroids"]:
+        criterions["FeatureLoss"].module.centroids.data.copy_(class_means("centroids"))
         logger.info("centroids initialised from one pass over the training set")
     if recipe.wants_class_means(config):  # the finetune recipe's classifier_init: class_mean
-        plain_train = loaders.build_dataset(training_opt, train_samples, train=False, like=train_set)
-        loader = loaders.build_eval_loader(training_opt, plain_train, ctx, passes="one")
-        means = compute_centroids(
-            network.feat_model,
-            loader,
-            training_opt["num_classes"],
-            ctx,
-            amp=training_opt["amp"],
-            channels_last=training_opt["channels_last"],
-            progress=progress_bar("class means", ctx),
-        )
-        logger.info(recipe.init_classifier(network, means))
+        logger.info(recipe.init_classifier(network, class_means("class means")))
 
     optimizers = optim.build_optimizers(network, criterions, config)
     schedulers = optim.build_schedulers(optimizers, training_opt)
