@@ -7,7 +7,6 @@ validation threshold (oltr.evaluation.open_scores). The predictions file gains e
 (``score_<name>``) for the report's paired comparisons.
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from ..evaluation.open_scores import scorer_metrics
 from ..evaluation.scorers import SCORERS, build_scorer
 from ..evaluation.scorers.base import logits_array
 from ..recipes.decoupled import collect_features
+from .run import samples_sha256
 
 
 def build_scorers(config):
@@ -40,19 +40,12 @@ def needs_features(scorers):
     return any(scorer.needs_features for _, scorer in scorers)
 
 
-def _split_digest(samples):
-    digest = hashlib.sha256()
-    for path, label in samples:
-        digest.update(f"{path}\t{label}\n".encode())
-    return digest.hexdigest()
-
-
 def training_features(config, feat_model, ctx, weights_sha256):
     """(features, labels) of the training split with test-time transforms, from the run's cache when it
     holds the same checkpoint's features of the same split, else from one pass (then cached)."""
     training_opt = config["training_opt"]
     samples = loaders.load_samples(training_opt, "train")
-    digest = _split_digest(samples)
+    digest = samples_sha256(samples, training_opt["data_root"])
     path = Path(training_opt["log_dir"]) / f"open_fit_features-{weights_sha256[:16]}.npz"
     try:
         with np.load(path) as saved:
