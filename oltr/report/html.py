@@ -11,7 +11,7 @@ from pathlib import Path
 from ..common.atomic import write_text_atomic
 from .formats import CI_NOTE, format_cell
 from .layout import COLUMNS
-from .scorers import SCORER_COLUMNS, _text
+from .scorers import SCORER_COLUMNS
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -45,9 +45,8 @@ def _scorer_table(rows):
         "</thead><tbody>"
     ]
     for row in rows:
-        cells = "".join(
-            f"<td>{html.escape(_text(row['cells'][key], percent))}</td>" for key, _, percent, _ in SCORER_COLUMNS
-        )
+        texts = [format_cell(row["cells"][key], percent, "ours") for key, _, percent, _ in SCORER_COLUMNS]
+        cells = "".join(f"<td>{html.escape(text)}</td>" for text in texts)
         lines.append(
             f"<tr><td>{html.escape(row['label'])}</td><td>{html.escape(row['scorer_label'])}</td>{cells}"
             f"<td>{row['runs']}</td></tr>"

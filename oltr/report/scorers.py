@@ -10,6 +10,7 @@ import io
 import statistics
 
 from .aggregate import finite_number, recipe_groups
+from .formats import format_cell
 
 # (key, header, percent?, how to read it from one scorer's results)
 SCORER_COLUMNS = (
@@ -26,9 +27,10 @@ SCORER_COLUMNS = (
 
 
 def _cell(values, percent):
+    """{mean, std} over the runs in display units, as the main table's cells; mean None: "n/a"."""
     values = [value * (100 if percent else 1) for value in values if finite_number(value) is not None]
     if not values:
-        return None
+        return {"mean": None, "std": None}
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
@@ -53,14 +55,6 @@ def scorer_rows(results, dataset):
     return rows
 
 
-def _text(cell, percent):
-    if cell is None:
-        return "n/a"
-    digits = 1 if percent else 3
-    text = f"{cell['mean']:.{digits}f}"
-    return text if cell["std"] is None else f"{text} ± {cell['std']:.{digits}f}"
-
-
 def format_scorer_markdown(rows, dataset):
     """The Markdown table, or "" without scorer results."""
     if not rows:
@@ -73,7 +67,7 @@ def format_scorer_markdown(rows, dataset):
         "|" + "---|" * len(header),
     ]
     for row in rows:
-        cells = [_text(row["cells"][key], percent) for key, _, percent, _ in SCORER_COLUMNS]
+        cells = [format_cell(row["cells"][key], percent, "ours") for key, _, percent, _ in SCORER_COLUMNS]
         lines.append("| " + " | ".join([row["label"], row["scorer_label"], *cells, str(row["runs"])]) + " |")
     lines += [
         "",
@@ -99,7 +93,7 @@ def format_scorer_csv(rows):
             digits = 3 if percent else 5
             values += (
                 ["", ""]
-                if cell is None
+                if cell["mean"] is None
                 else [
                     f"{cell['mean']:.{digits}f}",
                     "" if cell["std"] is None else f"{cell['std']:.{digits}f}",
@@ -124,8 +118,9 @@ def plot_auroc_by_shot(rows, dataset, path):
     groups = ("auroc_many", "auroc_medium", "auroc_few")
     for axis, scorer in zip(axes, scorers):
         for row in (row for row in rows if row["scorer"] == scorer):
-            means = [row["cells"][key]["mean"] if row["cells"][key] else float("nan") for key in groups]
-            errors = [(row["cells"][key] or {}).get("std") or 0.0 for key in groups]
+            cells = [row["cells"][key] for key in groups]
+            means = [float("nan") if cell["mean"] is None else cell["mean"] for cell in cells]
+            errors = [cell["std"] or 0.0 for cell in cells]
             axis.errorbar(range(3), means, yerr=errors, marker="o", capsize=3, label=row["label"])
         axis.set_xticks(range(3), ["many", "medium", "few"])
         axis.set_title(scorer)
