@@ -113,7 +113,8 @@ def evaluate(config, ctx, open_set=False, echo=True, allow_config_change=False, 
             open_logits, open_labels, open_features = split_logits("open")
             logits, labels = torch.cat([logits, open_logits]), torch.cat([labels, open_labels])
             features = None if test_features is None else np.concatenate([test_features, open_features])
-            open_scoring.fit_scorers(scorers, config, network, ctx, weights_sha256(checkpoint))
+            if with_features:  # the cache is keyed by the weights' hash: computed only when a scorer needs it
+                open_scoring.fit_scorers(scorers, config, network, ctx, weights_sha256(checkpoint))
             scoring = (scorers, features, split_logits("val"))
         if ctx.is_main:
             results = _score(
