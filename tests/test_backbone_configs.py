@@ -7,13 +7,14 @@ import math
 
 import pytest
 import torch
+from conftest import require_extra
 
 from oltr.config.schema import load_config
 from oltr.models.network import build_network
 from oltr.recipes import resolve
 
-timm = pytest.importorskip("timm")
-pytest.importorskip("peft")
+timm = require_extra("timm")
+require_extra("peft")
 
 
 def loaded(path):

@@ -4,10 +4,10 @@ of the LIFT config's recipe and reports throughput. Timings are never asserted."
 import importlib.util
 from pathlib import Path
 
-import pytest
+from conftest import require_extra
 
-pytest.importorskip("timm")
-pytest.importorskip("peft")
+require_extra("timm")
+require_extra("peft")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import require_extra
 
-pytest.importorskip("timm")
-pytest.importorskip("peft")
+require_extra("timm")
+require_extra("peft")
 
 from oltr.common.errors import ConfigError  # noqa: E402
 from oltr.config.schema import load_config  # noqa: E402

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import require_extra
 
-timm = pytest.importorskip("timm")
-safetensors_torch = pytest.importorskip("safetensors.torch")
+timm = require_extra("timm")
+safetensors_torch = require_extra("safetensors.torch")
 
 from oltr.cli import main  # noqa: E402
 from oltr.common.errors import CheckpointError, ConfigError  # noqa: E402

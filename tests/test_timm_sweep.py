@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, require_extra
 
 from oltr.common.run_files import RESULTS_CLOSED, RESULTS_OPEN
 from oltr.config.schema import load_config
 from oltr.recipes import resolve
 from oltr.sweep import cli
 
-pytest.importorskip("timm")
-pytest.importorskip("peft")
+require_extra("timm")
+require_extra("peft")
 
 RECIPES = ("meta_embedding", "crt", "lws", "tau_norm", "ncm", "finetune")
 
