@@ -103,12 +103,12 @@ def one_line_error(code, err, *culprits):
     return lines[0]
 
 
-def require_extra(module):
+def require_extra(module, extra="timm"):
     """``module`` of an optional extra: skipped without it, except under CI=true (.ci/run installs every
     extra), where a missing module fails the test instead of hiding it."""
     if os.environ.get("CI") == "true":
         return importlib.import_module(module)
-    return pytest.importorskip(module)
+    return pytest.importorskip(module, reason=f"the {extra} extra is not installed (pip install -e '.[{extra}]')")
 
 
 def run_cli(capsys, argv):
